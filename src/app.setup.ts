@@ -1,0 +1,66 @@
+import type { INestApplication } from '@nestjs/common';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Env } from './config/env';
+import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
+import { createValidationPipe } from './common/validation';
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** The incoming X-Request-Id when it is sane, else a new UUID. */
+export function requestIdFor(req: IncomingMessage): string {
+  const incoming = req.headers['x-request-id'];
+  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+export function createFastifyAdapter(env: Env): FastifyAdapter {
+  return new FastifyAdapter({
+    bodyLimit: env.BODY_LIMIT_BYTES,
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    logger: false,
+    return503OnClosing: true,
+  });
+}
+
+export const OPENAPI_PATH = 'docs';
+
+/**
+ * Everything that makes the HTTP surface what it is; main.ts and the e2e
+ * tests both call it, so tests exercise the app exactly as it is served.
+ */
+export async function configureApp(app: NestFastifyApplication, env: Env): Promise<NestFastifyApplication> {
+  const fastify = app.getHttpAdapter().getInstance();
+  // Only JSON bodies are accepted: a text/plain body is a 415, not a string to validate.
+  fastify.removeContentTypeParser(['text/plain']);
+  fastify.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    done();
+  });
+
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new ProblemDetailsFilter());
+  setupOpenApi(app, env);
+  await app.init();
+  return app;
+}
+
+function setupOpenApi(app: INestApplication, env: Env): void {
+  const config = new DocumentBuilder()
+    .setTitle('Bulk action jobs')
+    .setDescription(
+      'Submit one action over many targets, follow its progress, cancel, delete and restore jobs. ' +
+        'Every error is application/problem+json (RFC 9457) with legacy `error`/`details` members.',
+    )
+    .setVersion('1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT with bulk-jobs:read / bulk-jobs:write scopes.' })
+    .build();
+  const document = SwaggerModule.createDocument(app, config);
+  SwaggerModule.setup(OPENAPI_PATH, app, document, {
+    jsonDocumentUrl: `${OPENAPI_PATH}-json`,
+    swaggerOptions: { persistAuthorization: true },
+  });
+  void env;
+}

@@ -1,0 +1,32 @@
+import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import { ForbiddenError, UnauthenticatedError } from '../common/problem-details/domain-error';
+import { PRINCIPAL_KEY, PUBLIC_METADATA, REQUIRED_SCOPE_METADATA } from './auth.decorators';
+import { hasScope, type Scope } from './scopes';
+import { TokenVerifier } from './token-verifier';
+
+/** Global guard: a verified bearer token on every route, and the route's scope. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly verifier: TokenVerifier,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_METADATA, targets)) return true;
+
+    const request = context.switchToHttp().getRequest<FastifyRequest & Record<string, unknown>>();
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header) : null;
+    if (!match) throw new UnauthenticatedError();
+    const principal = await this.verifier.verify(match[1]);
+
+    const scope = this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE_METADATA, targets);
+    if (scope && !hasScope(principal, scope)) throw new ForbiddenError(scope);
+    request[PRINCIPAL_KEY] = principal;
+    return true;
+  }
+}

@@ -1,0 +1,92 @@
+import { Injectable } from '@nestjs/common';
+import jwt, { type JwtHeader, type JwtPayload } from 'jsonwebtoken';
+import { JwksClient } from 'jwks-rsa';
+import { Env } from '../config/env';
+import { UnauthenticatedError } from '../common/problem-details/domain-error';
+import { resolveJwtSecret } from './jwt-secret';
+import { parseScopes, SCOPES, type Principal } from './scopes';
+
+const ASYMMETRIC_ALGORITHMS: jwt.Algorithm[] = ['RS256', 'ES256'];
+
+/**
+ * Verifies bearer tokens: HS256 with AUTH_JWT_SECRET, or RS256/ES256 with keys
+ * from AUTH_JWKS_URL. The accepted algorithms are fixed per key kind, so `none`
+ * and algorithm confusion (an HS256 token signed with a public key) fail.
+ */
+@Injectable()
+export class TokenVerifier {
+  private readonly secret: string | undefined;
+  private readonly jwks: JwksClient | undefined;
+
+  constructor(private readonly env: Env) {
+    this.secret = resolveJwtSecret(env);
+    this.jwks = env.AUTH_JWKS_URL
+      ? new JwksClient({
+          jwksUri: env.AUTH_JWKS_URL,
+          cache: true,
+          cacheMaxAge: 10 * 60_000,
+          rateLimit: true,
+          jwksRequestsPerMinute: 10,
+          timeout: 5000,
+        })
+      : undefined;
+    if (!this.secret && !this.jwks) {
+      throw new Error('No token key configured: set AUTH_JWT_SECRET or AUTH_JWKS_URL');
+    }
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const header = decodeHeader(token);
+    let payload: JwtPayload;
+    try {
+      if (header.alg === 'HS256' && this.secret) {
+        payload = this.verifyWith(token, this.secret, ['HS256']);
+      } else if (ASYMMETRIC_ALGORITHMS.includes(header.alg as jwt.Algorithm) && this.jwks) {
+        const key = await this.jwks.getSigningKey(header.kid);
+        payload = this.verifyWith(token, key.getPublicKey(), [header.alg as jwt.Algorithm]);
+      } else {
+        throw new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
+      }
+    } catch (err) {
+      if (err instanceof UnauthenticatedError) throw err;
+      throw new UnauthenticatedError(describe(err));
+    }
+    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
+      throw new UnauthenticatedError('The token has no valid "sub" claim.');
+    }
+    const scopes = parseScopes(payload.scope ?? payload.scp);
+    return { sub: payload.sub, scopes, isAdmin: scopes.has(SCOPES.admin) };
+  }
+
+  private verifyWith(token: string, key: string, algorithms: jwt.Algorithm[]): JwtPayload {
+    const payload = jwt.verify(token, key, {
+      algorithms,
+      issuer: this.env.AUTH_JWT_ISSUER,
+      audience: this.env.AUTH_JWT_AUDIENCE,
+      clockTolerance: 5,
+      complete: false,
+    });
+    if (typeof payload === 'string') throw new UnauthenticatedError('The token payload is not a JSON object.');
+    if (typeof payload.exp !== 'number') throw new UnauthenticatedError('The token has no "exp" claim.');
+    return payload;
+  }
+}
+
+function decodeHeader(token: string): JwtHeader {
+  const decoded = jwt.decode(token, { complete: true });
+  if (!decoded || typeof decoded !== 'object' || !decoded.header) {
+    throw new UnauthenticatedError('The bearer token is malformed.');
+  }
+  return decoded.header;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof jwt.TokenExpiredError) return 'The token has expired.';
+  if (err instanceof jwt.NotBeforeError) return 'The token is not valid yet.';
+  if (err instanceof jwt.JsonWebTokenError) {
+    if (/audience/.test(err.message)) return 'The token is not meant for this service (audience).';
+    if (/issuer/.test(err.message)) return 'The token was issued by an issuer this service does not trust.';
+    return 'The token signature or format is invalid.';
+  }
+  return 'The token could not be verified.';
+}

@@ -1,0 +1,40 @@
+/** Lifecycle of a job. See README "Status and transitions". */
+export const JOB_STATUSES = [
+  'pending',
+  'running',
+  'cancelling',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Terminal jobs never change status again; only they may be deleted. */
+export const TERMINAL_JOB_STATUSES = ['completed', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+export type TerminalJobStatus = (typeof TERMINAL_JOB_STATUSES)[number];
+
+/** A client may cancel these; cancelling a `cancelling` job is a no-op. */
+export const CANCELLABLE_JOB_STATUSES = ['pending', 'running'] as const satisfies readonly JobStatus[];
+
+export const ITEM_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'skipped'] as const;
+export type ItemStatus = (typeof ITEM_STATUSES)[number];
+
+export function isTerminal(status: JobStatus): status is TerminalJobStatus {
+  return (TERMINAL_JOB_STATUSES as readonly JobStatus[]).includes(status);
+}
+
+export function isDeletable(status: JobStatus): status is TerminalJobStatus {
+  return isTerminal(status);
+}
+
+export function isCancellable(status: JobStatus): boolean {
+  return (CANCELLABLE_JOB_STATUSES as readonly JobStatus[]).includes(status);
+}
+
+export function isJobStatus(value: string): value is JobStatus {
+  return (JOB_STATUSES as readonly string[]).includes(value);
+}
+
+export function isItemStatus(value: string): value is ItemStatus {
+  return (ITEM_STATUSES as readonly string[]).includes(value);
+}

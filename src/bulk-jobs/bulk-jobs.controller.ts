@@ -1,0 +1,131 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBearerAuth,
+  ApiHeader,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { CurrentPrincipal, RequireScope } from '../auth/auth.decorators';
+import { SCOPES, type Principal } from '../auth/scopes';
+import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import { ParseUuidParamPipe } from '../common/uuid-param.pipe';
+import { BulkJobsService } from './bulk-jobs.service';
+import {
+  BulkJobItemListResponseDto,
+  BulkJobListResponseDto,
+  BulkJobResponseDto,
+  DeleteBulkJobResponseDto,
+} from './dto/bulk-job-response.dto';
+import { CreateBulkJobDto } from './dto/create-bulk-job.dto';
+import { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
+import { IdempotencyKey } from './idempotency-key.decorator';
+
+export const JOBS_PATH = 'api/actions/bulk/jobs';
+
+const JobId = () => ApiParam({ name: 'id', required: true, schema: { type: 'string' }, description: 'The job id (a UUID).' });
+
+@ApiTags('bulk-jobs')
+@ApiBearerAuth()
+@Controller(JOBS_PATH)
+export class BulkJobsController {
+  constructor(private readonly jobs: BulkJobsService) {}
+
+  @Post()
+  @HttpCode(202)
+  @RequireScope(SCOPES.write)
+  @ApiOperation({ operationId: 'createBulkActionJob', summary: 'Create a bulk action job', description: 'Stores the job and one item per target; workers run the items in the background. With an Idempotency-Key, a repeated request within 24 hours returns the job the first one created.' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 printable ASCII characters; scoped to the caller.' })
+  @ApiAcceptedResponse({ type: BulkJobResponseDto, description: 'Accepted. `Location` points at the job.', headers: { Location: { schema: { type: 'string' }, description: 'The job URL.' } } })
+  @ApiProblemResponses(400, 401, 403, 413, 415, 422)
+  async create(
+    @CurrentPrincipal() principal: Principal,
+    @Body() dto: CreateBulkJobDto,
+    @IdempotencyKey() idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<BulkJobResponseDto> {
+    const { job, replayed } = await this.jobs.create(principal, dto, idempotencyKey);
+    void reply.header('location', `/${JOBS_PATH}/${job.id}`);
+    if (replayed) void reply.header('idempotent-replayed', 'true');
+    return job;
+  }
+
+  @Get()
+  @RequireScope(SCOPES.read)
+  @ApiOperation({ operationId: 'listBulkActionJobs', summary: 'List bulk action jobs', description: "The caller's jobs (every owner's for admins), newest first, keyset-paginated. Deleted jobs are left out unless show_deleted=true." })
+  @ApiOkResponse({ type: BulkJobListResponseDto })
+  @ApiProblemResponses(400, 401, 403)
+  list(@CurrentPrincipal() principal: Principal, @Query() query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
+    return this.jobs.list(principal, query);
+  }
+
+  @Get(':id')
+  @RequireScope(SCOPES.read)
+  @JobId()
+  @ApiOperation({ operationId: 'getBulkActionJob', summary: 'Get a bulk action job', description: 'A soft-deleted job is still shown, with deleted_at and purge_at set, until it is purged.' })
+  @ApiOkResponse({ type: BulkJobResponseDto })
+  @ApiProblemResponses(400, 401, 403, 404)
+  get(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
+    return this.jobs.get(principal, id);
+  }
+
+  @Get(':id/items')
+  @RequireScope(SCOPES.read)
+  @JobId()
+  @ApiOperation({ operationId: 'listBulkActionJobItems', summary: "List a job's items", description: 'In target order, keyset-paginated, optionally filtered by status.' })
+  @ApiOkResponse({ type: BulkJobItemListResponseDto })
+  @ApiProblemResponses(400, 401, 403, 404)
+  listItems(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Query() query: ListItemsQueryDto,
+  ): Promise<BulkJobItemListResponseDto> {
+    return this.jobs.listItems(principal, id, query);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({ operationId: 'cancelBulkActionJob', summary: 'Cancel a bulk action job', description: 'Pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.' })
+  @ApiOkResponse({ type: BulkJobResponseDto })
+  @ApiProblemResponses(400, 401, 403, 404, [409, 'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).'])
+  cancel(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
+    return this.jobs.cancel(principal, id);
+  }
+
+  @Delete(':id')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'deleteBulkActionJob',
+    summary: 'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled',
+    description: 'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled.',
+  })
+  @ApiOkResponse({ type: DeleteBulkJobResponseDto, description: 'Successful response' })
+  @ApiProblemResponses(
+    [400, 'The id is not a UUID (`/problems/validation-error`, with `details.id`).'],
+    401,
+    403,
+    404,
+    [409, 'The job is pending or running (`/problems/job-not-deletable`, with `job_status`).'],
+  )
+  delete(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<DeleteBulkJobResponseDto> {
+    return this.jobs.delete(principal, id);
+  }
+
+  @Post(':id/restore')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({ operationId: 'restoreBulkActionJob', summary: 'Restore a soft-deleted bulk action job', description: 'Undoes a delete while the job is retained (until purge_at).' })
+  @ApiOkResponse({ type: BulkJobResponseDto })
+  @ApiProblemResponses(400, 401, 403, [404, 'The job is unknown, not yours, or already purged.'], [409, 'The job is not deleted (`/problems/job-not-deleted`).'])
+  restore(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
+    return this.jobs.restore(principal, id);
+  }
+}

@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { ActionsModule } from '../actions/actions.module';
+import { BulkJobsController } from './bulk-jobs.controller';
+import { BulkJobsPurger } from './bulk-jobs-purger';
+import { BulkJobsService } from './bulk-jobs.service';
+
+@Module({
+  imports: [ActionsModule],
+  controllers: [BulkJobsController],
+  providers: [BulkJobsService, BulkJobsPurger],
+  exports: [BulkJobsService],
+})
+export class BulkJobsModule {}

@@ -1,0 +1,139 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../bulk-job-status';
+
+export class JobErrorDto {
+  @ApiProperty({ example: 'ACTION_ERROR' })
+  code: string;
+
+  @ApiProperty({ example: 'Upstream answered 404' })
+  message: string;
+}
+
+export class BulkJobResponseDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+
+  @ApiProperty({ example: 'noop' })
+  action: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, example: {} })
+  params: Record<string, unknown>;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { max_attempts: 3 } })
+  options: Record<string, unknown>;
+
+  @ApiProperty({ enum: JOB_STATUSES, example: 'running' })
+  status: JobStatus;
+
+  @ApiProperty({ type: 'integer', example: 1000 })
+  total_items: number;
+
+  @ApiProperty({ type: 'integer', example: 420 })
+  succeeded_items: number;
+
+  @ApiProperty({ type: 'integer', example: 3 })
+  failed_items: number;
+
+  @ApiProperty({ type: 'integer', example: 0 })
+  skipped_items: number;
+
+  @ApiProperty({ description: 'Share of items finished (succeeded, failed or skipped), 0 to 1.', example: 0.423 })
+  progress: number;
+
+  @ApiProperty({ description: 'The `sub` of the token that created the job.', example: 'alice' })
+  owner: string;
+
+  @ApiProperty({ type: () => JobErrorDto, nullable: true, description: 'Why the job could not run at all.' })
+  error: JobErrorDto | null;
+
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
+  deleted_at: string | null;
+
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true, description: 'When a deleted job is purged for good.' })
+  purge_at: string | null;
+
+  @ApiProperty({ type: 'string', format: 'date-time' })
+  created_at: string;
+
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
+  started_at: string | null;
+
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
+  finished_at: string | null;
+
+  @ApiProperty({ type: 'string', format: 'date-time' })
+  updated_at: string;
+}
+
+export class BulkJobListResponseDto {
+  @ApiProperty({ type: () => [BulkJobResponseDto] })
+  items: BulkJobResponseDto[];
+
+  @ApiProperty({ type: 'string', nullable: true, description: 'Pass as `cursor` for the next page; null on the last page.' })
+  next_cursor: string | null;
+}
+
+export class BulkJobItemResponseDto {
+  @ApiProperty({ type: 'integer', description: "The target's position in the job, from 0.", example: 0 })
+  seq: number;
+
+  @ApiProperty({ example: 'user-42' })
+  target_id: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
+  data: Record<string, unknown> | null;
+
+  @ApiProperty({ enum: ITEM_STATUSES, example: 'succeeded' })
+  status: ItemStatus;
+
+  @ApiProperty({ type: 'integer', example: 1 })
+  attempts: number;
+
+  @ApiProperty({ type: () => JobErrorDto, nullable: true })
+  last_error: JobErrorDto | null;
+
+  @ApiProperty({ description: "The action's result, if it returned one.", nullable: true, example: null })
+  result: unknown;
+
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
+  started_at: string | null;
+
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
+  finished_at: string | null;
+}
+
+export class BulkJobItemListResponseDto {
+  @ApiProperty({ type: () => [BulkJobItemResponseDto] })
+  items: BulkJobItemResponseDto[];
+
+  @ApiProperty({ type: 'string', nullable: true })
+  next_cursor: string | null;
+}
+
+/** The seeded DELETE response: all three members required. */
+export class DeleteBulkJobResponseDto {
+  @ApiProperty({ type: 'string', format: 'uuid', required: true })
+  job_id: string;
+
+  @ApiProperty({ type: 'string', required: true, example: 'completed', description: 'The job status: completed, failed or cancelled.' })
+  status: string;
+
+  @ApiProperty({ type: 'boolean', required: true, example: true })
+  success: boolean;
+}
+
+export class ActionDescriptionDto {
+  @ApiProperty({ example: 'noop' })
+  name: string;
+
+  @ApiProperty({ example: 'Does nothing and succeeds at once.' })
+  description: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'JSON Schema of the params.' })
+  params_schema: Record<string, unknown>;
+}
+
+export class ActionListResponseDto {
+  @ApiProperty({ type: () => [ActionDescriptionDto] })
+  items: ActionDescriptionDto[];
+}

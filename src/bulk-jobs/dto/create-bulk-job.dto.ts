@@ -1,0 +1,133 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import {
+  IsArray,
+  IsInt,
+  IsNumber,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  ValidateNested,
+  registerDecorator,
+  type ValidationArguments,
+} from 'class-validator';
+
+export const TARGET_ID_MAX_LENGTH = 512;
+
+export type TargetInput = string | { id: string; data?: Record<string, unknown> };
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why one target is invalid, or null. Exported for the streaming create. */
+export function targetProblem(t: unknown): string | null {
+  if (typeof t === 'string') {
+    return t.length >= 1 && t.length <= TARGET_ID_MAX_LENGTH
+      ? null
+      : `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
+  }
+  if (!isPlainObject(t)) return 'must be a string id or an object { "id": string, "data"?: object }';
+  for (const key of Object.keys(t)) {
+    if (key !== 'id' && key !== 'data') return `has an unknown member "${key}"`;
+  }
+  if (typeof t.id !== 'string' || t.id.length < 1 || t.id.length > TARGET_ID_MAX_LENGTH) {
+    return `id must be a string of 1 to ${TARGET_ID_MAX_LENGTH} characters`;
+  }
+  if (t.data !== undefined && !isPlainObject(t.data)) return 'data must be an object';
+  return null;
+}
+
+/** Validates every element of a target list; the message names the first bad index. */
+function IsTargetList(): PropertyDecorator {
+  return (object, propertyName) => {
+    let firstProblem = '';
+    registerDecorator({
+      name: 'isTargetList',
+      target: object.constructor,
+      propertyName: propertyName as string,
+      validator: {
+        validate(value: unknown) {
+          if (!Array.isArray(value)) return false;
+          if (value.length === 0) {
+            firstProblem = 'must contain at least one target';
+            return false;
+          }
+          for (let i = 0; i < value.length; i++) {
+            const problem = targetProblem(value[i]);
+            if (problem) {
+              firstProblem = `targets[${i}] ${problem}`;
+              return false;
+            }
+          }
+          return true;
+        },
+        defaultMessage(args?: ValidationArguments) {
+          return Array.isArray(args?.value) ? firstProblem : 'must be an array of targets';
+        },
+      },
+    });
+  };
+}
+
+export class JobOptionsDto {
+  @ApiPropertyOptional({ description: 'Attempts per item before it fails.', minimum: 1, maximum: 25, default: 3, example: 3 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(25)
+  max_attempts?: number;
+
+  @ApiPropertyOptional({ description: 'Items of this job in flight at once, across all workers.', minimum: 1, maximum: 10000, example: 10 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  concurrency?: number;
+
+  @ApiPropertyOptional({ description: 'Items of this job started per second at most (protects a downstream API).', minimum: 0.01, maximum: 100000, example: 50 })
+  @IsOptional()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0.01)
+  @Max(100_000)
+  rate_limit_per_second?: number;
+}
+
+export class TargetDto {
+  @ApiProperty({ minLength: 1, maxLength: TARGET_ID_MAX_LENGTH, example: 'user-42' })
+  id: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { email: 'a@example.com' } })
+  data?: Record<string, unknown>;
+}
+
+export class CreateBulkJobDto {
+  @ApiProperty({ description: 'A registered action (GET /api/actions/bulk/actions).', example: 'noop' })
+  @IsString()
+  @Matches(/^[a-z][a-z0-9_.-]{0,63}$/, { message: 'action must be a registered action name' })
+  action: string;
+
+  @ApiProperty({
+    description: `The targets: string ids (1–${TARGET_ID_MAX_LENGTH} characters) or { id, data } objects. One item is created per target, in this order.`,
+    type: 'array',
+    items: { oneOf: [{ type: 'string', minLength: 1, maxLength: TARGET_ID_MAX_LENGTH }, { $ref: '#/components/schemas/TargetDto' }] },
+    example: ['user-1', 'user-2', { id: 'user-3', data: { note: 'vip' } }],
+  })
+  @IsArray()
+  @IsTargetList()
+  targets: TargetInput[];
+
+  @ApiPropertyOptional({ description: "The action's parameters, validated against its JSON schema.", type: 'object', additionalProperties: true, example: {} })
+  @IsOptional()
+  @IsObject()
+  params?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ type: () => JobOptionsDto })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => JobOptionsDto)
+  options?: JobOptionsDto;
+}

@@ -1,0 +1,48 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../bulk-job-status';
+import { MAX_PAGE_SIZE } from '../../common/pagination/cursor';
+
+// Query values arrive as strings: accept only a plain positive integer, so
+// that "1.5", "1e3" or "10abc" are refused rather than coerced.
+const toStrictInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : value;
+const toStrictBool = ({ value }: { value: unknown }) =>
+  value === 'true' ? true : value === 'false' ? false : value;
+
+export class PageQueryDto {
+  @ApiPropertyOptional({ description: `Page size; values above ${MAX_PAGE_SIZE} are lowered to ${MAX_PAGE_SIZE}.`, minimum: 1, default: 50, example: 50 })
+  @IsOptional()
+  @Transform(toStrictInt)
+  @IsInt({ message: 'limit must be a positive integer' })
+  @Min(1, { message: 'limit must be a positive integer' })
+  @Max(999_999_999)
+  limit?: number;
+
+  @ApiPropertyOptional({ description: 'The `next_cursor` of the previous page.' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
+  cursor?: string;
+}
+
+export class ListJobsQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ enum: JOB_STATUSES, description: 'Only jobs in this status.' })
+  @IsOptional()
+  @IsIn(JOB_STATUSES, { message: `status must be one of ${JOB_STATUSES.join(', ')}` })
+  status?: JobStatus;
+
+  @ApiPropertyOptional({ description: 'Include soft-deleted jobs.', default: false })
+  @IsOptional()
+  @Transform(toStrictBool)
+  @IsBoolean({ message: 'show_deleted must be true or false' })
+  show_deleted?: boolean;
+}
+
+export class ListItemsQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ enum: ITEM_STATUSES, description: 'Only items in this status.' })
+  @IsOptional()
+  @IsIn(ITEM_STATUSES, { message: `status must be one of ${ITEM_STATUSES.join(', ')}` })
+  status?: ItemStatus;
+}

@@ -1,0 +1,36 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { reasonPhrase } from './problem-details';
+import { ProblemDetailsDto } from './problem-details.dto';
+
+const DEFAULT_DESCRIPTIONS: Record<number, string> = {
+  400: 'The request is not valid (see `details`).',
+  401: 'Authentication is required or the supplied token is invalid.',
+  403: 'The token lacks the scope this operation needs.',
+  404: 'The requested resource was not found.',
+  409: 'The resource is not in a state that allows this operation.',
+  413: 'The request body is larger than the server accepts.',
+  415: 'The request body has an unsupported media type.',
+  422: 'The Idempotency-Key was already used with a different body.',
+  500: 'Internal server error',
+  503: 'The database is unavailable; retry after `Retry-After` seconds.',
+};
+
+/** Documents problem+json responses for the given statuses (plus 500 and 503, which any call can give). */
+export function ApiProblemResponses(...entries: (number | [number, string])[]) {
+  const all = new Map<number, string>();
+  for (const e of [...entries, 500, 503]) {
+    const [status, description] = Array.isArray(e) ? e : [e, DEFAULT_DESCRIPTIONS[e] ?? reasonPhrase(e)];
+    all.set(status, description);
+  }
+  return applyDecorators(
+    ApiExtraModels(ProblemDetailsDto),
+    ...[...all].map(([status, description]) =>
+      ApiResponse({
+        status,
+        description,
+        content: { 'application/problem+json': { schema: { $ref: getSchemaPath(ProblemDetailsDto) } } },
+      }),
+    ),
+  );
+}

@@ -1,0 +1,62 @@
+/**
+ * Every error the service raises on purpose has a code. The global filter maps
+ * each code to an HTTP status and a problem type in one exhaustive switch.
+ */
+export type DomainErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'JOB_NOT_FOUND'
+  | 'JOB_NOT_DELETABLE'
+  | 'JOB_NOT_CANCELLABLE'
+  | 'JOB_NOT_DELETED'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'SERVICE_UNAVAILABLE';
+
+export abstract class DomainError extends Error {
+  abstract readonly code: DomainErrorCode;
+  /** Extra members for the problem body (RFC 9457 extension members). */
+  readonly extensions: Record<string, unknown> = {};
+
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input. `details` maps each offending field to a message. */
+export class ValidationFailedError extends DomainError {
+  readonly code = 'VALIDATION_FAILED';
+  constructor(
+    readonly details: Record<string, string>,
+    message = 'The request is not valid.',
+  ) {
+    super(message);
+  }
+}
+
+export class UnauthenticatedError extends DomainError {
+  readonly code = 'UNAUTHENTICATED';
+  constructor(message = 'A valid bearer token is required.') {
+    super(message);
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  readonly code = 'FORBIDDEN';
+  constructor(readonly requiredScope: string) {
+    super(`The token lacks the scope ${requiredScope}.`);
+    this.extensions.required_scope = requiredScope;
+  }
+}
+
+/** The database cannot be reached; the client should retry. */
+export class ServiceUnavailableError extends DomainError {
+  readonly code = 'SERVICE_UNAVAILABLE';
+  constructor(
+    readonly retryAfterSeconds = 5,
+    message = 'The service is temporarily unavailable. Retry later.',
+  ) {
+    super(message);
+  }
+}

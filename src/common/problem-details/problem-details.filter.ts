@@ -1,0 +1,62 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from './domain-error';
+import {
+  buildProblem,
+  mapDomainError,
+  mapHttpException,
+  mapUnknownError,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemMapping,
+} from './problem-details';
+
+/**
+ * The one place that turns errors into HTTP responses: every error leaves the
+ * service as application/problem+json. Unknown errors are logged with the
+ * request id and answered with a generic 500 that reveals nothing internal.
+ */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemDetails');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const mapping = this.map(exception);
+    const requestId = String(request.id);
+    const instance = (request.url ?? '/').split('?', 1)[0];
+
+    if (mapping.unexpected || mapping.status >= 500) {
+      this.logger.error(
+        `${request.method} ${instance} failed with ${mapping.status} (requestId=${requestId})`,
+        exception instanceof Error ? exception.stack : String(exception),
+      );
+    }
+    if (reply.sent) return;
+    for (const [name, value] of Object.entries(mapping.headers ?? {})) {
+      void reply.header(name, value);
+    }
+    void reply
+      .status(mapping.status)
+      .header('content-type', PROBLEM_CONTENT_TYPE)
+      .send(buildProblem(mapping, instance, requestId));
+  }
+
+  private map(exception: unknown): ProblemMapping {
+    if (exception instanceof DomainError) return mapDomainError(exception);
+    if (exception instanceof HttpException) return mapHttpException(exception);
+    const fastifyStatus = fastifyClientErrorStatus(exception);
+    if (fastifyStatus) return mapHttpException(new HttpException(String((exception as Error).message), fastifyStatus));
+    return mapUnknownError(exception);
+  }
+}
+
+/** Fastify's own client errors (FST_* codes with a 4xx statusCode) that were not wrapped. */
+function fastifyClientErrorStatus(exception: unknown): number | undefined {
+  const { code, statusCode } = (exception ?? {}) as { code?: unknown; statusCode?: unknown };
+  if (typeof code === 'string' && code.startsWith('FST_') && typeof statusCode === 'number') {
+    return statusCode >= 400 && statusCode < 500 ? statusCode : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,34 @@
+import { join } from 'node:path';
+import type { DataSourceOptions } from 'typeorm';
+import { BulkJobIdempotencyKey, BulkJobItem } from '../bulk-jobs/bulk-job-item.entity';
+import { BulkJob } from '../bulk-jobs/bulk-job.entity';
+
+export const ENTITIES = [BulkJob, BulkJobItem, BulkJobIdempotencyKey];
+
+export interface DatabaseSettings {
+  url: string;
+  poolSize?: number;
+  applicationName?: string;
+}
+
+/** The one place that says how the service talks to PostgreSQL. */
+export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url: settings.url,
+    entities: ENTITIES,
+    migrations: [join(__dirname, 'migrations', '*.{ts,js}')],
+    migrationsTableName: 'bulk_jobs_migrations',
+    migrationsRun: false,
+    synchronize: false,
+    logging: ['error'],
+    applicationName: settings.applicationName ?? 'bulk-jobs',
+    extra: {
+      max: settings.poolSize ?? 10,
+      connectionTimeoutMillis: 5000,
+      // Bounded so that a stuck statement cannot hold a pool slot forever.
+      statement_timeout: 60_000,
+      idle_in_transaction_session_timeout: 60_000,
+    },
+  };
+}
