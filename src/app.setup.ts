@@ -35,6 +35,9 @@ export async function configureApp(app: NestFastifyApplication, env: Env): Promi
   const fastify = app.getHttpAdapter().getInstance();
   // Only JSON bodies are accepted: a text/plain body is a 415, not a string to validate.
   fastify.removeContentTypeParser(['text/plain']);
+  // NDJSON creates are streamed: the handler gets the raw request stream, unbuffered
+  // and so not bound by BODY_LIMIT_BYTES (BULK_JOBS_MAX_TARGETS bounds them instead).
+  fastify.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();

@@ -2,18 +2,25 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from
 import {
   ApiAcceptedResponse,
   ApiBearerAuth,
+  ApiBody,
+  ApiConsumes,
+  ApiExtraModels,
   ApiHeader,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
   ApiTags,
+  getSchemaPath,
 } from '@nestjs/swagger';
+import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { CurrentPrincipal, RequireScope } from '../auth/auth.decorators';
 import { SCOPES, type Principal } from '../auth/scopes';
 import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
 import { ParseUuidParamPipe } from '../common/uuid-param.pipe';
+import { BulkJobsIngestService } from './bulk-jobs-ingest.service';
 import { BulkJobsService } from './bulk-jobs.service';
+import { CreateJobBodyPipe } from './create-job-body.pipe';
 import {
   BulkJobItemListResponseDto,
   BulkJobListResponseDto,
@@ -30,24 +37,41 @@ const JobId = () => ApiParam({ name: 'id', required: true, schema: { type: 'stri
 
 @ApiTags('bulk-jobs')
 @ApiBearerAuth()
+@ApiExtraModels(CreateBulkJobDto)
 @Controller(JOBS_PATH)
 export class BulkJobsController {
-  constructor(private readonly jobs: BulkJobsService) {}
+  constructor(
+    private readonly jobs: BulkJobsService,
+    private readonly ingest: BulkJobsIngestService,
+  ) {}
 
   @Post()
   @HttpCode(202)
   @RequireScope(SCOPES.write)
   @ApiOperation({ operationId: 'createBulkActionJob', summary: 'Create a bulk action job', description: 'Stores the job and one item per target; workers run the items in the background. With an Idempotency-Key, a repeated request within 24 hours returns the job the first one created.' })
+  @ApiConsumes('application/json', 'application/x-ndjson')
+  @ApiBody({
+    description:
+      'JSON: the job with its targets inline (up to BULK_JOBS_MAX_INLINE_TARGETS). NDJSON (application/x-ndjson): ' +
+      'the first line is the job spec { "action", "params"?, "options"? }, every further line one target (a JSON ' +
+      'string or { "id", "data"? }); streamed into the database in one transaction, up to BULK_JOBS_MAX_TARGETS. ' +
+      'A bad line is a 400 naming the line, and nothing is stored.',
+    required: true,
+    schema: { $ref: getSchemaPath(CreateBulkJobDto) },
+  })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 printable ASCII characters; scoped to the caller.' })
   @ApiAcceptedResponse({ type: BulkJobResponseDto, description: 'Accepted. `Location` points at the job.', headers: { Location: { schema: { type: 'string' }, description: 'The job URL.' } } })
   @ApiProblemResponses(400, 401, 403, 413, 415, 422)
   async create(
     @CurrentPrincipal() principal: Principal,
-    @Body() dto: CreateBulkJobDto,
+    @Body(CreateJobBodyPipe) body: CreateBulkJobDto | Readable,
     @IdempotencyKey() idempotencyKey: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<BulkJobResponseDto> {
-    const { job, replayed } = await this.jobs.create(principal, dto, idempotencyKey);
+    const { job, replayed } =
+      body instanceof Readable
+        ? await this.ingest.createFromNdjson(principal, body, idempotencyKey)
+        : await this.jobs.create(principal, body, idempotencyKey);
     void reply.header('location', `/${JOBS_PATH}/${job.id}`);
     if (replayed) void reply.header('idempotent-replayed', 'true');
     return job;

@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
 import { ActionsModule } from '../actions/actions.module';
 import { BulkJobsController } from './bulk-jobs.controller';
+import { BulkJobsIngestService } from './bulk-jobs-ingest.service';
 import { BulkJobsPurger } from './bulk-jobs-purger';
 import { BulkJobsService } from './bulk-jobs.service';
 
 @Module({
   imports: [ActionsModule],
   controllers: [BulkJobsController],
-  providers: [BulkJobsService, BulkJobsPurger],
+  providers: [BulkJobsService, BulkJobsIngestService, BulkJobsPurger],
   exports: [BulkJobsService],
 })
 export class BulkJobsModule {}

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ActionsRegistry } from '../actions/actions.registry';
 import type { Principal } from '../auth/scopes';
@@ -31,7 +31,8 @@ import {
   BulkJobNotFoundError,
   IdempotencyKeyReusedError,
 } from './bulk-jobs.errors';
-import type { CreateBulkJobDto, TargetInput } from './dto/create-bulk-job.dto';
+import { isUnstorableJson, type CreateBulkJobDto, type TargetInput } from './dto/create-bulk-job.dto';
+import { RequestHasher } from './request-hash';
 import type {
   BulkJobItemListResponseDto,
   BulkJobListResponseDto,
@@ -71,9 +72,7 @@ export class BulkJobsService {
   ) {}
 
   async create(principal: Principal, dto: CreateBulkJobDto, idempotencyKey?: string): Promise<CreateResult> {
-    const params = dto.params ?? {};
-    const problems = this.actions.validateParams(dto.action, params);
-    if (problems) throw new ValidationFailedError(problems);
+    const params = this.validSpec(dto);
     if (dto.targets.length > this.env.BULK_JOBS_MAX_INLINE_TARGETS) {
       throw new ValidationFailedError({
         targets: `at most ${this.env.BULK_JOBS_MAX_INLINE_TARGETS} targets can be sent inline; stream larger jobs as application/x-ndjson`,
@@ -103,6 +102,17 @@ export class BulkJobsService {
     return { job: await this.get(principal, id), replayed: false };
   }
 
+  /** The job's params, validated against its action's schema (defaults filled in). */
+  validSpec(spec: { action: string; params?: Record<string, unknown> }): Record<string, unknown> {
+    const params = spec.params ?? {};
+    const problems = this.actions.validateParams(spec.action, params);
+    if (problems) throw new ValidationFailedError(problems);
+    if (isUnstorableJson(params)) {
+      throw new ValidationFailedError({ params: 'must not contain \\u0000 or unpaired surrogates' });
+    }
+    return params;
+  }
+
   /**
    * Takes the key for this job, unless a live (under 24 h) record holds it.
    * The primary key on (owner, key) settles concurrent requests: the second
@@ -110,7 +120,7 @@ export class BulkJobsService {
    * throws KeyTakenSignal, which rolls the whole transaction (the job row
    * with it) back.
    */
-  private async claimIdempotencyKey(tx: EntityManager, owner: string, key: string, hash: string, jobId: string): Promise<void> {
+  async claimIdempotencyKey(tx: EntityManager, owner: string, key: string, hash: string, jobId: string): Promise<void> {
     const rows = await queryRows<unknown>(tx, 
       `INSERT INTO bulk_job_idempotency_keys AS k (owner, key, request_hash, job_id)
        VALUES ($1, $2, $3, $4)
@@ -123,7 +133,8 @@ export class BulkJobsService {
     if (rows.length === 0) throw new KeyTakenSignal();
   }
 
-  private async replay(principal: Principal, key: string, hash: string): Promise<CreateResult> {
+  /** The job an earlier request with this key created, or 422 when the key came with another body. */
+  async replay(principal: Principal, key: string, hash: string): Promise<CreateResult> {
     const rows = await queryRows<{ job_id: string; request_hash: string }>(this.db, 
       `SELECT job_id, request_hash FROM bulk_job_idempotency_keys WHERE owner = $1 AND key = $2`,
       [principal.sub, key],
@@ -319,8 +330,8 @@ export class BulkJobsService {
   }
 }
 
-/** Thrown inside the create transaction to roll it back when the key is taken. */
-class KeyTakenSignal extends Error {}
+/** Thrown inside a create transaction to roll it back when the key is taken. */
+export class KeyTakenSignal extends Error {}
 
 async function insertItems(tx: EntityManager, jobId: string, targets: TargetInput[]): Promise<void> {
   for (let start = 0; start < targets.length; start += INSERT_CHUNK) {
@@ -345,21 +356,8 @@ async function insertItems(tx: EntityManager, jobId: string, targets: TargetInpu
   }
 }
 
-/** A stable hash of what the request asks for, independent of key order. */
 function hashRequest(dto: CreateBulkJobDto): string {
-  const hash = createHash('sha256');
-  hash.update(canonicalJson({ action: dto.action, params: dto.params ?? {}, options: dto.options ?? {} }));
-  for (const t of dto.targets) hash.update('\n').update(canonicalJson(t));
-  return hash.digest('hex');
-}
-
-function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
-    .join(',')}}`;
+  const hasher = new RequestHasher(dto);
+  for (const t of dto.targets) hasher.addTarget(t);
+  return hasher.digest();
 }

@@ -46,7 +46,8 @@ export class Env {
 
   @Transform(emptyToUndefined)
   @IsOptional()
-  @IsUrl({ protocols: ['postgres', 'postgresql'], require_tld: false, require_protocol: true })
+  // Underscores are allowed because container hostnames (e.g. `pg_primary`) often have them.
+  @IsUrl({ protocols: ['postgres', 'postgresql'], require_tld: false, require_protocol: true, allow_underscores: true })
   DATABASE_URL?: string;
 
   @Transform(toBoolean)
@@ -80,6 +81,13 @@ export class Env {
   @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
   AUTH_JWKS_URL?: string;
 
+  /** How long one fetch of the JWKS may take before the request is answered with a 503. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(60_000)
+  AUTH_JWKS_TIMEOUT_MS = 5000;
+
   @Transform(emptyToUndefined)
   @IsOptional()
   @IsString()
@@ -102,6 +110,13 @@ export class Env {
   @Max(10_000_000)
   BULK_JOBS_MAX_INLINE_TARGETS = 100_000;
 
+  /** Targets per streamed (application/x-ndjson) create. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100_000_000)
+  BULK_JOBS_MAX_TARGETS = 10_000_000;
+
   @Transform(toInt)
   @IsInt()
   @Min(1000)
@@ -116,6 +131,16 @@ export class Env {
 
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+}
+
+/** Variables whose values must never appear in an error message or a log. */
+const SECRET_VARIABLES = new Set(['AUTH_JWT_SECRET']);
+
+/** The offending value as shown in a ConfigError: secrets and URL passwords are masked. */
+function shown(name: string, value: string | undefined): string {
+  if (value === undefined) return 'nothing';
+  if (SECRET_VARIABLES.has(name)) return `a value of ${value.length} characters`;
+  return JSON.stringify(value.replace(/(\/\/[^/:@]*:)[^/@]*@/, '$1***@'));
 }
 
 export class ConfigError extends Error {
@@ -138,7 +163,7 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   if (errors.length > 0) {
     const problems = errors.map((e) => {
       const messages = Object.values(e.constraints ?? {}).join('; ');
-      return `${e.property}: ${messages} (got ${JSON.stringify(source[e.property])})`;
+      return `${e.property}: ${messages} (got ${shown(e.property, source[e.property])})`;
     });
     throw new ConfigError(problems);
   }

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   IsArray,
@@ -22,12 +22,22 @@ export type TargetInput = string | { id: string; data?: Record<string, unknown> 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+// PostgreSQL text cannot hold NUL, and jsonb refuses \u0000 and unpaired surrogates.
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// JSON.stringify writes paired surrogates as characters and only unpaired ones as
+// escapes; an escape counts only after an even run of backslashes.
+const UNSTORABLE_JSON = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/** True when PostgreSQL would refuse this value as jsonb. */
+export function isUnstorableJson(value: unknown): boolean {
+  return UNSTORABLE_JSON.test(JSON.stringify(value) ?? '');
+}
+
 /** Why one target is invalid, or null. Exported for the streaming create. */
 export function targetProblem(t: unknown): string | null {
   if (typeof t === 'string') {
-    return t.length >= 1 && t.length <= TARGET_ID_MAX_LENGTH
-      ? null
-      : `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
+    if (t.length < 1 || t.length > TARGET_ID_MAX_LENGTH) return `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
+    return UNSTORABLE_TEXT.test(t) ? 'must not contain NUL characters or unpaired surrogates' : null;
   }
   if (!isPlainObject(t)) return 'must be a string id or an object { "id": string, "data"?: object }';
   for (const key of Object.keys(t)) {
@@ -36,7 +46,11 @@ export function targetProblem(t: unknown): string | null {
   if (typeof t.id !== 'string' || t.id.length < 1 || t.id.length > TARGET_ID_MAX_LENGTH) {
     return `id must be a string of 1 to ${TARGET_ID_MAX_LENGTH} characters`;
   }
+  if (UNSTORABLE_TEXT.test(t.id)) return 'id must not contain NUL characters or unpaired surrogates';
   if (t.data !== undefined && !isPlainObject(t.data)) return 'data must be an object';
+  if (t.data !== undefined && isUnstorableJson(t.data)) {
+    return 'data must not contain \\u0000 or unpaired surrogates';
+  }
   return null;
 }
 
@@ -131,3 +145,6 @@ export class CreateBulkJobDto {
   @Type(() => JobOptionsDto)
   options?: JobOptionsDto;
 }
+
+/** The first line of a streamed (application/x-ndjson) create: the job without its targets. */
+export class CreateBulkJobSpecDto extends OmitType(CreateBulkJobDto, ['targets'] as const) {}
