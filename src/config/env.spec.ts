@@ -1,0 +1,168 @@
+import { expect } from 'expect';
+import { describe, it } from 'node:test';
+import { ConfigError, Env, loadEnv } from './env';
+
+const SECRET = 'a-secret-that-is-long-enough-0123456789';
+
+/** The ConfigError that loadEnv throws for this environment. */
+function configError(source: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadEnv(source);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadEnv accepted ${JSON.stringify(source)}`);
+}
+
+describe('loadEnv', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const env = loadEnv({});
+    expect(env).toBeInstanceOf(Env);
+    expect(env).toMatchObject({
+      NODE_ENV: 'development',
+      PORT: 3000,
+      HOST: '0.0.0.0',
+      DATABASE_MIGRATIONS_RUN: true,
+      DATABASE_POOL_SIZE: 10,
+      DATA_DIR: '.data',
+      EMBEDDED_PG_PORT: 54329,
+      AUTH_JWKS_TIMEOUT_MS: 5000,
+      BULK_JOBS_RETENTION_DAYS: 30,
+      BULK_JOBS_MAX_INLINE_TARGETS: 100_000,
+      BULK_JOBS_PURGE_INTERVAL_MS: 3_600_000,
+      BODY_LIMIT_BYTES: 16 * 1024 * 1024,
+      LOG_LEVEL: 'log',
+    });
+    for (const key of [
+      'DATABASE_URL',
+      'AUTH_JWT_SECRET',
+      'AUTH_JWKS_URL',
+      'AUTH_JWT_ISSUER',
+      'AUTH_JWT_AUDIENCE',
+    ] as const) {
+      expect(env[key]).toBeUndefined();
+    }
+  });
+
+  it('parses numbers, booleans and URLs from their string forms', () => {
+    const env = loadEnv({
+      PORT: ' 8080 ',
+      BULK_JOBS_RETENTION_DAYS: '0',
+      DATABASE_URL: 'postgres://app:pw@db.internal:5432/bulk',
+      AUTH_JWT_SECRET: SECRET,
+      AUTH_JWKS_URL: 'https://issuer.example/.well-known/jwks.json',
+      AUTH_JWT_ISSUER: 'https://issuer.example/',
+      AUTH_JWT_AUDIENCE: 'bulk-jobs',
+    });
+    expect(env.PORT).toBe(8080);
+    expect(env.BULK_JOBS_RETENTION_DAYS).toBe(0);
+    expect(env.DATABASE_URL).toBe('postgres://app:pw@db.internal:5432/bulk');
+    expect(env.AUTH_JWT_SECRET).toBe(SECRET);
+    expect(env.AUTH_JWKS_URL).toBe('https://issuer.example/.well-known/jwks.json');
+    expect(env.AUTH_JWT_ISSUER).toBe('https://issuer.example/');
+    expect(env.AUTH_JWT_AUDIENCE).toBe('bulk-jobs');
+  });
+
+  for (const [text, value] of [
+    ['false', false],
+    ['0', false],
+    ['no', false],
+    ['OFF', false],
+    ['true', true],
+    ['1', true],
+    ['Yes', true],
+  ] as const) {
+    it(`parses DATABASE_MIGRATIONS_RUN=${text} as ${value}`, () => {
+      expect(loadEnv({ DATABASE_MIGRATIONS_RUN: text }).DATABASE_MIGRATIONS_RUN).toBe(value);
+    });
+  }
+
+  it('accepts postgresql:// URLs, localhost and hostnames with underscores', () => {
+    for (const url of [
+      'postgresql://u@localhost/db',
+      'postgres://postgres@127.0.0.1:5432/postgres',
+      'postgres://u:p@pg_primary:5432/db',
+    ]) {
+      expect(loadEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url);
+    }
+  });
+
+  it('treats an empty or blank optional value as unset', () => {
+    const env = loadEnv({
+      DATABASE_URL: '',
+      AUTH_JWT_SECRET: '',
+      AUTH_JWKS_URL: ' ',
+      AUTH_JWT_ISSUER: '',
+      AUTH_JWT_AUDIENCE: '',
+    });
+    for (const key of [
+      'DATABASE_URL',
+      'AUTH_JWT_SECRET',
+      'AUTH_JWKS_URL',
+      'AUTH_JWT_ISSUER',
+      'AUTH_JWT_AUDIENCE',
+    ] as const) {
+      expect(env[key]).toBeUndefined();
+    }
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(() => loadEnv({ SOMETHING_ELSE: 'x', PATH: '/bin' })).not.toThrow();
+  });
+
+  const invalid: [name: string, value: string][] = [
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '80.5'],
+    ['PORT', ''],
+    ['BULK_JOBS_RETENTION_DAYS', '-1'],
+    ['BULK_JOBS_RETENTION_DAYS', 'thirty'],
+    ['AUTH_JWT_SECRET', 'too-short-0123456789'],
+    ['DATABASE_URL', 'not-a-url'],
+    ['DATABASE_URL', 'mysql://u@localhost/db'],
+    ['AUTH_JWKS_URL', 'ftp://issuer.example/jwks.json'],
+    ['AUTH_JWKS_TIMEOUT_MS', '10'],
+    ['DATABASE_MIGRATIONS_RUN', 'maybe'],
+    ['DATABASE_POOL_SIZE', '0'],
+    ['NODE_ENV', 'staging'],
+    ['LOG_LEVEL', 'trace'],
+  ];
+  for (const [name, value] of invalid) {
+    it(`refuses ${name}=${JSON.stringify(value)} with a ConfigError naming the variable`, () => {
+      const err = configError({ [name]: value });
+      expect(err.name).toBe('ConfigError');
+      expect(err.problems).toHaveLength(1);
+      expect(err.problems[0].startsWith(`${name}: `)).toBe(true);
+      expect(err.message).toContain(name);
+    });
+  }
+
+  it('names every bad variable at once', () => {
+    const err = configError({ PORT: 'abc', BULK_JOBS_RETENTION_DAYS: '-1' });
+    expect(err.problems.map((p) => p.split(':', 1)[0]).sort()).toEqual(['BULK_JOBS_RETENTION_DAYS', 'PORT']);
+  });
+
+  it('never puts a rejected secret or a URL password in the message', () => {
+    const secret = configError({ AUTH_JWT_SECRET: 'hunter2-short-secret' });
+    expect(secret.message).not.toContain('hunter2');
+    expect(secret.message).toContain('20 characters');
+    const url = configError({ DATABASE_URL: 'mysql://app:hunter2@db.internal/bulk' });
+    expect(url.message).not.toContain('hunter2');
+    expect(url.message).toContain('mysql://app:***@db.internal/bulk');
+  });
+
+  it('refuses NODE_ENV=production without any token key', () => {
+    for (const source of [{}, { AUTH_JWT_SECRET: '' }, { AUTH_JWT_SECRET: '', AUTH_JWKS_URL: '' }]) {
+      const err = configError({ NODE_ENV: 'production', ...source });
+      expect(err.message).toMatch(/AUTH_JWT_SECRET or AUTH_JWKS_URL/);
+    }
+  });
+
+  it('starts in production with either kind of key', () => {
+    expect(loadEnv({ NODE_ENV: 'production', AUTH_JWT_SECRET: SECRET }).NODE_ENV).toBe('production');
+    expect(
+      loadEnv({ NODE_ENV: 'production', AUTH_JWKS_URL: 'https://issuer.example/jwks.json' }).NODE_ENV,
+    ).toBe('production');
+  });
+});
