@@ -1,20 +1,25 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import jwt, { type JwtHeader, type JwtPayload } from 'jsonwebtoken';
-import { JwksClient } from 'jwks-rsa';
+import { JwksClient, type SigningKey } from 'jwks-rsa';
 import { Env } from '../config/env';
-import { UnauthenticatedError } from '../common/problem-details/domain-error';
+import { ServiceUnavailableError, UnauthenticatedError } from '../common/problem-details/domain-error';
 import { resolveJwtSecret } from './jwt-secret';
 import { parseScopes, SCOPES, type Principal } from './scopes';
 
 const ASYMMETRIC_ALGORITHMS: jwt.Algorithm[] = ['RS256', 'ES256'];
 
+/** The JWKS could not be fetched in time: not the token's fault, so a 503. */
+class JwksUnavailable extends Error {}
+
 /**
  * Verifies bearer tokens: HS256 with AUTH_JWT_SECRET, or RS256/ES256 with keys
  * from AUTH_JWKS_URL. The accepted algorithms are fixed per key kind, so `none`
  * and algorithm confusion (an HS256 token signed with a public key) fail.
+ * Neither the token nor any part of it is ever logged or echoed in an error.
  */
 @Injectable()
 export class TokenVerifier {
+  private readonly logger = new Logger('TokenVerifier');
   private readonly secret: string | undefined;
   private readonly jwks: JwksClient | undefined;
 
@@ -27,7 +32,7 @@ export class TokenVerifier {
           cacheMaxAge: 10 * 60_000,
           rateLimit: true,
           jwksRequestsPerMinute: 10,
-          timeout: 5000,
+          timeout: env.AUTH_JWKS_TIMEOUT_MS,
         })
       : undefined;
     if (!this.secret && !this.jwks) {
@@ -42,13 +47,23 @@ export class TokenVerifier {
       if (header.alg === 'HS256' && this.secret) {
         payload = this.verifyWith(token, this.secret, ['HS256']);
       } else if (ASYMMETRIC_ALGORITHMS.includes(header.alg as jwt.Algorithm) && this.jwks) {
-        const key = await this.jwks.getSigningKey(header.kid);
+        const key = await this.signingKey(this.jwks, header.kid);
+        // A key published for one algorithm is never used with another.
+        if (key.alg && key.alg !== header.alg) {
+          throw new UnauthenticatedError('The token is signed with an algorithm its key is not meant for.');
+        }
         payload = this.verifyWith(token, key.getPublicKey(), [header.alg as jwt.Algorithm]);
       } else {
         throw new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
       }
     } catch (err) {
       if (err instanceof UnauthenticatedError) throw err;
+      if (err instanceof JwksUnavailable) {
+        throw new ServiceUnavailableError(
+          5,
+          'The keys that verify tokens cannot be fetched right now. Retry later.',
+        );
+      }
       throw new UnauthenticatedError(describe(err));
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
@@ -56,6 +71,31 @@ export class TokenVerifier {
     }
     const scopes = parseScopes(payload.scope ?? payload.scp);
     return { sub: payload.sub, scopes, isAdmin: scopes.has(SCOPES.admin) };
+  }
+
+  /**
+   * The JWKS key for `kid`. jwks-rsa's timeout only covers an idle socket, so a
+   * deadline bounds the whole fetch too: a slow key server never holds a request.
+   */
+  private async signingKey(jwks: JwksClient, kid: string | undefined): Promise<SigningKey> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(Object.assign(new Error('JWKS fetch timed out'), { isEndpointUnavailable: true })),
+        this.env.AUTH_JWKS_TIMEOUT_MS,
+      );
+    });
+    try {
+      return await Promise.race([jwks.getSigningKey(kid), deadline]);
+    } catch (err) {
+      if ((err as { isEndpointUnavailable?: unknown } | undefined)?.isEndpointUnavailable) {
+        this.logger.warn(`Could not fetch the JWKS from ${this.env.AUTH_JWKS_URL}: ${errorText(err)}`);
+        throw new JwksUnavailable();
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private verifyWith(token: string, key: string, algorithms: jwt.Algorithm[]): JwtPayload {
@@ -66,7 +106,8 @@ export class TokenVerifier {
       clockTolerance: 5,
       complete: false,
     });
-    if (typeof payload === 'string') throw new UnauthenticatedError('The token payload is not a JSON object.');
+    if (typeof payload === 'string')
+      throw new UnauthenticatedError('The token payload is not a JSON object.');
     if (typeof payload.exp !== 'number') throw new UnauthenticatedError('The token has no "exp" claim.');
     return payload;
   }
@@ -89,4 +130,8 @@ function describe(err: unknown): string {
     return 'The token signature or format is invalid.';
   }
   return 'The token could not be verified.';
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
