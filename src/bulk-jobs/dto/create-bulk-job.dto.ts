@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
+import { ApiExtraModels, ApiProperty, ApiPropertyOptional, getSchemaPath, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   IsArray,
@@ -87,14 +87,14 @@ function IsTargetList(): PropertyDecorator {
 }
 
 export class JobOptionsDto {
-  @ApiPropertyOptional({ description: 'Attempts per item before it fails.', minimum: 1, maximum: 25, default: 3, example: 3 })
+  @ApiPropertyOptional({ type: 'integer', description: 'Attempts per item before it fails.', minimum: 1, maximum: 25, default: 3, example: 3 })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(25)
   max_attempts?: number;
 
-  @ApiPropertyOptional({ description: 'Items of this job in flight at once, across all workers.', minimum: 1, maximum: 10000, example: 10 })
+  @ApiPropertyOptional({ type: 'integer', description: 'Items of this job in flight at once, across all workers.', minimum: 1, maximum: 10000, example: 10 })
   @IsOptional()
   @IsInt()
   @Min(1)
@@ -117,6 +117,8 @@ export class TargetDto {
   data?: Record<string, unknown>;
 }
 
+// TargetDto is only referenced from inside a oneOf, which the schema scanner does not follow.
+@ApiExtraModels(TargetDto)
 export class CreateBulkJobDto {
   @ApiProperty({ description: 'A registered action (GET /api/actions/bulk/actions).', example: 'noop' })
   @IsString()
@@ -126,7 +128,7 @@ export class CreateBulkJobDto {
   @ApiProperty({
     description: `The targets: string ids (1–${TARGET_ID_MAX_LENGTH} characters) or { id, data } objects. One item is created per target, in this order.`,
     type: 'array',
-    items: { oneOf: [{ type: 'string', minLength: 1, maxLength: TARGET_ID_MAX_LENGTH }, { $ref: '#/components/schemas/TargetDto' }] },
+    items: { oneOf: [{ type: 'string', minLength: 1, maxLength: TARGET_ID_MAX_LENGTH }, { $ref: getSchemaPath(TargetDto) }] },
     example: ['user-1', 'user-2', { id: 'user-3', data: { note: 'vip' } }],
   })
   @IsArray()
