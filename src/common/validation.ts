@@ -10,7 +10,8 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
       const messages = Object.entries(error.constraints);
       // whitelist violations read better as "is not allowed" than as the raw message.
       const nonWhitelisted = messages.find(([name]) => name === 'whitelistValidation');
-      details[key] = nonWhitelisted ? 'is not a known field' : messages.map(([, m]) => m).join('; ');
+      // Several constraints may share one message (e.g. IsInt and Min on limit): say it once.
+      details[key] = nonWhitelisted ? 'is not a known field' : [...new Set(messages.map(([, m]) => m))].join('; ');
     }
     if (error.children?.length) Object.assign(details, flattenValidationErrors(error.children, key));
   }

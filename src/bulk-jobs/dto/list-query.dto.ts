@@ -1,13 +1,14 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, MaxLength, Min } from 'class-validator';
 import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../bulk-job-status';
 import { MAX_PAGE_SIZE } from '../../common/pagination/cursor';
 
 // Query values arrive as strings: accept only a plain positive integer, so
-// that "1.5", "1e3" or "10abc" are refused rather than coerced.
+// that "1.5", "1e3" or "10abc" are refused rather than coerced. A huge one is
+// still a positive integer: it is capped here and lowered to the page maximum later.
 const toStrictInt = ({ value }: { value: unknown }) =>
-  typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : value;
+  typeof value === 'string' && /^\d+$/.test(value) ? Math.min(Number(value), Number.MAX_SAFE_INTEGER) : value;
 const toStrictBool = ({ value }: { value: unknown }) =>
   value === 'true' ? true : value === 'false' ? false : value;
 
@@ -17,7 +18,6 @@ export class PageQueryDto {
   @Transform(toStrictInt)
   @IsInt({ message: 'limit must be a positive integer' })
   @Min(1, { message: 'limit must be a positive integer' })
-  @Max(999_999_999)
   limit?: number;
 
   @ApiPropertyOptional({ description: 'The `next_cursor` of the previous page.' })
