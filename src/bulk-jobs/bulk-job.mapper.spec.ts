@@ -1,0 +1,114 @@
+import { expect } from 'expect';
+import { describe, it } from 'node:test';
+import { progressOf, toItemResponse, toJobResponse, type JobRow } from './bulk-job.mapper';
+
+const counts = (total_items: number, succeeded_items: number, failed_items = 0, skipped_items = 0) => ({
+  total_items,
+  succeeded_items,
+  failed_items,
+  skipped_items,
+});
+
+function jobRow(overrides: Partial<JobRow> = {}): JobRow {
+  return {
+    id: '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f',
+    owner: 'alice',
+    action: 'noop',
+    params: {},
+    options: { max_attempts: 3 },
+    status: 'running',
+    ...counts(1000, 420, 3, 0),
+    error: null,
+    created_at: new Date('2025-01-02T03:04:05.678Z'),
+    started_at: new Date('2025-01-02T03:04:06.000Z'),
+    finished_at: null,
+    updated_at: new Date('2025-01-02T03:05:00.001Z'),
+    deleted_at: null,
+    purge_at: null,
+    ...overrides,
+  };
+}
+
+describe('progressOf', () => {
+  it('is 0 for a job without items (never NaN)', () => {
+    expect(progressOf(counts(0, 0))).toBe(0);
+  });
+
+  it('counts succeeded, failed and skipped items as done', () => {
+    expect(progressOf(counts(10, 0))).toBe(0);
+    expect(progressOf(counts(10, 5))).toBe(0.5);
+    expect(progressOf(counts(10, 2, 3, 5))).toBe(1);
+    expect(progressOf(counts(1000, 420, 3))).toBe(0.423);
+  });
+
+  it('is rounded to four decimals', () => {
+    expect(progressOf(counts(3, 1))).toBe(0.3333);
+    expect(progressOf(counts(3, 2))).toBe(0.6667);
+    expect(progressOf(counts(7, 1, 1, 1))).toBe(0.4286);
+  });
+});
+
+describe('toJobResponse', () => {
+  it('writes snake_case members, RFC 3339 UTC timestamps and nulls', () => {
+    expect(toJobResponse(jobRow())).toEqual({
+      id: '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f',
+      action: 'noop',
+      params: {},
+      options: { max_attempts: 3 },
+      status: 'running',
+      total_items: 1000,
+      succeeded_items: 420,
+      failed_items: 3,
+      skipped_items: 0,
+      progress: 0.423,
+      owner: 'alice',
+      error: null,
+      deleted_at: null,
+      purge_at: null,
+      created_at: '2025-01-02T03:04:05.678Z',
+      started_at: '2025-01-02T03:04:06.000Z',
+      finished_at: null,
+      updated_at: '2025-01-02T03:05:00.001Z',
+    });
+  });
+
+  it('shows deleted_at and purge_at of a deleted job', () => {
+    const res = toJobResponse(
+      jobRow({
+        status: 'completed',
+        deleted_at: new Date('2025-02-01T00:00:00.000Z'),
+        purge_at: new Date('2025-03-03T00:00:00.000Z'),
+      }),
+    );
+    expect(res.deleted_at).toBe('2025-02-01T00:00:00.000Z');
+    expect(res.purge_at).toBe('2025-03-03T00:00:00.000Z');
+  });
+});
+
+describe('toItemResponse', () => {
+  it('maps an item and shows a missing result as null', () => {
+    expect(
+      toItemResponse({
+        seq: 4,
+        target_id: 'user-4',
+        data: { note: 'vip' },
+        status: 'failed',
+        attempts: 3,
+        last_error: { code: 'ACTION_ERROR', message: 'boom' },
+        result: undefined,
+        started_at: new Date('2025-01-01T00:00:00.000Z'),
+        finished_at: null,
+      }),
+    ).toEqual({
+      seq: 4,
+      target_id: 'user-4',
+      data: { note: 'vip' },
+      status: 'failed',
+      attempts: 3,
+      last_error: { code: 'ACTION_ERROR', message: 'boom' },
+      result: null,
+      started_at: '2025-01-01T00:00:00.000Z',
+      finished_at: null,
+    });
+  });
+});
