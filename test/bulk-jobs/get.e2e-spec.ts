@@ -1,0 +1,150 @@
+import { expect } from 'expect';
+import { after, before, describe, it } from 'node:test';
+import { createTestApp, type TestApp } from '../support/app';
+import { JOBS, jobBody, RFC3339_UTC } from '../support/api';
+import { insertJob } from '../support/factories';
+import { expectProblem } from '../support/problem-matcher';
+import { bearer, newOwner, tokenFor } from '../support/tokens';
+
+describe('GET /api/actions/bulk/jobs/{id}', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+
+  const get = (owner: string, id: string) =>
+    t
+      .http()
+      .get(`${JOBS}/${id}`)
+      .set(bearer(tokenFor(owner)));
+
+  it('shows an own job with its counters and progress', async () => {
+    const owner = newOwner();
+    const createdAt = new Date('2025-06-01T12:00:00.123Z');
+    const id = await insertJob(t.db, {
+      owner,
+      status: 'running',
+      itemStatuses: [
+        'succeeded',
+        'succeeded',
+        'failed',
+        'running',
+        'pending',
+        'pending',
+        'skipped',
+        'pending',
+      ],
+      createdAt,
+    });
+    const res = await get(owner, id);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      id,
+      action: 'noop',
+      params: {},
+      options: {},
+      status: 'running',
+      total_items: 8,
+      succeeded_items: 2,
+      failed_items: 1,
+      skipped_items: 1,
+      progress: 0.5,
+      owner,
+      error: null,
+      deleted_at: null,
+      purge_at: null,
+      created_at: '2025-06-01T12:00:00.123Z',
+      started_at: '2025-06-01T12:00:00.123Z',
+      finished_at: null,
+      updated_at: '2025-06-01T12:00:00.123Z',
+    });
+  });
+
+  it('accepts the id in upper case', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const res = await get(owner, id.toUpperCase());
+    expect(res.status).toBe(200);
+    expect(jobBody(res).id).toBe(id);
+  });
+
+  it('shows why a failed job could not run', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'failed', items: 0 });
+    await t.db.query(
+      `UPDATE bulk_jobs SET error = '{"code":"ACTION_UNKNOWN","message":"no such action"}' WHERE id = $1`,
+      [id],
+    );
+    expect(jobBody(await get(owner, id)).error).toEqual({
+      code: 'ACTION_UNKNOWN',
+      message: 'no such action',
+    });
+  });
+
+  it('answers 404 job-not-found for an unknown id', async () => {
+    const id = '6f1c1f0e-0000-4000-8000-000000000000';
+    expectProblem(await get(newOwner(), id), 404, {
+      type: '/problems/job-not-found',
+      title: 'Job not found.',
+      detail: new RegExp(id),
+    });
+  });
+
+  it("answers 404 for another owner's job, exactly as for an unknown one", async () => {
+    const id = await insertJob(t.db, { owner: newOwner(), status: 'completed' });
+    const res = await get(newOwner(), id);
+    expectProblem(res, 404, { type: '/problems/job-not-found' });
+    expect(JSON.stringify(res.body)).not.toContain('owner');
+  });
+
+  it("lets an admin see another owner's job", async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const res = await t
+      .http()
+      .get(`${JOBS}/${id}`)
+      .set(bearer(tokenFor(newOwner('admin'), { scope: 'bulk-jobs:read bulk-jobs:admin' })));
+    expect(res.status).toBe(200);
+    expect(jobBody(res).owner).toBe(owner);
+  });
+
+  for (const bad of [
+    'not-a-uuid',
+    '123',
+    '6f1c1f0e-0000-4000-8000-00000000000',
+    '6f1c1f0e00004000800000000000000z',
+  ]) {
+    it(`answers 400 with details.id for the id ${bad}`, async () => {
+      expectProblem(await get(newOwner(), bad), 400, {
+        type: '/problems/validation-error',
+        details: { id: 'must be a UUID' },
+      });
+    });
+  }
+
+  it('still shows a deleted job, with deleted_at and purge_at', async () => {
+    const owner = newOwner();
+    const deletedAt = new Date(Date.now() - 60_000);
+    const purgeAt = new Date(Date.now() + 86_400_000);
+    const id = await insertJob(t.db, { owner, status: 'cancelled', deletedAt, purgeAt });
+    const res = await get(owner, id);
+    expect(res.status).toBe(200);
+    const job = jobBody(res);
+    expect(job.deleted_at).toMatch(RFC3339_UTC);
+    expect(job.deleted_at).toBe(deletedAt.toISOString());
+    expect(job.purge_at).toBe(purgeAt.toISOString());
+    expect(job.status).toBe('cancelled');
+  });
+
+  it('answers 404 for a deleted job past its purge_at', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, {
+      owner,
+      status: 'completed',
+      deletedAt: new Date(Date.now() - 3_600_000),
+      purgeAt: new Date(Date.now() - 1000),
+    });
+    expectProblem(await get(owner, id), 404, { type: '/problems/job-not-found' });
+  });
+});
