@@ -1,9 +1,14 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
+import type { Response } from 'supertest';
 import { createTestApp, type TestApp } from '../support/app';
-import { insertJob, jobRow } from '../support/factories';
+import { JOBS, jobBody, jobListBody } from '../support/api';
+import { insertJob, itemRows, jobRow } from '../support/factories';
+import { backendPid, waitUntilBlockedBy } from '../support/locks';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
+
+const DAY_MS = 86_400_000;
 
 describe('DELETE /api/actions/bulk/jobs/{id}', () => {
   let t: TestApp;
@@ -12,22 +17,294 @@ describe('DELETE /api/actions/bulk/jobs/{id}', () => {
   });
   after(() => t.close());
 
-  for (const status of ['completed', 'failed', 'cancelled'] as const) it(`soft-deletes a ${status} job`, async () => {
-    const owner = newOwner();
-    const id = await insertJob(t.db, { owner, status });
-    const res = await t.http().delete(`/api/actions/bulk/jobs/${id}`).set(bearer(tokenFor(owner)));
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ job_id: id, status, success: true });
-    const row = await jobRow(t.db, id);
-    expect(row?.deleted_at).toBeInstanceOf(Date);
-    expect(row?.purge_at).toBeInstanceOf(Date);
+  const del = (owner: string, id: string, scope?: string) =>
+    t
+      .http()
+      .delete(`${JOBS}/${id}`)
+      .set(bearer(tokenFor(owner, { scope })));
+
+  for (const status of ['completed', 'failed', 'cancelled'] as const) {
+    it(`soft-deletes a ${status} job and answers exactly { job_id, status, success }`, async () => {
+      const owner = newOwner();
+      const id = await insertJob(t.db, { owner, status });
+      const res = await del(owner, id);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.body).toEqual({ job_id: id, status, success: true });
+      const row = await jobRow(t.db, id);
+      expect(row?.deleted_at).toBeInstanceOf(Date);
+      expect(row?.purge_at).toBeInstanceOf(Date);
+      expect(row?.status).toBe(status);
+    });
+  }
+
+  for (const status of ['pending', 'running', 'cancelling'] as const) {
+    it(`refuses a ${status} job with 409 job-not-deletable and job_status`, async () => {
+      const owner = newOwner();
+      const id = await insertJob(t.db, { owner, status });
+      const res = await del(owner, id);
+      expectProblem(res, 409, {
+        type: '/problems/job-not-deletable',
+        job_status: status,
+        detail: new RegExp(status),
+      });
+      const row = await jobRow(t.db, id);
+      expect(row?.deleted_at).toBeNull();
+      expect(row?.status).toBe(status);
+    });
+  }
+
+  it('answers 404 for an unknown id', async () => {
+    expectProblem(await del(newOwner(), '6f1c1f0e-0000-4000-8000-000000000000'), 404, {
+      type: '/problems/job-not-found',
+    });
   });
 
-  for (const status of ['pending', 'running'] as const) it(`refuses a ${status} job with 409 job-not-deletable`, async () => {
-    const owner = newOwner();
-    const id = await insertJob(t.db, { owner, status });
-    const res = await t.http().delete(`/api/actions/bulk/jobs/${id}`).set(bearer(tokenFor(owner)));
-    expectProblem(res, 409, { type: '/problems/job-not-deletable', job_status: status });
+  it("answers 404 for another owner's job and leaves it alone", async () => {
+    const id = await insertJob(t.db, { owner: newOwner(), status: 'completed' });
+    expectProblem(await del(newOwner(), id), 404, { type: '/problems/job-not-found' });
     expect((await jobRow(t.db, id))?.deleted_at).toBeNull();
+  });
+
+  it("answers 404, not 409, for another owner's running job (never reveals it)", async () => {
+    const id = await insertJob(t.db, { owner: newOwner(), status: 'running' });
+    const res = await del(newOwner(), id);
+    expectProblem(res, 404, { type: '/problems/job-not-found' });
+    expect(res.body).not.toHaveProperty('job_status');
+  });
+
+  it('answers 404 to a second DELETE and keeps the first deletion time', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    expect((await del(owner, id)).status).toBe(200);
+    const first = await jobRow(t.db, id);
+    expectProblem(await del(owner, id), 404, { type: '/problems/job-not-found' });
+    expect(await jobRow(t.db, id)).toEqual(first);
+  });
+
+  it('answers 404 for a job past its purge_at', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, {
+      owner,
+      status: 'completed',
+      deletedAt: new Date(Date.now() - DAY_MS),
+      purgeAt: new Date(Date.now() - 1000),
+    });
+    expectProblem(await del(owner, id), 404, { type: '/problems/job-not-found' });
+  });
+
+  for (const bad of ['not-a-uuid', '42', '6f1c1f0e-0000-4000-8000-00000000000g']) {
+    it(`answers 400 validation-error with details.id for the id ${bad}`, async () => {
+      expectProblem(await del(newOwner(), bad), 400, {
+        type: '/problems/validation-error',
+        details: { id: 'must be a UUID' },
+      });
+    });
+  }
+
+  it('after a delete: left out of the list, shown with show_deleted and by id, items kept', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'failed', items: 4 });
+    const itemsBefore = await itemRows(t.db, id);
+    expect((await del(owner, id)).status).toBe(200);
+
+    const listed = await t
+      .http()
+      .get(JOBS)
+      .set(bearer(tokenFor(owner)));
+    expect(jobListBody(listed).items).toEqual([]);
+    const withDeleted = await t
+      .http()
+      .get(JOBS)
+      .query({ show_deleted: 'true' })
+      .set(bearer(tokenFor(owner)));
+    expect(jobListBody(withDeleted).items.map((j) => j.id)).toEqual([id]);
+
+    const shown = jobBody(
+      await t
+        .http()
+        .get(`${JOBS}/${id}`)
+        .set(bearer(tokenFor(owner))),
+    );
+    expect(shown.deleted_at).not.toBeNull();
+    expect(Date.parse(shown.purge_at!) - Date.parse(shown.deleted_at!)).toBe(30 * DAY_MS);
+    expect(Math.abs(Date.parse(shown.deleted_at!) - Date.now())).toBeLessThan(60_000);
+    expect(shown.status).toBe('failed');
+
+    expect(await itemRows(t.db, id)).toEqual(itemsBefore);
+    const items = await t
+      .http()
+      .get(`${JOBS}/${id}/items`)
+      .set(bearer(tokenFor(owner)));
+    expect(items.status).toBe(200);
+  });
+
+  it('uses BULK_JOBS_RETENTION_DAYS for purge_at', async () => {
+    const custom = await createTestApp({ BULK_JOBS_RETENTION_DAYS: '7' });
+    try {
+      const owner = newOwner();
+      const id = await insertJob(custom.db, { owner, status: 'completed' });
+      expect(
+        (
+          await custom
+            .http()
+            .delete(`${JOBS}/${id}`)
+            .set(bearer(tokenFor(owner)))
+        ).status,
+      ).toBe(200);
+      const shown = jobBody(
+        await custom
+          .http()
+          .get(`${JOBS}/${id}`)
+          .set(bearer(tokenFor(owner))),
+      );
+      expect(Date.parse(shown.purge_at!) - Date.parse(shown.deleted_at!)).toBe(7 * DAY_MS);
+    } finally {
+      await custom.close();
+    }
+  });
+
+  it('answers exactly one 200 and 49 × 404 to 50 concurrent DELETEs of one job', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const responses = await Promise.all(Array.from({ length: 50 }, () => del(owner, id)));
+    const ok = responses.filter((r) => r.status === 200);
+    expect(ok).toHaveLength(1);
+    expect(ok[0].body).toEqual({ job_id: id, status: 'completed', success: true });
+    const rest = responses.filter((r) => r.status !== 200);
+    expect(rest).toHaveLength(49);
+    for (const r of rest) expectProblem(r, 404, { type: '/problems/job-not-found' });
+  });
+
+  /**
+   * Runs `change` on the job row in an open transaction, sends a DELETE that
+   * blocks on the row lock, then ends the transaction (commit or rollback)
+   * and returns the DELETE's response.
+   */
+  async function deleteDuring(
+    owner: string,
+    id: string,
+    change: string,
+    end: 'commit' | 'rollback',
+  ): Promise<Response> {
+    const runner = t.db.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction();
+      await runner.query(change, [id]);
+      const pid = await backendPid(runner);
+      const pending = Promise.resolve(del(owner, id));
+      await waitUntilBlockedBy(t.db, pid);
+      if (end === 'commit') await runner.commitTransaction();
+      else await runner.rollbackTransaction();
+      return await pending;
+    } finally {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      await runner.release();
+    }
+  }
+
+  it('answers 409 running when the job starts running while the DELETE waits', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const res = await deleteDuring(
+      owner,
+      id,
+      `UPDATE bulk_jobs SET status = 'running', finished_at = NULL WHERE id = $1`,
+      'commit',
+    );
+    expectProblem(res, 409, { type: '/problems/job-not-deletable', job_status: 'running' });
+    const row = await jobRow(t.db, id);
+    expect(row?.status).toBe('running');
+    expect(row?.deleted_at).toBeNull();
+  });
+
+  it('deletes the job when a status change it waited for is rolled back', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const res = await deleteDuring(
+      owner,
+      id,
+      `UPDATE bulk_jobs SET status = 'running' WHERE id = $1`,
+      'rollback',
+    );
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ job_id: id, status: 'completed', success: true });
+  });
+
+  it('answers 409 running while a completion is not committed, and deletes once it is', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'running' });
+    const runner = t.db.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction();
+      await runner.query(`UPDATE bulk_jobs SET status = 'completed', finished_at = now() WHERE id = $1`, [
+        id,
+      ]);
+      // The committed row is still running: the DELETE must not wait for, or guess, the outcome.
+      expectProblem(await del(owner, id), 409, {
+        type: '/problems/job-not-deletable',
+        job_status: 'running',
+      });
+      await runner.commitTransaction();
+    } finally {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      await runner.release();
+    }
+    const row = await jobRow(t.db, id);
+    expect(row?.status).toBe('completed');
+    expect(row?.deleted_at).toBeNull();
+    expect((await del(owner, id)).body).toEqual({ job_id: id, status: 'completed', success: true });
+  });
+
+  it('never leaves a deleted non-terminal job while DELETEs race status flips', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'running' });
+    const flips = (async () => {
+      for (let i = 0; i < 20; i++) {
+        const status = i % 2 === 0 ? 'completed' : 'running';
+        // Only a job that is not deleted may change status, as the engine does it.
+        await t.db.query(`UPDATE bulk_jobs SET status = $2 WHERE id = $1 AND deleted_at IS NULL`, [
+          id,
+          status,
+        ]);
+      }
+    })();
+    const responses: Response[] = [];
+    for (let i = 0; i < 20; i++) responses.push(await del(owner, id));
+    await flips;
+    for (const r of responses) expect([200, 404, 409]).toContain(r.status);
+    const row = await jobRow(t.db, id);
+    if (row?.deleted_at) expect(row.status).toBe('completed');
+    expect(responses.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
+  });
+
+  it('the database refuses a deleted job that is not terminal', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    expect((await del(owner, id)).status).toBe(200);
+    await expect(t.db.query(`UPDATE bulk_jobs SET status = 'running' WHERE id = $1`, [id])).rejects.toThrow(
+      /bulk_jobs_deleted_terminal_check/,
+    );
+    const running = await insertJob(t.db, { owner, status: 'running' });
+    await expect(
+      t.db.query(`UPDATE bulk_jobs SET deleted_at = now() WHERE id = $1`, [running]),
+    ).rejects.toThrow(/bulk_jobs_deleted_terminal_check/);
+  });
+
+  it("lets an admin delete another owner's job", async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const res = await del(newOwner('admin'), id, 'bulk-jobs:read bulk-jobs:write bulk-jobs:admin');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ job_id: id, status: 'completed', success: true });
+    expect((await jobRow(t.db, id))?.deleted_at).toBeInstanceOf(Date);
+  });
+
+  it("gives an admin 409 with job_status for another owner's running job", async () => {
+    const id = await insertJob(t.db, { owner: newOwner(), status: 'running' });
+    const res = await del(newOwner('admin'), id, 'bulk-jobs:admin');
+    expectProblem(res, 409, { type: '/problems/job-not-deletable', job_status: 'running' });
   });
 });
