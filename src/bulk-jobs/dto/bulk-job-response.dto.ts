@@ -92,7 +92,13 @@ export class BulkJobItemResponseDto {
   @ApiProperty({ type: () => JobErrorDto, nullable: true })
   last_error: JobErrorDto | null;
 
-  @ApiProperty({ description: "The action's result, if it returned one.", nullable: true, example: null })
+  // Any JSON value: a combinator keeps the scanner from typing `unknown` as an object.
+  @ApiProperty({
+    description: "The action's result (any JSON value), or null if it returned none.",
+    nullable: true,
+    anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'object' }, { type: 'array', items: {} }],
+    example: null,
+  })
   result: unknown;
 
   @ApiProperty({ type: 'string', format: 'date-time', nullable: true })

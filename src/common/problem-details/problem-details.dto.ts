@@ -1,9 +1,14 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 
 /**
  * The problem+json body of every error response (RFC 9457, plus legacy
  * members), documented member for member as the seed specifies it.
  */
+@ApiSchema({
+  description:
+    'Standardised error envelope per RFC 9457 (formerly RFC 7807), with the legacy members `error` and `details` ' +
+    'that older clients read. Every error response of this API has this shape.',
+})
 export class ProblemDetailsDto {
   @ApiPropertyOptional({ type: 'string', format: 'uri-reference', default: 'about:blank', description: 'A URI reference that identifies the problem type.', example: '/problems/job-not-deletable' })
   type: string;
