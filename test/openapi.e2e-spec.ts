@@ -126,20 +126,20 @@ describe('OpenAPI document', () => {
     it('has the seeded operationId, summary and description', () => {
       const op = deleteOp();
       expect(op).toBeDefined();
-      expect(op!.operationId).toBe('deleteBulkActionJob');
-      expect(op!.summary).toBe(DELETE_SUMMARY);
-      expect(op!.description).toBe(`${DELETE_SUMMARY}.`);
+      expect(op.operationId).toBe('deleteBulkActionJob');
+      expect(op.summary).toBe(DELETE_SUMMARY);
+      expect(op.description).toBe(`${DELETE_SUMMARY}.`);
     });
 
     it('takes the required string path parameter id', () => {
-      const params = (deleteOp()!.parameters ?? []).filter((p) => p.in === 'path');
+      const params = (deleteOp().parameters ?? []).filter((p) => p.in === 'path');
       expect(params).toHaveLength(1);
       expect(params[0]).toMatchObject({ name: 'id', in: 'path', required: true });
       expect(resolve(params[0].schema!).type).toBe('string');
     });
 
     it('answers 200 with { job_id, status, success }, all required', () => {
-      const ok = deleteOp()!.responses['200'];
+      const ok = deleteOp().responses['200'];
       expect(ok.description).toBe('Successful response');
       expect(Object.keys(ok.content ?? {})).toEqual(['application/json']);
       const schema = resolve(ok.content!['application/json'].schema);
@@ -152,7 +152,7 @@ describe('OpenAPI document', () => {
     });
 
     it('documents 400, 401, 403, 404, 409 and 500 as problem+json', () => {
-      const responses = deleteOp()!.responses;
+      const responses = deleteOp().responses;
       for (const status of ['400', '401', '403', '404', '409', '500']) {
         expect({ status, documented: status in responses }).toEqual({ status, documented: true });
         expect(Object.keys(responses[status].content ?? {})).toEqual([PROBLEM]);
@@ -161,7 +161,7 @@ describe('OpenAPI document', () => {
     });
 
     it("uses the seed's descriptions for the responses it shows", () => {
-      const responses = deleteOp()!.responses;
+      const responses = deleteOp().responses;
       expect(responses['401'].description).toBe(
         'Authentication is required or the supplied token is invalid.',
       );
@@ -171,7 +171,7 @@ describe('OpenAPI document', () => {
   });
 
   describe('the problem schema', () => {
-    const problemSchema = () => resolve(deleteOp()!.responses['500'].content![PROBLEM].schema);
+    const problemSchema = () => resolve(deleteOp().responses['500'].content![PROBLEM].schema);
 
     it('has exactly the seed members, with their types, formats and limits', () => {
       const schema = problemSchema();
@@ -195,7 +195,7 @@ describe('OpenAPI document', () => {
     });
 
     it('is the one schema behind every problem+json response', () => {
-      const name = deleteOp()!.responses['500'].content![PROBLEM].schema.$ref;
+      const name = deleteOp().responses['500'].content![PROBLEM].schema.$ref;
       expect(name).toBeDefined();
       for (const [method, path, op] of operations()) {
         for (const [status, response] of Object.entries(op.responses)) {
