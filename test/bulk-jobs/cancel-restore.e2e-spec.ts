@@ -97,23 +97,23 @@ describe('cancel, restore and purge', () => {
     it('answers 200 and changes nothing when the job is already cancelling', async () => {
       const owner = newOwner();
       const id = await insertJob(t.db, { owner, status: 'cancelling', itemStatuses: ['running', 'skipped'] });
-      const before = await jobRow(t.db, id);
+      const snapshot = await jobRow(t.db, id);
       const res = await cancel(owner, id);
       expect(res.status).toBe(200);
       expect(jobBody(res)).toMatchObject({ id, status: 'cancelling', skipped_items: 1 });
-      expect(await jobRow(t.db, id)).toEqual(before);
+      expect(await jobRow(t.db, id)).toEqual(snapshot);
     });
 
     for (const status of ['completed', 'failed', 'cancelled'] as const) {
       it(`refuses a ${status} job with 409 job-not-cancellable and job_status`, async () => {
         const owner = newOwner();
         const id = await insertJob(t.db, { owner, status });
-        const before = await jobRow(t.db, id);
+        const snapshot = await jobRow(t.db, id);
         expectProblem(await cancel(owner, id), 409, {
           type: '/problems/job-not-cancellable',
           job_status: status,
         });
-        expect(await jobRow(t.db, id)).toEqual(before);
+        expect(await jobRow(t.db, id)).toEqual(snapshot);
       });
     }
 

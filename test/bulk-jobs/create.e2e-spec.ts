@@ -25,7 +25,7 @@ describe('POST /api/actions/bulk/jobs', () => {
   describe('creating a job', () => {
     it('answers 202 with Location and the job in snake_case', async () => {
       const owner = newOwner();
-      const before = Date.now();
+      const sentAt = Date.now();
       const res = await post(owner, {
         action: 'noop',
         targets: ['a', 'b', 'c'],
@@ -77,7 +77,7 @@ describe('POST /api/actions/bulk/jobs', () => {
       });
       expect(job.created_at).toMatch(RFC3339_UTC);
       expect(job.updated_at).toMatch(RFC3339_UTC);
-      expect(Date.parse(job.created_at)).toBeGreaterThanOrEqual(before - 1000);
+      expect(Date.parse(job.created_at)).toBeGreaterThanOrEqual(sentAt - 1000);
       expect(Date.parse(job.created_at)).toBeLessThanOrEqual(Date.now() + 1000);
     });
 
@@ -113,6 +113,20 @@ describe('POST /api/actions/bulk/jobs', () => {
         [5, 'ünïcødé ✓', { text: 'line\nbreak "quoted" \\ back' }, 'pending'],
       ]);
       expect(job.total_items).toBe(6);
+    });
+
+    it('writes targets beyond one INSERT chunk with contiguous seqs', async () => {
+      const owner = newOwner();
+      const targets = Array.from({ length: 12_001 }, (_, i) => `t-${i}`);
+      const job = await createJob(t, owner, { action: 'noop', targets });
+      expect(job.total_items).toBe(12_001);
+      const rows: { n: number; lo: number; hi: number; mismatched: number }[] = await t.db.query(
+        `SELECT count(*)::int AS n, min(seq) AS lo, max(seq) AS hi,
+                count(*) FILTER (WHERE target_id <> 't-' || seq)::int AS mismatched
+         FROM bulk_job_items WHERE job_id = $1`,
+        [job.id],
+      );
+      expect(rows).toEqual([{ n: 12_001, lo: 0, hi: 12_000, mismatched: 0 }]);
     });
 
     it('accepts a target id of exactly 512 characters and the same id twice', async () => {

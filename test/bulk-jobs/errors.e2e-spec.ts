@@ -53,6 +53,15 @@ describe('errors and cross-cutting behaviour', () => {
     expectProblem(problem, 400, { requestId: 'trace:01HZ.42@edge' });
   });
 
+  it('echoes an X-Request-Id of 128 characters and replaces one of 129', async () => {
+    const longest = 'a'.repeat(128);
+    expect((await t.http().get(JOBS).set(auth()).set('X-Request-Id', longest)).headers['x-request-id']).toBe(
+      longest,
+    );
+    const tooLong = await t.http().get(JOBS).set(auth()).set('X-Request-Id', `${longest}b`);
+    expect(tooLong.headers['x-request-id']).toMatch(UUID);
+  });
+
   for (const [name, value] of [
     ['300 characters long', 'r'.repeat(300)],
     ['with spaces', 'abc 123'],
