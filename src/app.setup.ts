@@ -58,7 +58,17 @@ function setupOpenApi(app: INestApplication, env: Env): void {
         'Every error is application/problem+json (RFC 9457) with legacy `error`/`details` members.',
     )
     .setVersion('1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT with bulk-jobs:read / bulk-jobs:write scopes.' })
+    .addBearerAuth({
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+      description:
+        'A JWT (HS256, or RS256/ES256 from the JWKS) with an `exp` claim; the `scope` claim grants ' +
+        "bulk-jobs:read (GET), bulk-jobs:write (POST, DELETE) and bulk-jobs:admin (every owner's jobs).",
+    })
+    // The auth guard is global, so the document requires the token by default too: an
+    // operation added without @ApiBearerAuth() is still documented as needing it.
+    .addSecurityRequirements('bearer')
     .build();
   const document = SwaggerModule.createDocument(app, config);
   SwaggerModule.setup(OPENAPI_PATH, app, document, {

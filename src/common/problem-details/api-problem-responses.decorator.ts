@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
+import { ApiExtraModels, ApiResponse, getSchemaPath, type HeadersObject } from '@nestjs/swagger';
 import { reasonPhrase } from './problem-details';
 import { ProblemDetailsDto } from './problem-details.dto';
 
@@ -13,7 +13,21 @@ const DEFAULT_DESCRIPTIONS: Record<number, string> = {
   415: 'The request body has an unsupported media type.',
   422: 'The Idempotency-Key was already used with a different body.',
   500: 'Internal server error',
-  503: 'The database is unavailable; retry after `Retry-After` seconds.',
+  503: 'The database, or the key server that verifies tokens, is unavailable; retry after `Retry-After` seconds.',
+};
+
+/** Headers the filter sends with some problems (see mapDomainError). */
+const HEADERS: Record<number, HeadersObject> = {
+  401: {
+    'WWW-Authenticate': { description: 'The Bearer challenge (RFC 6750).', schema: { type: 'string', example: 'Bearer realm="bulk-jobs"' } },
+  },
+  403: {
+    'WWW-Authenticate': {
+      description: 'The Bearer challenge naming the missing scope (RFC 6750).',
+      schema: { type: 'string', example: 'Bearer realm="bulk-jobs", error="insufficient_scope"' },
+    },
+  },
+  503: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', example: 5 } } },
 };
 
 /** Documents problem+json responses for the given statuses (plus 500 and 503, which any call can give). */
@@ -29,6 +43,7 @@ export function ApiProblemResponses(...entries: (number | [number, string])[]) {
       ApiResponse({
         status,
         description,
+        ...(HEADERS[status] ? { headers: HEADERS[status] } : {}),
         content: { 'application/problem+json': { schema: { $ref: getSchemaPath(ProblemDetailsDto) } } },
       }),
     ),
