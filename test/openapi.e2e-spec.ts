@@ -244,6 +244,16 @@ describe('OpenAPI document', () => {
       }
     });
 
+    it('documents the WWW-Authenticate challenge on 401 and Retry-After on 503', () => {
+      for (const [method, path, op] of operations()) {
+        const where = `${method.toUpperCase()} ${path}`;
+        const headers = (status: string) =>
+          Object.keys((op.responses[status] as { headers?: object } | undefined)?.headers ?? {});
+        expect({ where, headers: headers('401') }).toEqual({ where, headers: ['WWW-Authenticate'] });
+        expect({ where, headers: headers('503') }).toEqual({ where, headers: ['Retry-After'] });
+      }
+    });
+
     it('documents every error response as problem+json and nothing else', () => {
       for (const [method, path, op] of operations()) {
         for (const [status, response] of Object.entries(op.responses)) {
@@ -278,6 +288,11 @@ describe('OpenAPI document', () => {
           ([, s]) => s.type === 'http' && typeof s.scheme === 'string' && s.scheme.toLowerCase() === 'bearer',
         )
         .map(([name]) => name);
+
+    it('requires the bearer token by default, as the global guard does', () => {
+      const schemes = bearerSchemes();
+      expect(doc.security?.some((requirement) => schemes.some((s) => s in requirement))).toBe(true);
+    });
 
     it('declares an HTTP bearer scheme', () => {
       expect(bearerSchemes().length).toBeGreaterThanOrEqual(1);
