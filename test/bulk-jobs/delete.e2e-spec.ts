@@ -274,7 +274,11 @@ describe('DELETE /api/actions/bulk/jobs/{id}', () => {
     const responses: Response[] = [];
     for (let i = 0; i < 20; i++) responses.push(await del(owner, id));
     await flips;
-    for (const r of responses) expect([200, 404, 409]).toContain(r.status);
+    for (const r of responses) {
+      if (r.status === 409)
+        expectProblem(r, 409, { type: '/problems/job-not-deletable', job_status: 'running' });
+      else if (r.status !== 200) expectProblem(r, 404, { type: '/problems/job-not-found' });
+    }
     const row = await jobRow(t.db, id);
     if (row?.deleted_at) expect(row.status).toBe('completed');
     expect(responses.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);

@@ -97,6 +97,8 @@ describe('errors and cross-cutting behaviour', () => {
       await t.http().get('/nope'),
     ];
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 202, 200, 200, 401, 404]);
+    expectProblem(responses[6], 401);
+    expectProblem(responses[7], 404);
     const ids = responses.map((r) => r.headers['x-request-id'] as string | undefined);
     for (const requestId of ids) expect(requestId).toMatch(UUID);
     expect(new Set(ids).size).toBe(ids.length);
@@ -114,7 +116,7 @@ describe('errors and cross-cutting behaviour', () => {
       .get(JOBS)
       .query({ limit: '0' })
       .set(bearer(tokenFor(owner)));
-    expect(bad.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expectProblem(bad, 400, { type: '/problems/validation-error' });
   });
 
   it('lists the registered actions with the JSON schema of their params', async () => {
