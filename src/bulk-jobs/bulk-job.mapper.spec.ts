@@ -41,10 +41,11 @@ describe('progressOf', () => {
     expect(progressOf(counts(1000, 420, 3))).toBe(0.423);
   });
 
-  it('is rounded to four decimals', () => {
+  it('is rounded down to four decimals, so that it reads 1 only when every item is done', () => {
+    expect(progressOf(counts(1_000_000, 999_999))).toBe(0.9999);
     expect(progressOf(counts(3, 1))).toBe(0.3333);
-    expect(progressOf(counts(3, 2))).toBe(0.6667);
-    expect(progressOf(counts(7, 1, 1, 1))).toBe(0.4286);
+    expect(progressOf(counts(3, 2))).toBe(0.6666);
+    expect(progressOf(counts(7, 1, 1, 1))).toBe(0.4285);
   });
 });
 

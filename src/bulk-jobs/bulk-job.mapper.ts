@@ -45,7 +45,8 @@ const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 export function progressOf(row: Pick<JobRow, 'total_items' | 'succeeded_items' | 'failed_items' | 'skipped_items'>): number {
   if (row.total_items <= 0) return 0;
   const done = row.succeeded_items + row.failed_items + row.skipped_items;
-  return Math.round((done / row.total_items) * 10_000) / 10_000;
+  // Rounded down, so that a job reads 1 only when every item is done.
+  return Math.floor((done * 10_000) / row.total_items) / 10_000;
 }
 
 export function toJobResponse(row: JobRow): BulkJobResponseDto {
