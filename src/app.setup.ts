@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Env } from './config/env';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { createValidationPipe } from './common/validation';
+import { documentStreamingCreate } from './bulk-jobs/bulk-jobs.openapi';
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
@@ -71,6 +72,7 @@ function setupOpenApi(app: INestApplication, env: Env): void {
     .addSecurityRequirements('bearer')
     .build();
   const document = SwaggerModule.createDocument(app, config);
+  documentStreamingCreate(document);
   SwaggerModule.setup(OPENAPI_PATH, app, document, {
     jsonDocumentUrl: `${OPENAPI_PATH}-json`,
     swaggerOptions: { persistAuthorization: true },

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import jwt, { type JwtHeader, type JwtPayload } from 'jsonwebtoken';
 import { JwksClient, type SigningKey } from 'jwks-rsa';
 import { Env } from '../config/env';
-import { ServiceUnavailableError, UnauthenticatedError } from '../common/problem-details/domain-error';
+import { InvalidTokenError, ServiceUnavailableError } from '../common/problem-details/domain-error';
 import { resolveJwtSecret } from './jwt-secret';
 import { parseScopes, SCOPES, type Principal } from './scopes';
 
@@ -50,24 +50,24 @@ export class TokenVerifier {
         const key = await this.signingKey(this.jwks, header.kid);
         // A key published for one algorithm is never used with another.
         if (key.alg && key.alg !== header.alg) {
-          throw new UnauthenticatedError('The token is signed with an algorithm its key is not meant for.');
+          throw new InvalidTokenError('The token is signed with an algorithm its key is not meant for.');
         }
         payload = this.verifyWith(token, key.getPublicKey(), [header.alg as jwt.Algorithm]);
       } else {
-        throw new UnauthenticatedError('The token is signed with an algorithm this server does not accept.');
+        throw new InvalidTokenError('The token is signed with an algorithm this server does not accept.');
       }
     } catch (err) {
-      if (err instanceof UnauthenticatedError) throw err;
+      if (err instanceof InvalidTokenError) throw err;
       if (err instanceof JwksUnavailable) {
         throw new ServiceUnavailableError(
           5,
           'The keys that verify tokens cannot be fetched right now. Retry later.',
         );
       }
-      throw new UnauthenticatedError(describe(err));
+      throw new InvalidTokenError(describe(err));
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
-      throw new UnauthenticatedError('The token has no valid "sub" claim.');
+      throw new InvalidTokenError('The token has no valid "sub" claim.');
     }
     const scopes = parseScopes(payload.scope ?? payload.scp);
     return { sub: payload.sub, scopes, isAdmin: scopes.has(SCOPES.admin) };
@@ -107,8 +107,8 @@ export class TokenVerifier {
       complete: false,
     });
     if (typeof payload === 'string')
-      throw new UnauthenticatedError('The token payload is not a JSON object.');
-    if (typeof payload.exp !== 'number') throw new UnauthenticatedError('The token has no "exp" claim.');
+      throw new InvalidTokenError('The token payload is not a JSON object.');
+    if (typeof payload.exp !== 'number') throw new InvalidTokenError('The token has no "exp" claim.');
     return payload;
   }
 }
@@ -116,7 +116,7 @@ export class TokenVerifier {
 function decodeHeader(token: string): JwtHeader {
   const decoded = jwt.decode(token, { complete: true });
   if (!decoded || typeof decoded !== 'object' || !decoded.header) {
-    throw new UnauthenticatedError('The bearer token is malformed.');
+    throw new InvalidTokenError('The bearer token is malformed.');
   }
   return decoded.header;
 }

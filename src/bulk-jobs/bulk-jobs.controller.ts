@@ -3,7 +3,6 @@ import {
   ApiAcceptedResponse,
   ApiBearerAuth,
   ApiBody,
-  ApiConsumes,
   ApiExtraModels,
   ApiHeader,
   ApiOkResponse,
@@ -49,14 +48,9 @@ export class BulkJobsController {
   @HttpCode(202)
   @RequireScope(SCOPES.write)
   @ApiOperation({ operationId: 'createBulkActionJob', summary: 'Create a bulk action job', description: 'Stores the job and one item per target; workers run the items in the background. With an Idempotency-Key, a repeated request within 24 hours returns the job the first one created.' })
-  @ApiConsumes('application/json', 'application/x-ndjson')
   @ApiBody({
-    description:
-      'JSON: the job with its targets inline (up to BULK_JOBS_MAX_INLINE_TARGETS). NDJSON (application/x-ndjson): ' +
-      'the first line is the job spec { "action", "params"?, "options"? }, every further line one target (a JSON ' +
-      'string or { "id", "data"? }); streamed into the database in one transaction, up to BULK_JOBS_MAX_TARGETS. ' +
-      'A bad line is a 400 naming the line, and nothing is stored.',
     required: true,
+    description: 'The job with its targets inline. For large jobs, stream them as application/x-ndjson.',
     schema: { $ref: getSchemaPath(CreateBulkJobDto) },
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 printable ASCII characters; scoped to the caller.' })

@@ -23,7 +23,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 // PostgreSQL text cannot hold NUL, and jsonb refuses \u0000 and unpaired surrogates.
-const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const isUnstorableText = (s: string): boolean => s.includes('\u0000') || LONE_SURROGATE.test(s);
 // JSON.stringify writes paired surrogates as characters and only unpaired ones as
 // escapes; an escape counts only after an even run of backslashes.
 const UNSTORABLE_JSON = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
@@ -37,7 +38,7 @@ export function isUnstorableJson(value: unknown): boolean {
 export function targetProblem(t: unknown): string | null {
   if (typeof t === 'string') {
     if (t.length < 1 || t.length > TARGET_ID_MAX_LENGTH) return `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
-    return UNSTORABLE_TEXT.test(t) ? 'must not contain NUL characters or unpaired surrogates' : null;
+    return isUnstorableText(t) ? 'must not contain NUL characters or unpaired surrogates' : null;
   }
   if (!isPlainObject(t)) return 'must be a string id or an object { "id": string, "data"?: object }';
   for (const key of Object.keys(t)) {
@@ -46,7 +47,7 @@ export function targetProblem(t: unknown): string | null {
   if (typeof t.id !== 'string' || t.id.length < 1 || t.id.length > TARGET_ID_MAX_LENGTH) {
     return `id must be a string of 1 to ${TARGET_ID_MAX_LENGTH} characters`;
   }
-  if (UNSTORABLE_TEXT.test(t.id)) return 'id must not contain NUL characters or unpaired surrogates';
+  if (isUnstorableText(t.id)) return 'id must not contain NUL characters or unpaired surrogates';
   if (t.data !== undefined && !isPlainObject(t.data)) return 'data must be an object';
   if (t.data !== undefined && isUnstorableJson(t.data)) {
     return 'data must not contain \\u0000 or unpaired surrogates';

@@ -37,9 +37,15 @@ export class ValidationFailedError extends DomainError {
 
 export class UnauthenticatedError extends DomainError {
   readonly code = 'UNAUTHENTICATED';
+  /** A token was sent but is not valid (RFC 6750 `invalid_token`), as opposed to no token at all. */
+  readonly invalidToken: boolean = false;
   constructor(message = 'A valid bearer token is required.') {
     super(message);
   }
+}
+
+export class InvalidTokenError extends UnauthenticatedError {
+  override readonly invalidToken = true;
 }
 
 export class ForbiddenError extends DomainError {

@@ -27,11 +27,14 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     const requestId = String(request.id);
     const instance = (request.url ?? '/').split('?', 1)[0];
 
-    if (mapping.unexpected || mapping.status >= 500) {
+    if (mapping.unexpected) {
       this.logger.error(
         `${request.method} ${instance} failed with ${mapping.status} (requestId=${requestId})`,
         exception instanceof Error ? exception.stack : String(exception),
       );
+    } else if (mapping.status >= 500) {
+      // Expected outages (database or key server away): one line each, no stack.
+      this.logger.warn(`${request.method} ${instance} answered ${mapping.status}: ${mapping.detail} (requestId=${requestId})`);
     }
     if (reply.sent) return;
     for (const [name, value] of Object.entries(mapping.headers ?? {})) {

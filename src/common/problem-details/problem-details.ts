@@ -55,7 +55,11 @@ export function mapDomainError(err: DomainError): ProblemMapping {
         status: 401,
         type: 'about:blank',
         title: reasonPhrase(401),
-        headers: { 'www-authenticate': 'Bearer realm="bulk-jobs"' },
+        headers: {
+          'www-authenticate': (err as DomainError & { invalidToken: boolean }).invalidToken
+            ? 'Bearer realm="bulk-jobs", error="invalid_token"'
+            : 'Bearer realm="bulk-jobs"',
+        },
       };
     case 'FORBIDDEN':
       return {
