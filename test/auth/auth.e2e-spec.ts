@@ -27,7 +27,13 @@ const hs256 = (payload: Record<string, unknown>, secret = TEST_JWT_SECRET) =>
 function expectUnauthenticated(res: Response, token?: string): void {
   expectProblem(res, 401, { type: 'about:blank' });
   expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="[^"]+"/);
-  if (token) expectNoTokenIn(JSON.stringify(res.body), token);
+  // RFC 6750: a token that was sent and refused is `invalid_token`; no token, no error code.
+  if (token) {
+    expect(res.headers['www-authenticate']).toMatch(/error="invalid_token"/);
+    expectNoTokenIn(JSON.stringify(res.body), token);
+  } else {
+    expect(res.headers['www-authenticate']).not.toMatch(/error=/);
+  }
 }
 
 function expectNoTokenIn(text: string, token: string): void {
@@ -113,7 +119,8 @@ describe('bearer authentication with HS256', () => {
     it(`answers ${name} with 401`, async () => {
       const value = header();
       const res = await t.http().get(JOBS).set('Authorization', value);
-      expectUnauthenticated(res, value.replace(/^\S+\s*/, ''));
+      // Only a Bearer credential is a token; another scheme counts as no token.
+      expectUnauthenticated(res, /^Bearer\s/.test(value) ? value.replace(/^\S+\s*/, '') : undefined);
     });
   }
 
