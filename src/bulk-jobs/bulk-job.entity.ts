@@ -76,4 +76,25 @@ export class BulkJob {
 
   @Column('timestamp with time zone', { name: 'purge_at', precision: 3, nullable: true })
   purgeAt: Date | null;
+
+  // Scheduling state kept by the workers (src/engine); the API does not show it.
+
+  /** Items claimed by a worker and not yet recorded. */
+  @Column('integer', { name: 'running_items', default: 0 })
+  runningItems: number;
+
+  /** Round robin: the job served least recently is claimed from next. */
+  @Column('timestamp with time zone', { name: 'last_claimed_at', precision: 3, nullable: true })
+  lastClaimedAt: Date | null;
+
+  /** When the job can next be claimed from (backoff, rate limit, nothing pending); null once finished. */
+  @Column('timestamp with time zone', { name: 'claimable_at', precision: 3, nullable: true, default: () => 'now()' })
+  claimableAt: Date | null;
+
+  /** Token bucket of options.rate_limit_per_second. */
+  @Column('double precision', { name: 'rate_tokens', nullable: true })
+  rateTokens: number | null;
+
+  @Column('timestamp with time zone', { name: 'rate_updated_at', nullable: true })
+  rateUpdatedAt: Date | null;
 }
