@@ -6,6 +6,7 @@ import {
   IsOptional,
   IsString,
   IsUrl,
+  Matches,
   Max,
   Min,
   MinLength,
@@ -131,6 +132,84 @@ export class Env {
 
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  // Workers (src/engine, docs/engine.md).
+
+  /** Items one worker process runs at the same time. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  WORKER_CONCURRENCY = 50;
+
+  /** Items claimed per claim; a worker holds at most this many unrecorded items. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  WORKER_BATCH_SIZE = 1000;
+
+  /** How long a claim is valid unless the worker extends it; a dead worker's items return after it. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(500)
+  @Max(3_600_000)
+  WORKER_LEASE_MS = 30_000;
+
+  /** Longest wait between claim attempts while there is nothing to claim. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(60_000)
+  WORKER_POLL_INTERVAL_MS = 250;
+
+  /** How often expired leases are swept; default half of WORKER_LEASE_MS, at most 5 s. */
+  @Transform(({ value }: { value: unknown }) => toInt({ value: emptyToUndefined({ value }) }))
+  @IsOptional()
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  WORKER_SWEEP_INTERVAL_MS?: number;
+
+  /** Longest wait before results that do not fill a batch are written. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  WORKER_FLUSH_INTERVAL_MS = 50;
+
+  /** On SIGTERM: how long in-flight items may run before they are aborted and released. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3_600_000)
+  WORKER_SHUTDOWN_GRACE_MS = 20_000;
+
+  /** Backoff before the second attempt; doubles with each further attempt (with jitter). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(3_600_000)
+  WORKER_RETRY_BASE_MS = 1_000;
+
+  /** Upper bound of the backoff between attempts. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(86_400_000)
+  WORKER_RETRY_MAX_MS = 300_000;
+
+  /** Hosts the http action may call: comma-separated `host`, `host:port` or `*.domain`. Empty: none. */
+  @IsString()
+  @Matches(/^[\w.*:[\],\s-]*$/, { message: 'ACTIONS_HTTP_ALLOWED_HOSTS must be a comma-separated list of host or host:port' })
+  ACTIONS_HTTP_ALLOWED_HOSTS = '';
+
+  /** Timeout of one request of the http action. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600_000)
+  ACTIONS_HTTP_TIMEOUT_MS = 10_000;
 }
 
 /** Variables whose values must never appear in an error message or a log. */
