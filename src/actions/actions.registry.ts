@@ -54,8 +54,8 @@ export class ActionsRegistry implements OnModuleInit {
   validateParams(action: string, params: Record<string, unknown>): Record<string, string> | null {
     const registered = this.actions.get(action);
     if (!registered) return { action: `unknown action "${action}"; see GET /api/actions/bulk/actions` };
-    if (registered.validate(params)) return null;
-    return formatAjvErrors(registered.validate.errors ?? []);
+    if (!registered.validate(params)) return formatAjvErrors(registered.validate.errors ?? []);
+    return registered.handler.validateParams?.(params) ?? null;
   }
 }
 

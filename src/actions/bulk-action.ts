@@ -33,6 +33,12 @@ export interface BulkActionHandler<P = Record<string, unknown>> {
   readonly paramsSchema: JsonSchema;
   /** Resolves with an optional JSON result; throws to fail the attempt. */
   execute(ctx: ActionContext<P>): Promise<unknown>;
+  /**
+   * Checks that JSON Schema cannot express (e.g. a URL's host against an
+   * allow-list), after the schema passed. Returns per-field messages keyed
+   * `params.<field>`, or null when the params are valid.
+   */
+  validateParams?(params: P): Record<string, string> | null;
 }
 
 export const BULK_ACTION_METADATA = 'bulk-jobs:action';
