@@ -5,24 +5,29 @@ import { BulkJobsModule } from './bulk-jobs/bulk-jobs.module';
 import { ConfigModule } from './config/config.module';
 import type { Env } from './config/env';
 import { DatabaseModule } from './database/database.module';
+import { EngineModule } from './engine/engine.module';
 
 export interface AppOptions {
   env: Env;
   /** The PostgreSQL to use: DATABASE_URL, or the embedded server's URL. */
   databaseUrl: string;
+  /** Serve the HTTP API (default true). */
+  api?: boolean;
+  /** Run a worker that processes the items of every job (default false; main.ts turns it on). */
+  worker?: boolean;
 }
 
 @Module({})
 export class AppModule {
-  static forRoot({ env, databaseUrl }: AppOptions): DynamicModule {
+  static forRoot({ env, databaseUrl, api = true, worker = false }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(env),
-        DatabaseModule.forRoot(databaseUrl, 'bulk-jobs-api'),
-        AuthModule,
+        DatabaseModule.forRoot(databaseUrl, api ? 'bulk-jobs-api' : 'bulk-jobs-worker'),
         ActionsModule,
-        BulkJobsModule,
+        ...(api ? [AuthModule, BulkJobsModule] : []),
+        ...(worker ? [EngineModule.forRoot(databaseUrl)] : []),
       ],
     };
   }

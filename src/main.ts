@@ -4,48 +4,35 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { configureApp, createFastifyAdapter, OPENAPI_PATH } from './app.setup';
+import { closeOnSignals, logLevels, resolveDatabase } from './bootstrap';
 import { ConfigError, loadEnv } from './config/env';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres';
 
+/**
+ * The API process. By default it also runs a worker (the embedded default of
+ * `npm start`); with `--no-worker` (`npm run start:api`) it serves HTTP only
+ * and separate worker processes (`npm run start:worker`) run the items.
+ */
 async function bootstrap(): Promise<void> {
   const logger = new Logger('Main');
   const env = loadEnv();
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = env.DATABASE_URL;
-  if (!databaseUrl) {
-    logger.log(`DATABASE_URL is not set: starting the embedded PostgreSQL under ${env.DATA_DIR}/postgres`);
-    embedded = await startEmbeddedPostgres({ dataDir: env.DATA_DIR, port: env.EMBEDDED_PG_PORT });
-    databaseUrl = embedded.url;
-  }
+  const worker = !process.argv.includes('--no-worker');
+  const database = await resolveDatabase(env, logger);
 
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot({ env, databaseUrl }),
+    AppModule.forRoot({ env, databaseUrl: database.url, api: true, worker }),
     createFastifyAdapter(env),
-    { logger: [env.LOG_LEVEL, ...higherLevels(env.LOG_LEVEL)] },
+    { logger: logLevels(env.LOG_LEVEL) },
   );
+  // Installed before listening, so that a signal during start-up still drains the worker.
+  closeOnSignals(() => app.close(), database, logger);
   await configureApp(app, env);
   await app.listen({ port: env.PORT, host: env.HOST });
 
   const shown = env.HOST === '0.0.0.0' || env.HOST === '::' ? 'localhost' : env.HOST;
-  logger.log(`API listening on http://${shown}:${env.PORT}, docs at http://${shown}:${env.PORT}/${OPENAPI_PATH}`);
-
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    logger.log(`${signal} received: shutting down`);
-    await app.close();
-    await embedded?.stop();
-    process.exit(0);
-  };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => void shutdown(signal));
-  }
-}
-
-const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const;
-function higherLevels(level: (typeof LEVELS)[number]): (typeof LEVELS)[number][] {
-  return LEVELS.slice(LEVELS.indexOf(level) + 1);
+  logger.log(
+    `API listening on http://${shown}:${env.PORT}, docs at http://${shown}:${env.PORT}/${OPENAPI_PATH}` +
+      (worker ? '; a worker runs in this process' : '; no worker in this process'),
+  );
 }
 
 bootstrap().catch((err: unknown) => {

@@ -1,0 +1,55 @@
+import type { Logger, LogLevel } from '@nestjs/common';
+import type { Env } from './config/env';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres';
+
+export interface ResolvedDatabase {
+  url: string;
+  /** Set when DATABASE_URL is unset: stops the embedded server if this process started it. */
+  embedded?: EmbeddedDatabase;
+}
+
+/**
+ * DATABASE_URL, or else the embedded PostgreSQL under DATA_DIR: started by
+ * the first process, reused by the next ones on the same machine (same
+ * DATA_DIR and EMBEDDED_PG_PORT). Processes on several machines need
+ * DATABASE_URL.
+ */
+export async function resolveDatabase(env: Env, logger: Logger): Promise<ResolvedDatabase> {
+  if (env.DATABASE_URL) return { url: env.DATABASE_URL };
+  logger.log(`DATABASE_URL is not set: using the embedded PostgreSQL under ${env.DATA_DIR}/postgres`);
+  const embedded = await startEmbeddedPostgres({ dataDir: env.DATA_DIR, port: env.EMBEDDED_PG_PORT });
+  return { url: embedded.url, embedded };
+}
+
+const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const satisfies readonly LogLevel[];
+
+/** The Nest logger levels for LOG_LEVEL: it and every level above it. */
+export function logLevels(level: (typeof LEVELS)[number]): LogLevel[] {
+  return LEVELS.slice(LEVELS.indexOf(level));
+}
+
+/**
+ * On SIGINT or SIGTERM: close the app (workers drain first: they stop
+ * claiming, finish or release their items), then stop the embedded database,
+ * then exit 0. A second signal while closing is ignored.
+ */
+export function closeOnSignals(close: () => Promise<void>, database: ResolvedDatabase, logger: Logger): void {
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.log(`${signal} received: shutting down`);
+    let code = 0;
+    try {
+      await close();
+    } catch (err) {
+      logger.error(`shutdown failed: ${(err as Error).message}`);
+      code = 1;
+    }
+    await database.embedded?.stop();
+    process.exit(code);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void shutdown(signal));
+  }
+}

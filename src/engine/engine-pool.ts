@@ -1,0 +1,37 @@
+import { Logger } from '@nestjs/common';
+import { Pool } from 'pg';
+
+export const ENGINE_POOL = Symbol('ENGINE_POOL');
+export const CLAIM_POOL = Symbol('CLAIM_POOL');
+
+/**
+ * How long a claim waits for a job row. A claim holds pending items while it
+ * waits, and the API's cancel waits for pending items while it holds the job
+ * row: the claim must be the one that gives up.
+ */
+export const CLAIM_LOCK_TIMEOUT_MS = 200;
+
+/**
+ * The workers' own connections, beside TypeORM's pool. Claims and result
+ * writes are the hottest statements of the service: on connections of their
+ * own they never queue behind API requests in an embedded process (or the
+ * other way round), and each statement is one plain round trip without
+ * TypeORM's query-runner bookkeeping. The main pool serves result writes,
+ * lease renewal and the sweep (one each at a time); claims have a connection
+ * of their own with a short lock_timeout.
+ */
+export function createEnginePool(url: string, purpose: 'main' | 'claim'): Pool {
+  const pool = new Pool({
+    connectionString: url,
+    max: purpose === 'claim' ? 1 : 3,
+    application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
+    connectionTimeoutMillis: 5000,
+    statement_timeout: 60_000,
+    idle_in_transaction_session_timeout: 60_000,
+    ...(purpose === 'claim' ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS } : {}),
+  });
+  const logger = new Logger('EnginePool');
+  // An idle connection that breaks must not crash the process; the next checkout reconnects.
+  pool.on('error', (err) => logger.warn(`idle database connection failed: ${err.message}`));
+  return pool;
+}

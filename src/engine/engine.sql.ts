@@ -1,0 +1,290 @@
+/**
+ * Every statement the workers run, in one place.
+ *
+ * Locks, and why they cannot deadlock:
+ * - a result write updates its own running items, then locks the rows of
+ *   their jobs (in id order) for two short statements;
+ * - a claim locks pending items (SKIP LOCKED), then updates the job row at
+ *   the end of the same statement. The API's cancel locks the job row and
+ *   then waits for pending items, which a claim in flight may hold: the
+ *   claim connection's lock_timeout breaks that cycle in favour of the
+ *   cancel (the claim rolls back and the worker leaves the job alone for a
+ *   moment);
+ * - a job with a concurrency or rate limit is claimed with its row locked
+ *   first, so that two workers cannot both read the same room;
+ * - the lease sweep locks the job row, then its expired items (SKIP LOCKED).
+ * The job row is thus held only briefly by writes and claims, which is what
+ * lets several workers claim from and write to one large job at once.
+ */
+
+/** A job workers may claim from (cancelled, cancelling and deleted jobs get no new claims). */
+const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
+  AND action = ANY($1::text[])
+  AND running_items < COALESCE((options->>'concurrency')::int, 2147483647)`;
+
+const PICK = `
+  SELECT id, action, params, options, xmin AS version,
+         (options ? 'concurrency' OR options ? 'rate_limit_per_second') AS limited
+  FROM bulk_jobs
+  WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY($2::uuid[]))
+  ORDER BY last_claimed_at ASC NULLS FIRST, created_at, id
+  LIMIT 1`;
+
+/**
+ * A job with nothing left to claim is looked at again after this long even if
+ * nobody says otherwise. Every writer that makes items pending (retries, lease
+ * sweeps) also lowers claimable_at, so this is only a safety net, e.g. for
+ * items added to a job outside the service.
+ */
+const RECHECK = `interval '1 minute'`;
+
+interface ClaimParams {
+  worker: string;
+  leaseMs: string;
+  count: string;
+  tokens: string;
+  rate: string;
+}
+
+/** The item claim and job update shared by both claim statements; the CTE `target` (id, version) names the job. */
+const claimFrom = ({ worker, leaseMs, count, tokens, rate }: ClaimParams) => `
+  picked AS (
+    SELECT seq FROM bulk_job_items
+    WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
+    ORDER BY seq
+    LIMIT ${count}
+    FOR UPDATE SKIP LOCKED
+  ), claimed AS (
+    UPDATE bulk_job_items i
+    SET status = 'running', attempts = i.attempts + 1, lease_owner = ${worker},
+        lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+        started_at = COALESCE(i.started_at, now())
+    FROM picked p
+    WHERE i.job_id = (SELECT id FROM target) AND i.seq = p.seq
+    RETURNING i.seq, i.target_id, i.data, i.attempts
+  ), n AS (
+    SELECT count(*)::int AS k FROM claimed
+  ), job_update AS (
+    UPDATE bulk_jobs j SET
+      running_items = j.running_items + n.k,
+      status = CASE WHEN j.status = 'pending' AND n.k > 0 THEN 'running' ELSE j.status END,
+      started_at = CASE WHEN n.k > 0 THEN COALESCE(j.started_at, now()) ELSE j.started_at END,
+      last_claimed_at = clock_timestamp(),
+      rate_tokens = ${tokens} - n.k,
+      rate_updated_at = CASE WHEN ${tokens} IS NULL THEN NULL ELSE now() END,
+      claimable_at = CASE
+        WHEN n.k < ${count} AND j.xmin = t.version THEN COALESCE((
+          SELECT min(available_at) FROM bulk_job_items
+          WHERE job_id = t.id AND status = 'pending' AND seq NOT IN (SELECT seq FROM picked)
+        ), now() + ${RECHECK})
+        WHEN ${tokens} - n.k < 1
+          THEN now() + (1 - (${tokens} - n.k)) / ${rate} * interval '1 second'
+        ELSE j.claimable_at END,
+      updated_at = now()
+    FROM n, target t
+    WHERE j.id = t.id AND (n.k > 0 OR j.status IN ('pending', 'running'))
+  )`;
+
+/** The claimed items as arrays in one row, so that a claim is one row to parse. */
+const CLAIMED_ARRAYS = `
+  SELECT array_agg(seq) AS seqs, array_agg(target_id) AS target_ids,
+         array_agg(data) AS datas, array_agg(attempts) AS attempts
+  FROM claimed`;
+
+/**
+ * One round trip for the usual claim. Picks, round robin, the job served
+ * least recently (never served first) whose backoff or rate limit allows a
+ * claim now, except the jobs in $2 - without locking it: several workers
+ * may pick the same job and claim disjoint items. If the job has no
+ * concurrency or rate limit, claims up to $5 of its pending items in seq
+ * order (SKIP LOCKED), leases them to worker $3 for $4 ms, and then updates
+ * the job in the same statement: running_items, pending → running, the
+ * round-robin stamp, and claimable_at - when fewer items were found than
+ * asked for, the earliest pending item it did not take: in the future for a
+ * retry's backoff, in the past for items another claim holds right now
+ * (which may yet roll back); nothing pending: see RECHECK. That is computed
+ * from this statement's snapshot, so it is stored only if no one changed the
+ * job row since (same xmin); otherwise the next claim looks again.
+ * A limited job is returned without items: see CLAIM_LIMITED.
+ */
+export const CLAIM_NEXT = `
+  WITH job AS (${PICK}
+  ), target AS (
+    SELECT id, version FROM job WHERE NOT limited
+  ),${claimFrom({ worker: '$3', leaseMs: '$4', count: '$5', tokens: 'NULL::float8', rate: 'NULL::float8' })}
+  SELECT job.id, job.action, job.params, job.options, job.limited, c.*
+  FROM job, (${CLAIMED_ARRAYS}) c`;
+
+/** A limited job: lock its row and read its room, if it is still claimable. */
+export const LOCK_LIMITED_JOB = `
+  SELECT running_items, rate_tokens,
+         EXTRACT(EPOCH FROM (now() - rate_updated_at))::float8 AS rate_elapsed
+  FROM bulk_jobs
+  WHERE id = $2 AND ${CLAIMABLE} AND claimable_at <= now()
+  FOR NO KEY UPDATE`;
+
+/** Nothing to pick: when is the next job due (null: none is waiting for time)? */
+export const NEXT_DUE = `
+  SELECT (EXTRACT(EPOCH FROM (min(claimable_at) - now())) * 1000)::float8 AS next_in_ms
+  FROM bulk_jobs
+  WHERE ${CLAIMABLE} AND NOT (id = ANY($2::uuid[]))`;
+
+/**
+ * Claims up to $4 items of job $1, whose row the transaction has locked
+ * (LOCK_LIMITED_JOB), for worker $2 and $3 ms, as CLAIM_NEXT does, and takes
+ * them from its rate bucket ($5 tokens before the claim, $6 per second);
+ * when the bucket runs dry, claimable_at moves to the time of the next token.
+ */
+export const CLAIM_LIMITED = `
+  WITH target AS (
+    SELECT id, xmin AS version FROM bulk_jobs WHERE id = $1
+  ),${claimFrom({ worker: '$2', leaseMs: '$3', count: '$4', tokens: '$5::float8', rate: '$6::float8' })}
+  ${CLAIMED_ARRAYS}`;
+
+/** A rate-limited job without a token: store the bucket and come back when the next token is due. */
+export const DEFER_RATE_LIMITED = `
+  UPDATE bulk_jobs
+  SET rate_tokens = $2, rate_updated_at = now(), claimable_at = now() + $3 * interval '1 millisecond'
+  WHERE id = $1`;
+
+/** Locks the rows of the jobs a batch of results belongs to, in id order. */
+export const LOCK_JOBS = `
+  SELECT id, status FROM bulk_jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+
+/**
+ * Folds per-job totals (the CTE `totals`: job_id, n items that left running,
+ * s succeeded, f failed, k skipped, next_at the earliest retry) into the
+ * jobs' counters, once per job and batch, and finishes a job when this was
+ * its last item: completed if every item succeeded, else failed. A
+ * cancelling job whose last running item left becomes cancelled.
+ */
+const applyToJobs = (totals: string) => `
+  WITH totals AS (${totals}
+  ), next AS (
+    SELECT t.*,
+           (j.status IN ('pending', 'running')
+             AND j.succeeded_items + t.s + j.failed_items + t.f + j.skipped_items + t.k >= j.total_items) AS done,
+           (j.status = 'cancelling' AND j.running_items - t.n = 0) AS cancelled
+    FROM totals t JOIN bulk_jobs j ON j.id = t.job_id
+  )
+  UPDATE bulk_jobs j SET
+    running_items = j.running_items - x.n,
+    succeeded_items = j.succeeded_items + x.s,
+    failed_items = j.failed_items + x.f,
+    skipped_items = j.skipped_items + x.k,
+    status = CASE
+      WHEN x.done THEN CASE WHEN j.failed_items + x.f + j.skipped_items + x.k = 0 THEN 'completed' ELSE 'failed' END
+      WHEN x.cancelled THEN 'cancelled'
+      ELSE j.status END,
+    finished_at = CASE WHEN x.done OR x.cancelled THEN now() ELSE j.finished_at END,
+    claimable_at = CASE WHEN x.done OR x.cancelled THEN NULL ELSE LEAST(j.claimable_at, x.next_at) END,
+    updated_at = now()
+  FROM next x
+  WHERE j.id = x.job_id
+  RETURNING j.id, j.status, x.n AS items`;
+
+/**
+ * Records a batch of results of worker $1. $2 lists the batch's jobs; per
+ * item: $3 the job's index in $2 (from 1), $4 seq, $5 outcome (0 succeeded,
+ * 1 failed, 2 retry, 3 release: pending again, the attempt taken back),
+ * $6 result, $7 error, $8 retry delay in ms - the last three may be NULL for
+ * a batch without any. Only items still leased to $1 are touched, so a
+ * worker that lost a lease cannot overwrite an item another worker has
+ * claimed since. Returns the changes per job, for APPLY_RESULTS.
+ */
+export const RECORD_RESULTS = `
+  WITH input AS (
+    SELECT ($2::uuid[])[u.j] AS job_id, u.seq,
+           (ARRAY['succeeded', 'failed', 'pending', 'pending'])[u.outcome + 1] AS status,
+           (u.outcome = 3)::int AS undo,
+           u.result, u.error, COALESCE(u.delay_ms, 0) AS delay_ms
+    FROM unnest($3::int[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[], $8::int[])
+      AS u(j, seq, outcome, result, error, delay_ms)
+  ), upd AS (
+    UPDATE bulk_job_items i SET
+      status = u.status,
+      result = u.result,
+      last_error = COALESCE(u.error, i.last_error),
+      attempts = i.attempts - u.undo,
+      available_at = CASE WHEN u.status = 'pending'
+                          THEN now() + u.delay_ms * interval '1 millisecond' ELSE i.available_at END,
+      lease_owner = NULL,
+      lease_expires_at = NULL,
+      finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
+    FROM input u
+    WHERE i.job_id = u.job_id AND i.seq = u.seq AND i.status = 'running' AND i.lease_owner = $1
+    RETURNING i.job_id, i.seq, i.status, i.available_at
+  )
+  SELECT job_id,
+         count(*)::int AS n,
+         count(*) FILTER (WHERE status = 'succeeded')::int AS s,
+         count(*) FILTER (WHERE status = 'failed')::int AS f,
+         min(available_at) FILTER (WHERE status = 'pending') AS next_at,
+         array_agg(seq) FILTER (WHERE status = 'pending') AS pending_seqs
+  FROM upd GROUP BY job_id`;
+
+/** Items of job $1 (seqs $2) that this batch made pending, skipped instead because the job is being cancelled. */
+export const SKIP_RETURNED = `
+  UPDATE bulk_job_items SET status = 'skipped', finished_at = now()
+  WHERE job_id = $1 AND seq = ANY($2::int[]) AND status = 'pending'`;
+
+/** Applies per-job totals given as arrays ($1 jobs, $2 n, $3 s, $4 f, $5 k, $6 next_at). */
+export const APPLY_RESULTS = applyToJobs(`
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::timestamptz[])
+      AS t(job_id, n, s, f, k, next_at)`);
+
+/** Extends the leases of worker $1 by $2 ms; rows locked by a sweep or a recording are left alone. */
+export const EXTEND_LEASES = `
+  WITH mine AS (
+    SELECT job_id, seq FROM bulk_job_items
+    WHERE status = 'running' AND lease_owner = $1
+    FOR UPDATE SKIP LOCKED
+  )
+  UPDATE bulk_job_items i SET lease_expires_at = now() + $2 * interval '1 millisecond'
+  FROM mine m
+  WHERE i.job_id = m.job_id AND i.seq = m.seq
+  RETURNING i.job_id, i.seq`;
+
+/** Which of the items ($2 jobs, $3 seqs) are still leased to worker $1. */
+export const STILL_LEASED = `
+  SELECT i.job_id, i.seq
+  FROM unnest($2::uuid[], $3::int[]) AS u(job_id, seq)
+  JOIN bulk_job_items i ON i.job_id = u.job_id AND i.seq = u.seq
+  WHERE i.status = 'running' AND i.lease_owner = $1`;
+
+/** Jobs that have items whose lease expired. */
+export const JOBS_WITH_EXPIRED_LEASES = `
+  SELECT DISTINCT job_id FROM bulk_job_items
+  WHERE status = 'running' AND lease_expires_at < now()
+  LIMIT 100`;
+
+export const LOCK_JOB = `
+  SELECT status, options FROM bulk_jobs WHERE id = $1 FOR NO KEY UPDATE`;
+
+/**
+ * Returns the expired items of job $1 (whose row the transaction holds):
+ * skipped if the job is being cancelled ($2), failed if they have used
+ * their $3 attempts, else pending again at once; error $4 says why.
+ */
+export const RETURN_EXPIRED = `
+  WITH expired AS (
+    SELECT seq FROM bulk_job_items
+    WHERE job_id = $1 AND status = 'running' AND lease_expires_at < now()
+    FOR UPDATE SKIP LOCKED
+  ), upd AS (
+    UPDATE bulk_job_items i SET
+      status = CASE WHEN $2::boolean THEN 'skipped' WHEN i.attempts >= $3 THEN 'failed' ELSE 'pending' END,
+      last_error = $4::jsonb,
+      available_at = now(),
+      lease_owner = NULL,
+      lease_expires_at = NULL,
+      finished_at = CASE WHEN NOT $2::boolean AND i.attempts < $3 THEN NULL ELSE now() END
+    FROM expired e
+    WHERE i.job_id = $1 AND i.seq = e.seq
+    RETURNING i.status, i.available_at
+  )
+  SELECT count(*)::int AS n,
+         count(*) FILTER (WHERE status = 'failed')::int AS f,
+         count(*) FILTER (WHERE status = 'skipped')::int AS k,
+         min(available_at) FILTER (WHERE status = 'pending') AS next_at
+  FROM upd`;

@@ -1,0 +1,107 @@
+import { Logger } from '@nestjs/common';
+import type { Env } from '../config/env';
+import type { EngineStore } from './engine-store';
+import type { RunningItem } from './types';
+
+export interface HeldItems {
+  heldItems(): RunningItem[];
+  isBeingRecorded(item: RunningItem): boolean;
+  isHeld(item: RunningItem): boolean;
+  lost(item: RunningItem): void;
+}
+
+/** The sweep interval: WORKER_SWEEP_INTERVAL_MS, else half the lease, at most 5 s. */
+export function sweepIntervalMs(env: Pick<Env, 'WORKER_SWEEP_INTERVAL_MS' | 'WORKER_LEASE_MS'>): number {
+  return env.WORKER_SWEEP_INTERVAL_MS ?? Math.min(5000, Math.max(100, Math.floor(env.WORKER_LEASE_MS / 2)));
+}
+
+/**
+ * Keeps this worker's leases alive (every third of WORKER_LEASE_MS, so that
+ * two missed renewals still leave time) and sweeps everyone's expired leases
+ * back to pending. A dead worker's items are therefore claimable again at
+ * most WORKER_LEASE_MS plus one sweep interval after its last renewal.
+ */
+export class LeaseKeeper {
+  private readonly logger = new Logger('Leases');
+  private renewTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> | undefined;
+  private sweeping: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: EngineStore,
+    private readonly workerId: string,
+    private readonly env: Env,
+    private readonly items: HeldItems,
+  ) {}
+
+  start(): void {
+    this.renewTimer = setInterval(
+      () => void this.renew(),
+      Math.max(100, Math.floor(this.env.WORKER_LEASE_MS / 3)),
+    );
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepIntervalMs(this.env));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.renewTimer);
+    clearInterval(this.sweepTimer);
+    await Promise.all([this.renewing, this.sweeping]);
+  }
+
+  renew(): Promise<void> {
+    this.renewing ??= this.renewOnce().finally(() => {
+      this.renewing = undefined;
+    });
+    return this.renewing;
+  }
+
+  sweep(): Promise<void> {
+    this.sweeping ??= this.sweepOnce().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  private async renewOnce(): Promise<void> {
+    // Only items whose claim committed before the statement can be checked.
+    const before = this.items.heldItems();
+    if (before.length === 0) return;
+    let extended: Map<string, Set<number>>;
+    try {
+      extended = await this.store.extendLeases(this.workerId, this.env.WORKER_LEASE_MS);
+    } catch (err) {
+      this.logger.warn(`could not renew leases: ${(err as Error).message}`);
+      return;
+    }
+    const missing = before.filter(
+      // Not extended, and neither recorded meanwhile nor locked by the write in flight.
+      (item) =>
+        !extended.get(item.job.id)?.has(item.seq) &&
+        this.items.isHeld(item) &&
+        !this.items.isBeingRecorded(item),
+    );
+    if (missing.length === 0) return;
+    // A write that failed and rolled back could also have hidden an item from
+    // the renewal: confirm with a plain read before giving anything up.
+    let still: Map<string, Set<number>>;
+    try {
+      still = await this.store.stillLeased(this.workerId, missing);
+    } catch (err) {
+      this.logger.warn(`could not check leases: ${(err as Error).message}`);
+      return;
+    }
+    for (const item of missing) {
+      if (!still.get(item.job.id)?.has(item.seq) && this.items.isHeld(item)) this.items.lost(item);
+    }
+  }
+
+  private async sweepOnce(): Promise<void> {
+    try {
+      const swept = await this.store.sweepExpiredLeases();
+      if (swept > 0) this.logger.warn(`returned ${swept} item(s) whose lease expired`);
+    } catch (err) {
+      this.logger.warn(`lease sweep failed: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,75 @@
+import { expect } from 'expect';
+import { describe, it } from 'node:test';
+import { ActionFailure } from '../actions/bulk-action';
+import { settleFailure, settleSuccess } from './outcome';
+import { newRunningItem, type ClaimedJob } from './types';
+
+const job = {
+  id: 'j',
+  action: 'test',
+  params: {},
+  handler: undefined,
+  maxAttempts: 3,
+} as unknown as ClaimedJob;
+const policy = { baseMs: 1000, maxMs: 60_000 };
+const item = (attempt = 1) => newRunningItem(job, 0, 't', null, attempt);
+
+describe('settleSuccess', () => {
+  it('stores the result as JSON, and nothing for undefined', () => {
+    const a = item();
+    settleSuccess(a, { ok: 1 });
+    expect(a).toMatchObject({ outcome: 'succeeded', result: '{"ok":1}' });
+    const b = item();
+    settleSuccess(b, undefined);
+    expect(b).toMatchObject({ outcome: 'succeeded', result: null });
+  });
+
+  it('fails an item whose result cannot be stored as JSON', () => {
+    const a = item();
+    settleSuccess(a, { big: BigInt(1) });
+    expect(a).toMatchObject({ outcome: 'failed', error: { code: 'RESULT_NOT_JSON' } });
+  });
+
+  it('releases an item of a worker that is shutting down', () => {
+    const a = item();
+    a.releasing = true;
+    settleSuccess(a, 'x');
+    expect(a.outcome).toBe('release');
+  });
+});
+
+describe('settleFailure', () => {
+  it('retries an unexpected error with backoff', () => {
+    const a = item(1);
+    settleFailure(a, new Error('boom'), policy, () => 0);
+    expect(a).toMatchObject({
+      outcome: 'retry',
+      error: { code: 'ACTION_ERROR', message: 'boom' },
+      delayMs: 500,
+    });
+  });
+
+  it('fails at once on a permanent ActionFailure', () => {
+    const a = item(1);
+    settleFailure(a, new ActionFailure('HTTP_404', 'not found', false), policy);
+    expect(a).toMatchObject({ outcome: 'failed', error: { code: 'HTTP_404', message: 'not found' } });
+  });
+
+  it('fails a retryable failure on the last attempt', () => {
+    const a = item(3);
+    settleFailure(a, new ActionFailure('HTTP_503', 'unavailable', true), policy);
+    expect(a).toMatchObject({ outcome: 'failed', error: { code: 'HTTP_503' } });
+  });
+
+  it('waits at least the Retry-After of the failure', () => {
+    const a = item(1);
+    settleFailure(a, new ActionFailure('HTTP_429', 'slow down', true, 7000), policy, () => 0);
+    expect(a).toMatchObject({ outcome: 'retry', delayMs: 7000 });
+  });
+
+  it('cuts very long messages', () => {
+    const a = item(3);
+    settleFailure(a, new Error('x'.repeat(10_000)), policy);
+    expect(a.error!.message.length).toBe(2000);
+  });
+});

@@ -1,0 +1,232 @@
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ActionsRegistry } from '../actions/actions.registry';
+import { Env } from '../config/env';
+import type { BackoffPolicy } from './backoff';
+import { maxAttemptsOf } from './claim-plan';
+import { EngineStore, type ClaimedArrays, type PickedJob } from './engine-store';
+import { ItemRunner } from './item-runner';
+import { LeaseKeeper } from './lease-keeper';
+import { ResultRecorder } from './result-recorder';
+import { newRunningItem, type ClaimedJob, type RunningItem } from './types';
+import { Wake } from './wake';
+
+/** After a database error in the claim loop, wait this long before the next try. */
+const ERROR_PAUSE_MS = 1000;
+/** A job whose row a claim could not lock in time is left alone this long. */
+const BUSY_JOB_PAUSE_MS = 500;
+const NONE: string[] = [];
+/** After the shutdown grace, aborted actions get this long to settle before they are released regardless. */
+const ABORT_SETTLE_MS = 1000;
+
+/**
+ * One worker: claims batches of items, runs them, records their outcomes,
+ * keeps their leases alive and sweeps expired leases of other workers.
+ *
+ *   claim loop ──► ItemRunner (WORKER_CONCURRENCY at a time, round robin by job)
+ *        ▲                │ outcomes
+ *        │ room           ▼
+ *        └──────── ResultRecorder (batched writes) ──► PostgreSQL
+ *
+ * The worker holds at most WORKER_BATCH_SIZE claimed, unrecorded items; it
+ * claims again once half of that room is free, so that a claim and a write
+ * are usually in flight together.
+ */
+@Injectable()
+export class WorkerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Worker');
+  readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly runner: ItemRunner;
+  private readonly recorder: ResultRecorder;
+  private readonly leases: LeaseKeeper;
+  /** Claimed, unrecorded items by job id and seq. */
+  private readonly held = new Map<string, Map<number, RunningItem>>();
+  private heldCount = 0;
+  private readonly wake = new Wake();
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+  private actions: string[] = [];
+  private readonly avoid = new Map<string, number>();
+
+  constructor(
+    private readonly store: EngineStore,
+    private readonly registry: ActionsRegistry,
+    private readonly env: Env,
+  ) {
+    const policy: BackoffPolicy = { baseMs: env.WORKER_RETRY_BASE_MS, maxMs: env.WORKER_RETRY_MAX_MS };
+    this.runner = new ItemRunner(
+      env.WORKER_CONCURRENCY,
+      policy,
+      (item) => this.recorder.add(item),
+      (item) => this.forget([item]),
+    );
+    this.recorder = new ResultRecorder(
+      (items) => this.store.record(this.workerId, items),
+      this.halfBatch,
+      env.WORKER_FLUSH_INTERVAL_MS,
+      () => this.runner.activeCount === 0 && this.runner.queued === 0,
+      (items) => this.forget(items),
+    );
+    this.leases = new LeaseKeeper(store, this.workerId, env, {
+      heldItems: () => this.heldItems(),
+      isBeingRecorded: (item) => this.recorder.inFlight.has(item),
+      isHeld: (item) => this.held.get(item.job.id)?.get(item.seq) === item,
+      lost: (item) => this.lose(item),
+    });
+  }
+
+  private get halfBatch(): number {
+    return Math.max(1, Math.ceil(this.env.WORKER_BATCH_SIZE / 2));
+  }
+
+  onApplicationBootstrap(): void {
+    this.actions = this.registry.list().map((a) => a.name);
+    this.logger.log(
+      `worker ${this.workerId} started: actions ${this.actions.join(', ')}; concurrency ${this.env.WORKER_CONCURRENCY}, ` +
+        `batch ${this.env.WORKER_BATCH_SIZE}, lease ${this.env.WORKER_LEASE_MS} ms`,
+    );
+    this.leases.start();
+    this.loop = this.claimLoop();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
+
+  /**
+   * Stops claiming, releases the items that have not started, lets the
+   * running ones finish within WORKER_SHUTDOWN_GRACE_MS, aborts and
+   * releases the rest, and writes every outcome.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (!this.loop) return;
+    const started = Date.now();
+    this.stopping = true;
+    this.wake.notify();
+    await this.loop;
+    const queued = this.runner.takeQueued();
+    for (const item of queued) {
+      item.outcome = 'release';
+      this.recorder.add(item);
+    }
+    const running = this.runner.activeCount;
+    this.logger.log(
+      `stopping: released ${queued.length} waiting item(s), letting ${running} running item(s) finish`,
+    );
+    this.recorder.flushNow();
+    await this.runner.waitIdle(this.env.WORKER_SHUTDOWN_GRACE_MS);
+    if (this.runner.activeCount > 0) {
+      this.logger.warn(`shutdown grace over: aborting and releasing ${this.runner.activeCount} item(s)`);
+      this.runner.abortActive();
+      await this.runner.waitIdle(ABORT_SETTLE_MS);
+      this.recorder.addAll(this.runner.releaseActive());
+    }
+    await this.recorder.drain(Date.now() + Math.max(5000, this.env.WORKER_LEASE_MS));
+    await this.leases.stop();
+    const left = this.heldCount;
+    this.logger.log(
+      `stopped in ${Date.now() - started} ms` + (left > 0 ? `; ${left} item(s) left to lease expiry` : ''),
+    );
+  }
+
+  private async claimLoop(): Promise<void> {
+    const batch = this.env.WORKER_BATCH_SIZE;
+    const poll = this.env.WORKER_POLL_INTERVAL_MS;
+    while (!this.stopping) {
+      const room = batch - this.heldCount;
+      if (room < this.halfBatch) {
+        await this.wake.wait(poll);
+        continue;
+      }
+      try {
+        const res = await this.store.claim(
+          this.workerId,
+          room,
+          this.actions,
+          this.env.WORKER_LEASE_MS,
+          this.avoided(),
+        );
+        if (res.kind === 'claimed') {
+          this.accept(res.job, res.items);
+        } else if (res.kind === 'busy') {
+          this.avoid.set(res.jobId, Date.now() + BUSY_JOB_PAUSE_MS);
+        } else {
+          await this.wake.wait(res.waitMs === null ? poll : Math.min(poll, Math.max(1, res.waitMs)));
+        }
+      } catch (err) {
+        this.logger.error(`claim failed: ${(err as Error).message}`);
+        await this.wake.wait(ERROR_PAUSE_MS);
+      }
+    }
+  }
+
+  /** Jobs to leave alone for now (their row was held by a cancel). */
+  private avoided(): string[] {
+    if (this.avoid.size === 0) return NONE;
+    const now = Date.now();
+    for (const [id, until] of this.avoid) if (until <= now) this.avoid.delete(id);
+    return [...this.avoid.keys()];
+  }
+
+  private accept(row: PickedJob, claimed: ClaimedArrays | null): void {
+    const seqList = claimed?.seqs;
+    if (!claimed || !seqList || seqList.length === 0) return;
+    const handler = this.registry.get(row.action)!;
+    const job: ClaimedJob = {
+      id: row.id,
+      action: row.action,
+      params: row.params,
+      handler,
+      maxAttempts: maxAttemptsOf(row.options),
+    };
+    let seqs = this.held.get(job.id);
+    if (!seqs) this.held.set(job.id, (seqs = new Map<number, RunningItem>()));
+    const n = seqList.length;
+    const items = new Array<RunningItem>(n);
+    const { target_ids: targets, datas, attempts } = claimed;
+    for (let i = 0; i < n; i++) {
+      const item = newRunningItem(job, seqList[i], targets![i], datas![i], attempts![i]);
+      items[i] = item;
+      seqs.set(item.seq, item);
+    }
+    this.heldCount += n;
+    this.runner.enqueue(job.id, items);
+  }
+
+  /** Items that left this worker (recorded, or dropped after a lost lease). */
+  private forget(items: RunningItem[]): void {
+    for (const item of items) {
+      const seqs = this.held.get(item.job.id);
+      if (seqs?.get(item.seq) !== item) continue;
+      seqs.delete(item.seq);
+      if (seqs.size === 0) this.held.delete(item.job.id);
+      this.heldCount--;
+    }
+    this.wake.notify();
+  }
+
+  private lose(item: RunningItem): void {
+    this.logger.warn(`lost the lease of item ${item.seq} of job ${item.job.id}`);
+    this.runner.markLost(item);
+    // Not running (waiting, or settled and waiting to be written): nobody else will drop it.
+    if (!this.runner.isRunning(item)) this.forget([item]);
+  }
+
+  private heldItems(): RunningItem[] {
+    const items: RunningItem[] = [];
+    for (const seqs of this.held.values()) for (const item of seqs.values()) items.push(item);
+    return items;
+  }
+}

@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { type INestApplicationContext, Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+import { closeOnSignals, logLevels, resolveDatabase } from './bootstrap';
+import { ConfigError, loadEnv } from './config/env';
+
+/**
+ * A worker process without HTTP (`npm run start:worker`). Run as many as
+ * wanted, on as many machines, against one database. On SIGTERM it stops
+ * claiming, lets running items finish within WORKER_SHUTDOWN_GRACE_MS,
+ * releases the rest and exits 0.
+ */
+async function bootstrap(): Promise<void> {
+  const logger = new Logger('Main');
+  const env = loadEnv();
+  const database = await resolveDatabase(env, logger);
+  const started: { app?: INestApplicationContext } = {};
+  // Installed first: the worker starts claiming as soon as the context is initialised.
+  closeOnSignals(async () => started.app?.close(), database, logger);
+  started.app = await NestFactory.createApplicationContext(
+    AppModule.forRoot({ env, databaseUrl: database.url, api: false, worker: true }),
+    { logger: logLevels(env.LOG_LEVEL) },
+  );
+  logger.log('worker process ready');
+}
+
+bootstrap().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+  } else {
+    console.error(err);
+  }
+  process.exit(1);
+});
