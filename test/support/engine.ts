@@ -1,0 +1,240 @@
+import { Test } from '@nestjs/testing';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { Client } from 'pg';
+import request from 'supertest';
+import type { DataSource } from 'typeorm';
+import type { DynamicModule, Type } from '@nestjs/common';
+import { AppModule } from '../../src/app.module';
+import { configureApp, createFastifyAdapter } from '../../src/app.setup';
+import type { TestApp } from './app';
+import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import { TEST_JWT_SECRET, testDatabaseUrl, testEnv } from './test-env';
+import { bearer, tokenFor } from './tokens';
+
+export const JOBS_PATH = '/api/actions/bulk/jobs';
+
+/** Creates a job through the API; fails loudly on anything but 202. */
+export async function submitJob(
+  t: TestApp,
+  owner: string,
+  body: Record<string, unknown>,
+): Promise<BulkJobResponseDto> {
+  const res = await t
+    .http()
+    .post(JOBS_PATH)
+    .set(bearer(tokenFor(owner)))
+    .send(body);
+  if (res.status !== 202) throw new Error(`create answered ${res.status}: ${res.text}`);
+  return res.body as BulkJobResponseDto;
+}
+
+/**
+ * A database of its own for a spec that runs workers: workers claim every
+ * job in their database, so they must not see the jobs of specs that run
+ * beside them. Named after the run's test database, so the test-name guard
+ * holds; dropped by drop().
+ */
+export interface EngineDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+export async function createEngineDatabase(): Promise<EngineDatabase> {
+  const base = new URL(testDatabaseUrl());
+  const name = `${base.pathname.slice(1)}_e${randomBytes(3).toString('hex')}`;
+  await withClient(base.toString(), (c) => c.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(base.toString());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () =>
+      withClient(base.toString(), (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(
+        () => undefined,
+      ),
+  };
+}
+
+async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A worker process (src/worker.ts, compiled) with its output kept for assertions and diagnostics. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** The worker id it leases items under, once ready. */
+  id: string;
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  ready: Promise<void>;
+  alive(): boolean;
+}
+
+/** The compiled worker entry, next to this compiled helper. */
+const WORKER_ENTRY = resolve(__dirname, '../../src/worker.js');
+
+export function startWorker(databaseUrl: string, env: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, ['--enable-source-maps', WORKER_ENTRY], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      NO_COLOR: '1',
+      DATABASE_URL: databaseUrl,
+      AUTH_JWT_SECRET: TEST_JWT_SECRET,
+      LOG_LEVEL: 'log',
+      DATABASE_POOL_SIZE: '2',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  let exitedFlag = false;
+  const proc: WorkerProcess = {
+    child,
+    id: '',
+    output,
+    exited: new Promise((res) =>
+      child.on('exit', (code, signal) => {
+        exitedFlag = true;
+        res({ code, signal });
+      }),
+    ),
+    ready: Promise.resolve(),
+    alive: () => !exitedFlag,
+  };
+  proc.ready = new Promise<void>((res, rej) => {
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) {
+        if (line.trim() === '') continue;
+        output.push(line);
+        const started = /worker (\S+) started/.exec(line);
+        if (started) proc.id = started[1];
+        if (line.includes('worker process ready')) res();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void proc.exited.then(({ code, signal }) =>
+      rej(new Error(`worker exited (${code ?? signal}) before it was ready:\n${output.join('\n')}`)),
+    );
+  });
+  return proc;
+}
+
+/** Kills what is still running, for `after` hooks: a failed test must not leave workers behind. */
+export async function killAll(workers: WorkerProcess[]): Promise<void> {
+  for (const w of workers) if (w.alive()) w.child.kill('SIGKILL');
+  await Promise.all(workers.map((w) => w.exited));
+}
+
+/**
+ * Polls `probe` every `intervalMs` until it returns something other than
+ * undefined/false, or fails after `timeoutMs` with the last value seen.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  {
+    timeoutMs = 30_000,
+    intervalMs = 150,
+    describeState,
+  }: { timeoutMs?: number; intervalMs?: number; describeState?: () => Promise<string> } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${describeState ? `: ${await describeState()}` : ''}`,
+      );
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
+ * The real AppModule on `databaseUrl`, set up like main.ts, optionally with
+ * the in-process worker and extra modules of an embedding application.
+ */
+export async function createEngineTestApp(
+  databaseUrl: string,
+  opts: { worker?: boolean; env?: Record<string, string>; imports?: (Type | DynamicModule)[] } = {},
+): Promise<TestApp> {
+  const env = testEnv({ DATABASE_URL: databaseUrl, ...opts.env });
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      AppModule.forRoot({ env, databaseUrl, api: true, worker: opts.worker ?? false }),
+      ...(opts.imports ?? []),
+    ],
+  }).compile();
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(createFastifyAdapter(env), {
+    logger: ['error', 'fatal'],
+  });
+  await configureApp(app, env);
+  await app.getHttpAdapter().getInstance().ready();
+  const db = app.get<DataSource>(getDataSourceToken());
+  return { app, db, http: () => request(app.getHttpServer()), close: () => app.close() };
+}
+
+export interface JobCounters {
+  status: string;
+  total_items: number;
+  succeeded_items: number;
+  failed_items: number;
+  skipped_items: number;
+  running_items: number;
+}
+
+export async function jobCounters(db: DataSource, id: string): Promise<JobCounters> {
+  const rows: JobCounters[] = await db.query(
+    `SELECT status, total_items, succeeded_items, failed_items, skipped_items, running_items FROM bulk_jobs WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** How many of the job's items are in each status, counted from the items themselves. */
+export async function itemStatusCounts(db: DataSource, id: string): Promise<Record<string, number>> {
+  const rows: { status: string; n: number }[] = await db.query(
+    `SELECT status, count(*)::int AS n FROM bulk_job_items WHERE job_id = $1 GROUP BY status`,
+    [id],
+  );
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
+
+/** Waits until the job is in one of `statuses`; returns its counters. */
+export function waitForJob(
+  db: DataSource,
+  id: string,
+  statuses: string[],
+  timeoutMs = 60_000,
+): Promise<JobCounters> {
+  return waitFor(
+    `job ${id} to be ${statuses.join(' or ')}`,
+    async () => {
+      const c = await jobCounters(db, id);
+      return statuses.includes(c.status) ? c : undefined;
+    },
+    { timeoutMs, describeState: () => describeJob(db, id) },
+  );
+}
+
+/** The job row and its item counts, for failure messages. */
+export async function describeJob(db: DataSource, id: string): Promise<string> {
+  const job: unknown[] = await db.query(
+    `SELECT status, total_items, succeeded_items, failed_items, skipped_items, running_items, claimable_at,
+            last_claimed_at, now() AS now
+     FROM bulk_jobs WHERE id = $1`,
+    [id],
+  );
+  return JSON.stringify({ job: job[0], items: await itemStatusCounts(db, id) });
+}
