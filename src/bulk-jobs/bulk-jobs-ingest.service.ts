@@ -3,9 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { DataSource } from 'typeorm';
@@ -14,7 +13,7 @@ import { Env } from '../config/env';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { flattenValidationErrors } from '../common/validation';
 import { BulkJobsService, KeyTakenSignal, type CreateResult } from './bulk-jobs.service';
-import { CreateBulkJobSpecDto, targetProblem } from './dto/create-bulk-job.dto';
+import { CreateBulkJobSpecDto, targetProblem, type TargetInput } from './dto/create-bulk-job.dto';
 import { LineTooLongError, ndjsonLines } from './ndjson-lines';
 import { RequestHasher } from './request-hash';
 
@@ -23,13 +22,31 @@ const MAX_LINE_BYTES = 1024 * 1024;
 /** Rows are handed to COPY in chunks of about this many characters. */
 const COPY_CHUNK_CHARS = 256 * 1024;
 
-/** Thrown for a bad line; rolls the whole create back. */
+/** A bad line; rolls the whole create back. */
 class BadLineError extends ValidationFailedError {
   constructor(line: number, problem: string) {
     super({ [`line ${line}`]: problem }, `Line ${line}: ${problem}`);
     this.extensions.line = line;
   }
 }
+
+/** A job spec (the first line) with bad fields: details per field, and the line. */
+class BadSpecError extends ValidationFailedError {
+  constructor(line: number, details: Record<string, string>) {
+    super(details, `Line ${line}: the job spec is not valid.`);
+    this.extensions.line = line;
+  }
+}
+
+/** The client closed the connection before the body was complete; nobody reads this answer. */
+class IncompleteBodyError extends ValidationFailedError {
+  constructor() {
+    super({ body: 'ended before it was complete' }, 'The request body ended before it was complete.');
+  }
+}
+
+/** How the request stream fails when its client goes away mid-body. */
+const CLIENT_GONE_CODES = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR']);
 
 /**
  * Streaming create (`application/x-ndjson`): the first line is the job spec,
@@ -45,16 +62,21 @@ export class BulkJobsIngestService {
     private readonly env: Env,
   ) {}
 
-  async createFromNdjson(principal: Principal, body: Readable, idempotencyKey?: string): Promise<CreateResult> {
-    const lines = ndjsonLines(body, MAX_LINE_BYTES);
+  async createFromNdjson(
+    principal: Principal,
+    body: Readable,
+    idempotencyKey?: string,
+  ): Promise<CreateResult> {
+    const lines = ndjsonLines(requestChunks(body), MAX_LINE_BYTES);
     const runner = this.db.createQueryRunner();
     const id = randomUUID();
     let hash = '';
     try {
       const first = await lines.next();
-      if (first.done) throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
-      const spec = await this.parseSpec(first.value.line, first.value.text);
-      const params = this.jobs.validSpec(spec);
+      if (first.done) {
+        throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
+      }
+      const { spec, params } = await this.parseSpec(first.value.line, first.value.text);
       const hasher = new RequestHasher(spec);
 
       const client = (await runner.connect()) as PoolClient;
@@ -67,22 +89,33 @@ export class BulkJobsIngestService {
       if (count === 0) throw new ValidationFailedError({ targets: 'must contain at least one target line' });
       await runner.query(`UPDATE bulk_jobs SET total_items = $2 WHERE id = $1`, [id, count]);
       hash = hasher.digest();
-      if (idempotencyKey) await this.jobs.claimIdempotencyKey(runner.manager, principal.sub, idempotencyKey, hash, id);
+      if (idempotencyKey) {
+        await this.jobs.claimIdempotencyKey(runner.manager, principal.sub, idempotencyKey, hash, id);
+      }
       await runner.commitTransaction();
     } catch (err) {
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       if (err instanceof KeyTakenSignal) return this.jobs.replay(principal, idempotencyKey!, hash);
-      if (err instanceof LineTooLongError) throw new BadLineError(err.line, `is longer than ${MAX_LINE_BYTES} bytes`);
+      if (err instanceof LineTooLongError) {
+        throw new BadLineError(err.line, `is longer than ${MAX_LINE_BYTES} bytes`);
+      }
       throw err;
     } finally {
+      // Stops reading (without destroying the request), then drains what the client
+      // still sends: a client that writes its whole body before it reads the answer
+      // would otherwise stall until the keep-alive timeout and never see the error.
+      await lines.return(undefined);
       await runner.release();
-      // Drain what the client still sends, so that the error response can be read.
-      if (!body.readableEnded) body.resume();
+      if (!body.readableEnded && !body.destroyed) body.resume();
     }
     return { job: await this.jobs.get(principal, id), replayed: false };
   }
 
-  private async parseSpec(line: number, text: string): Promise<CreateBulkJobSpecDto> {
+  /** The validated spec and its params (defaults filled in); errors name the line. */
+  private async parseSpec(
+    line: number,
+    text: string,
+  ): Promise<{ spec: CreateBulkJobSpecDto; params: Record<string, unknown> }> {
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -93,50 +126,81 @@ export class BulkJobsIngestService {
       throw new BadLineError(line, 'must be the job spec object { "action", "params"?, "options"? }');
     }
     const spec = plainToInstance(CreateBulkJobSpecDto, raw);
-    const errors = await validate(spec, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
-    if (errors.length > 0) throw new ValidationFailedError(flattenValidationErrors(errors), `Line ${line}: the job spec is not valid.`);
-    return spec;
+    const errors = await validate(spec, {
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      forbidUnknownValues: true,
+    });
+    if (errors.length > 0) throw new BadSpecError(line, flattenValidationErrors(errors));
+    try {
+      return { spec, params: this.jobs.validSpec(spec) };
+    } catch (err) {
+      if (err instanceof ValidationFailedError) throw new BadSpecError(line, err.details);
+      throw err;
+    }
   }
 
-  /** Streams the target lines into COPY with back-pressure; returns how many there were. */
+  /**
+   * Streams the target lines into COPY; returns how many there were. pipeline()
+   * applies back-pressure both ways and owns the errors of the COPY stream: a bad
+   * line aborts the COPY (CopyFail, then the caller rolls back), and a failing
+   * connection rejects here instead of being an unhandled 'error' event.
+   */
   private async copyTargets(
     client: PoolClient,
     jobId: string,
     lines: AsyncGenerator<{ line: number; text: string }>,
     hasher: RequestHasher,
   ): Promise<number> {
-    const copy = client.query(copyFrom('COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN'));
     const max = this.env.BULK_JOBS_MAX_TARGETS;
-    let seq = 0;
-    let chunk = '';
-    try {
+    let count = 0;
+    async function* rows(): AsyncGenerator<string> {
+      let chunk = '';
       for await (const { line, text } of lines) {
-        let target: unknown;
-        try {
-          target = JSON.parse(text);
-        } catch {
-          throw new BadLineError(line, 'is not valid JSON');
-        }
-        const problem = targetProblem(target);
-        if (problem) throw new BadLineError(line, `target ${problem}`);
-        if (seq >= max) throw new BadLineError(line, `is past the limit of ${max} targets per job`);
+        const target = parseTarget(line, text);
+        if (count >= max) throw new BadLineError(line, `is past the limit of ${max} targets per job`);
         hasher.addTarget(target);
-        chunk += copyRow(jobId, seq++, target as string | { id: string; data?: object });
+        chunk += copyRow(jobId, count++, target);
         if (chunk.length >= COPY_CHUNK_CHARS) {
-          if (!copy.write(chunk)) await once(copy, 'drain');
+          yield chunk;
           chunk = '';
         }
       }
-      copy.end(chunk);
-      await finished(copy);
-      return seq;
-    } catch (err) {
-      // Aborts the COPY; PostgreSQL discards the rows and the caller rolls back.
-      copy.destroy(err instanceof Error ? err : new Error(String(err)));
-      await finished(copy).catch(() => undefined);
-      throw err;
+      if (chunk) yield chunk;
     }
+    await pipeline(
+      rows,
+      client.query(copyFrom('COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN')),
+    );
+    return count;
   }
+}
+
+/**
+ * The request body as chunks. Stopping early does not destroy the request (the
+ * default of a stream's iterator), which would stop reading the socket; and a
+ * client that goes away mid-body is a client error, not a lost database.
+ */
+async function* requestChunks(body: Readable): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && CLIENT_GONE_CODES.has(code)) throw new IncompleteBodyError();
+    throw err;
+  }
+}
+
+function parseTarget(line: number, text: string): TargetInput {
+  let target: unknown;
+  try {
+    target = JSON.parse(text);
+  } catch {
+    throw new BadLineError(line, 'is not valid JSON');
+  }
+  const problem = targetProblem(target);
+  if (problem) throw new BadLineError(line, `target ${problem}`);
+  return target as TargetInput;
 }
 
 const COPY_SPECIALS = /[\\\n\r\t]/;
@@ -147,7 +211,7 @@ function copyText(value: string): string {
   return COPY_SPECIALS.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]) : value;
 }
 
-function copyRow(jobId: string, seq: number, target: string | { id: string; data?: object }): string {
+function copyRow(jobId: string, seq: number, target: TargetInput): string {
   if (typeof target === 'string') return `${jobId}\t${seq}\t${copyText(target)}\t\\N\n`;
   const data = target.data === undefined ? '\\N' : copyText(JSON.stringify(target.data));
   return `${jobId}\t${seq}\t${copyText(target.id)}\t${data}\n`;
