@@ -15,6 +15,7 @@ import {
   LOCK_LIMITED_JOB,
   NEXT_DUE,
   APPLY_RESULTS,
+  RECORD_FINAL_RESULTS,
   RECORD_RESULTS,
   RETURN_EXPIRED,
   SKIP_RETURNED,
@@ -176,7 +177,8 @@ export class EngineStore implements OnApplicationShutdown {
   }
 
   /**
-   * Writes a batch of results in one transaction of a few statements: every
+   * Writes a batch of results. The usual batch (one job, every item final)
+   * is one statement. Otherwise it is one transaction of a few statements: every
    * item by one UPDATE (only items still leased to this worker), then the
    * jobs' rows are locked (in id order) and the batch is folded into their
    * counters, finishing jobs that are done. The job rows are locked last and
@@ -197,6 +199,7 @@ export class EngineStore implements OnApplicationShutdown {
     let results: (string | null)[] | null = null;
     let errors: (string | null)[] | null = null;
     let delays: (number | null)[] | null = null;
+    let returning = false;
     for (let i = 0; i < n; i++) {
       const item = items[i];
       const jobId = item.job.id;
@@ -214,6 +217,7 @@ export class EngineStore implements OnApplicationShutdown {
         (results ??= new Array<string | null>(n).fill(null))[i] = item.result as string;
       if (item.error) (errors ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(item.error);
       if (outcome === 2) (delays ??= new Array<number | null>(n).fill(null))[i] = item.delayMs;
+      if (outcome >= 2) returning = true;
     }
     const params = [
       workerId,
@@ -225,6 +229,11 @@ export class EngineStore implements OnApplicationShutdown {
       errors,
       delays,
     ];
+    if (jobIds.length === 1 && !returning) {
+      // The usual batch: one statement, one round trip.
+      await this.pool.query(RECORD_FINAL_RESULTS, params);
+      return;
+    }
     await this.transaction(async (client) => {
       const { rows: totals } = await client.query<RecordedTotals>(RECORD_RESULTS, params);
       if (totals.length === 0) return;

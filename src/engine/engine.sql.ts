@@ -158,8 +158,8 @@ export const LOCK_JOBS = `
  * its last item: completed if every item succeeded, else failed. A
  * cancelling job whose last running item left becomes cancelled.
  */
-const applyToJobs = (totals: string) => `
-  WITH totals AS (${totals}
+const applyToJobs = (totals: string, before = '') => `
+  WITH ${before}totals AS (${totals}
   ), next AS (
     SELECT t.*,
            (j.status IN ('pending', 'running')
@@ -192,8 +192,8 @@ const applyToJobs = (totals: string) => `
  * worker that lost a lease cannot overwrite an item another worker has
  * claimed since. Returns the changes per job, for APPLY_RESULTS.
  */
-export const RECORD_RESULTS = `
-  WITH input AS (
+const RECORD_ITEMS = `
+  input AS (
     SELECT ($2::uuid[])[u.j] AS job_id, u.seq,
            (ARRAY['succeeded', 'failed', 'pending', 'pending'])[u.outcome + 1] AS status,
            (u.outcome = 3)::int AS undo,
@@ -214,7 +214,10 @@ export const RECORD_RESULTS = `
     FROM input u
     WHERE i.job_id = u.job_id AND i.seq = u.seq AND i.status = 'running' AND i.lease_owner = $1
     RETURNING i.job_id, i.seq, i.status, i.available_at
-  )
+  )`;
+
+export const RECORD_RESULTS = `
+  WITH ${RECORD_ITEMS}
   SELECT job_id,
          count(*)::int AS n,
          count(*) FILTER (WHERE status = 'succeeded')::int AS s,
@@ -222,6 +225,22 @@ export const RECORD_RESULTS = `
          min(available_at) FILTER (WHERE status = 'pending') AS next_at,
          array_agg(seq) FILTER (WHERE status = 'pending') AS pending_seqs
   FROM upd GROUP BY job_id`;
+
+/**
+ * RECORD_RESULTS and APPLY_RESULTS in one statement (one round trip, no
+ * explicit transaction), for the usual batch: one job, and every item
+ * succeeded or failed. The items are updated first and the one job row
+ * last, the same order as the two-statement form.
+ */
+export const RECORD_FINAL_RESULTS = applyToJobs(
+  `
+    SELECT job_id, count(*)::int AS n,
+           count(*) FILTER (WHERE status = 'succeeded')::int AS s,
+           count(*) FILTER (WHERE status = 'failed')::int AS f,
+           0 AS k, NULL::timestamptz AS next_at
+    FROM upd GROUP BY job_id`,
+  `${RECORD_ITEMS}, `,
+);
 
 /** Items of job $1 (seqs $2) that this batch made pending, skipped instead because the job is being cancelled. */
 export const SKIP_RETURNED = `
