@@ -77,7 +77,7 @@ export class BulkJobsIngestService {
         throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
       }
       const { spec, params } = await this.parseSpec(first.value.line, first.value.text);
-      const hasher = new RequestHasher(spec);
+      const hasher = new RequestHasher({ ...spec, params });
 
       const client = (await runner.connect()) as PoolClient;
       await runner.startTransaction();

@@ -80,7 +80,8 @@ export class BulkJobsService {
     }
     const options = { ...(dto.options ?? {}) };
     const id = randomUUID();
-    const requestHash = idempotencyKey ? hashRequest(dto) : undefined;
+    // Hashed with the validated params (defaults filled in): omitted and default params are one request.
+    const requestHash = idempotencyKey ? hashRequest({ ...dto, params }) : undefined;
 
     const created = await this.db
       .transaction(async (tx) => {
