@@ -1,0 +1,114 @@
+import { expect } from 'expect';
+import { describe, it } from 'node:test';
+import type { ActionContext, BulkActionHandler } from '../actions/bulk-action';
+import { ItemRunner } from './item-runner';
+import { newRunningItem, type ClaimedJob, type RunningItem } from './types';
+
+const policy = { baseMs: 1000, maxMs: 60_000 };
+
+/** An action whose calls stay open until the test settles them. */
+function manualAction() {
+  const open: { ctx: ActionContext; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  const handler: BulkActionHandler = {
+    name: 'manual',
+    description: '',
+    paramsSchema: {},
+    execute: (ctx) => new Promise((resolve, reject) => open.push({ ctx, resolve, reject })),
+  };
+  return { handler, open };
+}
+
+const jobOf = (id: string, handler: BulkActionHandler): ClaimedJob => ({
+  id,
+  action: 'manual',
+  params: {},
+  handler,
+  maxAttempts: 3,
+});
+const itemsOf = (job: ClaimedJob, n: number) =>
+  Array.from({ length: n }, (_, i) => newRunningItem(job, i, `t${i}`, null, 1));
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('ItemRunner', () => {
+  it('runs at most `concurrency` items at a time and starts the next as one settles', async () => {
+    const { handler, open } = manualAction();
+    const settled: RunningItem[] = [];
+    const runner = new ItemRunner(
+      2,
+      policy,
+      (i) => settled.push(i),
+      () => undefined,
+    );
+    runner.enqueue('a', itemsOf(jobOf('a', handler), 5));
+    expect(open).toHaveLength(2);
+    expect(runner.queued).toBe(3);
+    open[0].resolve({ ok: true });
+    await tick();
+    expect(open).toHaveLength(3);
+    expect(settled.map((i) => [i.seq, i.outcome, i.result])).toEqual([[0, 'succeeded', '{"ok":true}']]);
+  });
+
+  it('takes waiting items round robin across jobs, so a small job does not wait behind a large one', async () => {
+    const { handler, open } = manualAction();
+    const runner = new ItemRunner(
+      1,
+      policy,
+      () => undefined,
+      () => undefined,
+    );
+    runner.enqueue('large', itemsOf(jobOf('large', handler), 100));
+    runner.enqueue('small', itemsOf(jobOf('small', handler), 2));
+    for (let i = 0; i < 4; i++) {
+      open[i].resolve(null);
+      await tick();
+    }
+    expect(open.slice(0, 5).map((o) => `${o.ctx.jobId}:${o.ctx.seq}`)).toEqual([
+      'large:0',
+      'small:0',
+      'large:1',
+      'small:1',
+      'large:2',
+    ]);
+  });
+
+  it('gives every call its idempotency key and an abort signal made on demand', async () => {
+    const { handler, open } = manualAction();
+    const runner = new ItemRunner(
+      5,
+      policy,
+      () => undefined,
+      () => undefined,
+    );
+    const [item] = itemsOf(jobOf('j', handler), 1);
+    item.attempt = 2;
+    runner.enqueue('j', [item]);
+    expect(open[0].ctx.idempotencyKey).toBe('j:0:2');
+    expect(item.controller).toBeNull();
+    const signal = open[0].ctx.signal;
+    expect(signal.aborted).toBe(false);
+    runner.abortActive();
+    expect(signal.aborted).toBe(true);
+    open[0].reject(new Error('aborted'));
+    await tick();
+    expect(item.outcome).toBe('release');
+  });
+
+  it('hands waiting items back on shutdown and drops items whose lease was lost', async () => {
+    const { handler, open } = manualAction();
+    const dropped: RunningItem[] = [];
+    const runner = new ItemRunner(
+      1,
+      policy,
+      () => undefined,
+      (i) => dropped.push(i),
+    );
+    const items = itemsOf(jobOf('j', handler), 3);
+    runner.enqueue('j', items);
+    runner.markLost(items[0]);
+    open[0].resolve(null);
+    await tick();
+    expect(dropped).toEqual([items[0]]);
+    expect(runner.takeQueued()).toEqual([items[2]]);
+    expect(runner.queued).toBe(0);
+  });
+});
