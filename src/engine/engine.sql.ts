@@ -151,21 +151,25 @@ export const DEFER_RATE_LIMITED = `
 export const LOCK_JOBS = `
   SELECT id, status FROM bulk_jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
 
+/** The job reaches its end with this batch (j: the job row, x: the batch's totals). */
+const DONE = `(j.status IN ('pending', 'running')
+  AND j.succeeded_items + x.s + j.failed_items + x.f + j.skipped_items + x.k >= j.total_items)`;
+const CANCELLED = `(j.status = 'cancelling' AND j.running_items - x.n = 0)`;
+
 /**
  * Folds per-job totals (the CTE `totals`: job_id, n items that left running,
  * s succeeded, f failed, k skipped, next_at the earliest retry) into the
  * jobs' counters, once per job and batch, and finishes a job when this was
  * its last item: completed if every item succeeded, else failed. A
  * cancelling job whose last running item left becomes cancelled.
+ * Every decision reads the job row inside SET, never from a CTE: when the
+ * row was locked by another writer, SET sees the version that writer
+ * committed, whereas a CTE would still see this statement's snapshot (and
+ * two workers recording a job's last items at once would each miss the
+ * other's and never finish it).
  */
 const applyToJobs = (totals: string, before = '') => `
   WITH ${before}totals AS (${totals}
-  ), next AS (
-    SELECT t.*,
-           (j.status IN ('pending', 'running')
-             AND j.succeeded_items + t.s + j.failed_items + t.f + j.skipped_items + t.k >= j.total_items) AS done,
-           (j.status = 'cancelling' AND j.running_items - t.n = 0) AS cancelled
-    FROM totals t JOIN bulk_jobs j ON j.id = t.job_id
   )
   UPDATE bulk_jobs j SET
     running_items = j.running_items - x.n,
@@ -173,13 +177,13 @@ const applyToJobs = (totals: string, before = '') => `
     failed_items = j.failed_items + x.f,
     skipped_items = j.skipped_items + x.k,
     status = CASE
-      WHEN x.done THEN CASE WHEN j.failed_items + x.f + j.skipped_items + x.k = 0 THEN 'completed' ELSE 'failed' END
-      WHEN x.cancelled THEN 'cancelled'
+      WHEN ${DONE} THEN CASE WHEN j.failed_items + x.f + j.skipped_items + x.k = 0 THEN 'completed' ELSE 'failed' END
+      WHEN ${CANCELLED} THEN 'cancelled'
       ELSE j.status END,
-    finished_at = CASE WHEN x.done OR x.cancelled THEN now() ELSE j.finished_at END,
-    claimable_at = CASE WHEN x.done OR x.cancelled THEN NULL ELSE LEAST(j.claimable_at, x.next_at) END,
+    finished_at = CASE WHEN ${DONE} OR ${CANCELLED} THEN now() ELSE j.finished_at END,
+    claimable_at = CASE WHEN ${DONE} OR ${CANCELLED} THEN NULL ELSE LEAST(j.claimable_at, x.next_at) END,
     updated_at = now()
-  FROM next x
+  FROM totals x
   WHERE j.id = x.job_id
   RETURNING j.id, j.status, x.n AS items`;
 
