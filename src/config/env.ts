@@ -210,6 +210,22 @@ export class Env {
   @Min(100)
   @Max(600_000)
   ACTIONS_HTTP_TIMEOUT_MS = 10_000;
+
+  // Live progress (GET /jobs/{id}/events).
+
+  /** How often the job rows of open event streams are read, and the least time between two progress events. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(50)
+  @Max(60_000)
+  SSE_PROGRESS_INTERVAL_MS = 250;
+
+  /** How often an open event stream gets a heartbeat comment, so that proxies keep it open. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  SSE_HEARTBEAT_MS = 15_000;
 }
 
 /** Variables whose values must never appear in an error message or a log. */
