@@ -14,6 +14,7 @@ import {
   LOCK_JOBS,
   LOCK_LIMITED_JOB,
   NEXT_DUE,
+  PICK_NEXT,
   APPLY_RESULTS,
   RECORD_FINAL_RESULTS,
   RECORD_RESULTS,
@@ -122,12 +123,16 @@ export class EngineStore implements OnApplicationShutdown {
         : job;
       return { kind: 'claimed', job, items: claimed };
     } catch (err) {
+      const code = (err as { code?: string }).code;
       // An error without a SQLSTATE is the connection's own: do not reuse it.
-      if (!(err as { code?: string }).code) broken = err as Error;
+      if (!code) broken = err as Error;
+      if (code !== LOCK_NOT_AVAILABLE) throw err;
       // The job row stayed locked beyond the claim's lock_timeout: a cancel
-      // (or a long sweep) holds it. Leave the job to it for a moment.
-      if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE && jobId) return { kind: 'busy', jobId };
-      throw err;
+      // (or a long sweep) holds it, and the claim, rolled back, no longer
+      // holds any item. Leave that job alone for a moment; which one it was
+      // is asked again when the failed statement picked it itself.
+      jobId ??= (await client.query<{ id: string }>(PICK_NEXT, [actions, avoid])).rows[0]?.id;
+      return jobId ? { kind: 'busy', jobId } : { kind: 'idle', waitMs: 0 };
     } finally {
       client.release(broken);
     }

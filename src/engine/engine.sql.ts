@@ -115,6 +115,9 @@ export const CLAIM_NEXT = `
   SELECT job.id, job.action, job.params, job.options, job.limited, c.*
   FROM job, (${CLAIMED_ARRAYS}) c`;
 
+/** The job CLAIM_NEXT would pick now ($1 actions, $2 jobs to leave out). */
+export const PICK_NEXT = `SELECT id FROM (${PICK}) next`;
+
 /** A limited job: lock its row and read its room, if it is still claimable. */
 export const LOCK_LIMITED_JOB = `
   SELECT running_items, rate_tokens,

@@ -20,7 +20,7 @@ import { Wake } from './wake';
 /** After a database error in the claim loop, wait this long before the next try. */
 const ERROR_PAUSE_MS = 1000;
 /** A job whose row a claim could not lock in time is left alone this long. */
-const BUSY_JOB_PAUSE_MS = 500;
+const BUSY_JOB_PAUSE_MS = 1000;
 const NONE: string[] = [];
 /** After the shutdown grace, aborted actions get this long to settle before they are released regardless. */
 const ABORT_SETTLE_MS = 1000;

@@ -20,7 +20,7 @@ import { bearer, newOwner, tokenFor } from '../support/tokens';
 
 const BATCH = 200;
 const WORKER_ENV = {
-  WORKER_LEASE_MS: '2000',
+  WORKER_LEASE_MS: '3000',
   WORKER_SWEEP_INTERVAL_MS: '500',
   WORKER_BATCH_SIZE: String(BATCH),
   WORKER_CONCURRENCY: '20',
