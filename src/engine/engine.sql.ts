@@ -36,7 +36,7 @@ const PICK = `
  * sweeps) also lowers claimable_at, so this is only a safety net, e.g. for
  * items added to a job outside the service.
  */
-const RECHECK = `interval '1 minute'`;
+const RECHECK = `interval '10 seconds'`;
 
 interface ClaimParams {
   worker: string;
