@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBearerAuth,
@@ -12,7 +12,7 @@ import {
   getSchemaPath,
 } from '@nestjs/swagger';
 import { Readable } from 'node:stream';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireScope } from '../auth/auth.decorators';
 import { SCOPES, type Principal } from '../auth/scopes';
 import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
@@ -29,6 +29,9 @@ import {
 import { CreateBulkJobDto } from './dto/create-bulk-job.dto';
 import { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 import { IdempotencyKey } from './idempotency-key.decorator';
+import { JobEventsService } from './job-events.service';
+import { EVENTS_DESCRIPTION, EVENTS_EXAMPLE } from './bulk-jobs.openapi';
+import { SSE_CONTENT_TYPE } from './sse';
 
 export const JOBS_PATH = 'api/actions/bulk/jobs';
 
@@ -42,6 +45,7 @@ export class BulkJobsController {
   constructor(
     private readonly jobs: BulkJobsService,
     private readonly ingest: BulkJobsIngestService,
+    private readonly events: JobEventsService,
   ) {}
 
   @Post()
@@ -88,6 +92,29 @@ export class BulkJobsController {
   @ApiProblemResponses(400, 401, 403, 404)
   get(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
     return this.jobs.get(principal, id);
+  }
+
+  @Get(':id/events')
+  @RequireScope(SCOPES.read)
+  @JobId()
+  @ApiOperation({ operationId: 'streamBulkActionJobEvents', summary: "Follow a job's progress (Server-Sent Events)", description: EVENTS_DESCRIPTION })
+  @ApiOkResponse({
+    description: 'The event stream: `progress` events while the job runs, then `end` (or `problem`), then the stream closes.',
+    content: { [SSE_CONTENT_TYPE.split(';')[0]]: { schema: { type: 'string' }, example: EVENTS_EXAMPLE } },
+  })
+  @ApiProblemResponses(
+    [400, 'The id is not a UUID (`/problems/validation-error`, with `details.id`).'],
+    401,
+    403,
+    [404, 'The job is unknown, not yours, or purged (`/problems/job-not-found`); checked before the stream starts.'],
+  )
+  streamEvents(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    return this.events.open(principal, id, request, reply);
   }
 
   @Get(':id/items')

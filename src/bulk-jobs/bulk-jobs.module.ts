@@ -4,11 +4,12 @@ import { BulkJobsController } from './bulk-jobs.controller';
 import { BulkJobsIngestService } from './bulk-jobs-ingest.service';
 import { BulkJobsPurger } from './bulk-jobs-purger';
 import { BulkJobsService } from './bulk-jobs.service';
+import { JobEventsService } from './job-events.service';
 
 @Module({
   imports: [ActionsModule],
   controllers: [BulkJobsController],
-  providers: [BulkJobsService, BulkJobsIngestService, BulkJobsPurger],
+  providers: [BulkJobsService, BulkJobsIngestService, BulkJobsPurger, JobEventsService],
   exports: [BulkJobsService],
 })
 export class BulkJobsModule {}
