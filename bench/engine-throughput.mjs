@@ -112,19 +112,22 @@ async function engine(c, jobId) {
 
 await withClient(admin, (c) => c.query(`CREATE DATABASE "${dbName}"`));
 try {
-  // Migrate by booting one worker against the empty database.
+  // Migrate by booting one worker against the empty database, and stopping it once it is ready.
   await new Promise((res, rej) => {
     const p = spawn(process.execPath, [workerEntry], {
       env: {
         ...process.env,
         DATABASE_URL: url.toString(),
         NODE_ENV: 'test',
+        NO_COLOR: '1',
         AUTH_JWT_SECRET: 'x'.repeat(32),
-        LOG_LEVEL: 'warn',
+        LOG_LEVEL: 'log',
       },
-      stdio: 'inherit',
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
-    setTimeout(() => p.kill('SIGTERM'), 3000);
+    p.stdout.on('data', (chunk) => {
+      if (chunk.toString().includes('worker process ready')) p.kill('SIGTERM');
+    });
     p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`migration worker exited ${code}`))));
   });
   await withClient(url, async (c) => {
