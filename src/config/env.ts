@@ -133,6 +133,54 @@ export class Env {
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 
+  /** `json` (one JSON object a line), `pretty` (readable), or `auto`: pretty on a terminal outside production. */
+  @IsIn(['auto', 'json', 'pretty'])
+  LOG_FORMAT: 'auto' | 'json' | 'pretty' = 'auto';
+
+  // Operations: database timeouts, metrics, limits, CORS.
+
+  /** Longest wait for a database connection (a new one, or a free one from the pool); past it the request is a 503. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(60_000)
+  DATABASE_CONNECT_TIMEOUT_MS = 3000;
+
+  /** When set, GET /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
+  @Transform(emptyToUndefined)
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters long' })
+  METRICS_TOKEN?: string;
+
+  /** A worker-only process serves GET /metrics on this port (0: it serves nothing). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  METRICS_PORT = 0;
+
+  /** Requests per minute per principal (per client IP without a token), per API process; 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10_000_000)
+  RATE_LIMIT_PER_MINUTE = 6000;
+
+  /** Pending, running and cancelling jobs one owner may have at once; 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  BULK_JOBS_MAX_ACTIVE_PER_OWNER = 100;
+
+  /** Origins allowed by CORS, comma-separated (`*` for any); empty: CORS is off. */
+  @IsString()
+  @Matches(/^\s*(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?)?(\s*,\s*(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?))*\s*$/, {
+    message: 'CORS_ORIGINS must be a comma-separated list of origins (scheme://host[:port]) or *',
+  })
+  CORS_ORIGINS = '';
+
   // Workers (src/engine, docs/engine.md).
 
   /** Items one worker process runs at the same time. */
@@ -229,7 +277,7 @@ export class Env {
 }
 
 /** Variables whose values must never appear in an error message or a log. */
-const SECRET_VARIABLES = new Set(['AUTH_JWT_SECRET']);
+const SECRET_VARIABLES = new Set(['AUTH_JWT_SECRET', 'METRICS_TOKEN']);
 
 /** The offending value as shown in a ConfigError: secrets and URL passwords are masked. */
 function shown(name: string, value: string | undefined): string {

@@ -9,6 +9,8 @@ export interface DatabaseSettings {
   url: string;
   poolSize?: number;
   applicationName?: string;
+  /** Longest wait for a connection (a new one, or a free one from the pool). */
+  connectTimeoutMs?: number;
 }
 
 /** The one place that says how the service talks to PostgreSQL. */
@@ -25,7 +27,12 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     applicationName: settings.applicationName ?? 'bulk-jobs',
     extra: {
       max: settings.poolSize ?? 10,
-      connectionTimeoutMillis: 5000,
+      // Short, so that a request never waits long for a database that is away or
+      // saturated: it fails, and the filter answers 503 with Retry-After.
+      connectionTimeoutMillis: settings.connectTimeoutMs ?? 3000,
+      // Notices a peer that vanished without closing the connection (a partition, a host gone).
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       // Bounded so that a stuck statement cannot hold a pool slot forever.
       statement_timeout: 60_000,
       idle_in_transaction_session_timeout: 60_000,

@@ -14,7 +14,13 @@ export class DatabaseModule {
       imports: [
         TypeOrmModule.forRootAsync({
           inject: [Env],
-          useFactory: (env: Env) => dataSourceOptions({ url, poolSize: env.DATABASE_POOL_SIZE, applicationName }),
+          useFactory: (env: Env) =>
+            dataSourceOptions({
+              url,
+              poolSize: env.DATABASE_POOL_SIZE,
+              applicationName,
+              connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+            }),
           dataSourceFactory: async (options) => new DataSource(options!).initialize(),
         }),
       ],
