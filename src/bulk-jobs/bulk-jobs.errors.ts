@@ -46,3 +46,15 @@ export class IdempotencyKeyReusedError extends DomainError {
     super('This Idempotency-Key was already used with a different request body.');
   }
 }
+
+/** The owner already has BULK_JOBS_MAX_ACTIVE_PER_OWNER jobs that are not finished. */
+export class TooManyActiveJobsError extends DomainError {
+  readonly code = 'TOO_MANY_ACTIVE_JOBS';
+  constructor(readonly maxActiveJobs: number) {
+    super(
+      `You already have ${maxActiveJobs} pending, running or cancelling jobs, the most allowed at once. ` +
+        'Wait for one to finish, or cancel one, and try again.',
+    );
+    this.extensions.max_active_jobs = maxActiveJobs;
+  }
+}

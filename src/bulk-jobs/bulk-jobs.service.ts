@@ -30,6 +30,7 @@ import {
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
   IdempotencyKeyReusedError,
+  TooManyActiveJobsError,
 } from './bulk-jobs.errors';
 import { isUnstorableJson, type CreateBulkJobDto, type TargetInput } from './dto/create-bulk-job.dto';
 import { RequestHasher } from './request-hash';
@@ -44,6 +45,9 @@ import type { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 /** Items are written with one multi-row INSERT per this many targets. */
 const INSERT_CHUNK = 5_000;
 const IDEMPOTENCY_WINDOW = `interval '24 hours'`;
+/** First key of the advisory lock that serialises one owner's creates (the second is hashtext(owner)). */
+const ACTIVE_JOBS_LOCK = 746_201_916;
+const ACTIVE_JOBS_WHERE = `owner = $1 AND status IN ('pending', 'running', 'cancelling') AND deleted_at IS NULL`;
 
 export interface CreateResult {
   job: BulkJobResponseDto;
@@ -91,6 +95,7 @@ export class BulkJobsService {
           [id, principal.sub, dto.action, params, options, dto.targets.length],
         );
         if (idempotencyKey) await this.claimIdempotencyKey(tx, principal.sub, idempotencyKey, requestHash!, id);
+        await this.assertActiveJobRoom(tx, principal.sub, id);
         await insertItems(tx, id, dto.targets);
         return true;
       })
@@ -132,6 +137,41 @@ export class BulkJobsService {
       [owner, key, hash, jobId],
     );
     if (rows.length === 0) throw new KeyTakenSignal();
+  }
+
+  /**
+   * Refuses the job `jobId` being created when its owner already has
+   * BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs. Runs
+   * in the create's transaction under an advisory lock on the owner, held
+   * until it commits: two creates of one owner count one after the other, so
+   * that they cannot both see room for one more job.
+   */
+  async assertActiveJobRoom(tx: EntityManager, owner: string, jobId: string): Promise<void> {
+    const max = this.env.BULK_JOBS_MAX_ACTIVE_PER_OWNER;
+    if (max === 0) return;
+    await tx.query(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, [ACTIVE_JOBS_LOCK, owner]);
+    if ((await this.countActiveJobs(tx, owner, jobId)) >= max) throw new TooManyActiveJobsError(max);
+  }
+
+  /**
+   * The same check without the lock, for a create that will take long (a
+   * streamed one) to fail before it reads its body; assertActiveJobRoom
+   * still decides at its end.
+   */
+  async precheckActiveJobRoom(owner: string): Promise<void> {
+    const max = this.env.BULK_JOBS_MAX_ACTIVE_PER_OWNER;
+    if (max !== 0 && (await this.countActiveJobs(this.db, owner)) >= max) throw new TooManyActiveJobsError(max);
+  }
+
+  private async countActiveJobs(db: DataSource | EntityManager, owner: string, except?: string): Promise<number> {
+    const rows = await queryRows<{ n: number }>(
+      db,
+      except
+        ? `SELECT count(*)::int AS n FROM bulk_jobs WHERE ${ACTIVE_JOBS_WHERE} AND id <> $2`
+        : `SELECT count(*)::int AS n FROM bulk_jobs WHERE ${ACTIVE_JOBS_WHERE}`,
+      except ? [owner, except] : [owner],
+    );
+    return rows[0].n;
   }
 
   /** The job an earlier request with this key created, or 422 when the key came with another body. */

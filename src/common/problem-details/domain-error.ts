@@ -11,6 +11,7 @@ export type DomainErrorCode =
   | 'JOB_NOT_CANCELLABLE'
   | 'JOB_NOT_DELETED'
   | 'IDEMPOTENCY_KEY_REUSED'
+  | 'TOO_MANY_ACTIVE_JOBS'
   | 'SERVICE_UNAVAILABLE';
 
 export abstract class DomainError extends Error {

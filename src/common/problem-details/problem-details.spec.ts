@@ -19,6 +19,7 @@ import {
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
   IdempotencyKeyReusedError,
+  TooManyActiveJobsError,
 } from '../../bulk-jobs/bulk-jobs.errors';
 import { isDatabaseUnavailable } from './database-errors';
 import {
@@ -92,6 +93,12 @@ const DOMAIN_ERRORS: Record<DomainErrorCode, ExpectedMapping> = {
     error: new IdempotencyKeyReusedError(),
     status: 422,
     type: '/problems/idempotency-key-reused',
+  },
+  TOO_MANY_ACTIVE_JOBS: {
+    error: new TooManyActiveJobsError(100),
+    status: 429,
+    type: '/problems/too-many-active-jobs',
+    extensions: { max_active_jobs: 100 },
   },
   SERVICE_UNAVAILABLE: {
     error: new ServiceUnavailableError(7),

@@ -99,6 +99,13 @@ export function mapDomainError(err: DomainError): ProblemMapping {
         type: '/problems/idempotency-key-reused',
         title: 'The Idempotency-Key was reused with a different request.',
       };
+    case 'TOO_MANY_ACTIVE_JOBS':
+      return {
+        ...base,
+        status: 429,
+        type: '/problems/too-many-active-jobs',
+        title: 'Too many active jobs.',
+      };
     case 'SERVICE_UNAVAILABLE': {
       const retryAfter = (err as DomainError & { retryAfterSeconds: number }).retryAfterSeconds;
       return {
