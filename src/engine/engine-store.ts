@@ -4,6 +4,7 @@ import type { JobOptions } from '../bulk-jobs/bulk-job.entity';
 import type { JobStatus } from '../bulk-jobs/bulk-job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
 import { CLAIM_POOL, ENGINE_POOL } from './engine-pool';
+import type { SweptJob, TouchedJob } from './engine-events';
 import {
   CLAIM_LIMITED,
   CLAIM_NEXT,
@@ -27,6 +28,8 @@ import type { OutcomeKind, RunningItem } from './types';
 export interface PickedJob {
   id: string;
   action: string;
+  /** The job's status when it was picked: `pending` until its first claim commits. */
+  status: JobStatus;
   params: Record<string, unknown>;
   options: JobOptions;
   /** Has a concurrency or rate limit. */
@@ -191,9 +194,9 @@ export class EngineStore implements OnApplicationShutdown {
    * wait. A retried or released item of a job that is being cancelled is
    * skipped instead, so that a cancelling job never gets pending items back.
    */
-  async record(workerId: string, items: RunningItem[]): Promise<void> {
+  async record(workerId: string, items: RunningItem[]): Promise<TouchedJob[]> {
     const n = items.length;
-    if (n === 0) return;
+    if (n === 0) return [];
     // Integer arrays go as array literals built here: much cheaper than the
     // driver's per-element escaping, and the noop path writes nothing else.
     const jobIndex = new Map<string, number>();
@@ -236,12 +239,11 @@ export class EngineStore implements OnApplicationShutdown {
     ];
     if (jobIds.length === 1 && !returning) {
       // The usual batch: one statement, one round trip.
-      await this.pool.query(RECORD_FINAL_RESULTS, params);
-      return;
+      return (await this.pool.query<TouchedJob>(RECORD_FINAL_RESULTS, params)).rows;
     }
-    await this.transaction(async (client) => {
+    return this.transaction(async (client) => {
       const { rows: totals } = await client.query<RecordedTotals>(RECORD_RESULTS, params);
-      if (totals.length === 0) return;
+      if (totals.length === 0) return [];
       const skipped = new Array<number>(totals.length).fill(0);
       // One job and nothing made pending (the usual batch): APPLY_RESULTS locks the one row itself.
       if (totals.length > 1 || totals.some((t) => t.pending_seqs)) {
@@ -259,7 +261,7 @@ export class EngineStore implements OnApplicationShutdown {
           }
         }
       }
-      await client.query(APPLY_RESULTS, [
+      const applied = await client.query<TouchedJob>(APPLY_RESULTS, [
         totals.map((t) => t.job_id),
         totals.map((t) => t.n),
         totals.map((t) => t.s),
@@ -267,6 +269,7 @@ export class EngineStore implements OnApplicationShutdown {
         skipped,
         totals.map((t) => t.next_at),
       ]);
+      return applied.rows;
     });
   }
 
@@ -296,15 +299,15 @@ export class EngineStore implements OnApplicationShutdown {
   /**
    * Returns items whose lease expired (their worker died or lost the
    * database) to pending, job by job, each in a short transaction.
-   * Returns how many items it returned.
+   * Returns what it did to each job.
    */
-  async sweepExpiredLeases(): Promise<number> {
+  async sweepExpiredLeases(): Promise<SweptJob[]> {
     const { rows: jobs } = await this.pool.query<{ job_id: string }>(JOBS_WITH_EXPIRED_LEASES);
-    let swept = 0;
+    const swept: SweptJob[] = [];
     for (const { job_id: jobId } of jobs) {
-      swept += await this.transaction(async (client) => {
+      const done = await this.transaction(async (client): Promise<SweptJob | undefined> => {
         const { rows } = await client.query<{ status: JobStatus; options: JobOptions }>(LOCK_JOB, [jobId]);
-        if (rows.length === 0) return 0;
+        if (rows.length === 0) return undefined;
         const cancelling = rows[0].status !== 'pending' && rows[0].status !== 'running';
         const { rows: totals } = await client.query<{
           n: number;
@@ -313,10 +316,18 @@ export class EngineStore implements OnApplicationShutdown {
           next_at: Date | null;
         }>(RETURN_EXPIRED, [jobId, cancelling, maxAttemptsOf(rows[0].options), LEASE_EXPIRED_ERROR]);
         const t = totals[0];
-        if (t.n === 0) return 0;
-        await client.query(APPLY_RESULTS, [[jobId], [t.n], [0], [t.f], [t.k], [t.next_at]]);
-        return t.n;
+        if (t.n === 0) return undefined;
+        const applied = await client.query<TouchedJob>(APPLY_RESULTS, [
+          [jobId],
+          [t.n],
+          [0],
+          [t.f],
+          [t.k],
+          [t.next_at],
+        ]);
+        return { id: jobId, status: applied.rows[0]?.status ?? rows[0].status, returned: t.n };
       });
+      if (done) swept.push(done);
     }
     return swept;
   }

@@ -23,7 +23,7 @@ const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
   AND running_items < COALESCE((options->>'concurrency')::int, 2147483647)`;
 
 const PICK = `
-  SELECT id, action, params, options, xmin AS version,
+  SELECT id, action, params, options, status, xmin AS version,
          (options ? 'concurrency' OR options ? 'rate_limit_per_second') AS limited
   FROM bulk_jobs
   WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY($2::uuid[]))
@@ -112,7 +112,7 @@ export const CLAIM_NEXT = `
   ), target AS (
     SELECT id, version FROM job WHERE NOT limited
   ),${claimFrom({ worker: '$3', leaseMs: '$4', count: '$5', tokens: 'NULL::float8', rate: 'NULL::float8' })}
-  SELECT job.id, job.action, job.params, job.options, job.limited, c.*
+  SELECT job.id, job.action, job.params, job.options, job.status, job.limited, c.*
   FROM job, (${CLAIMED_ARRAYS}) c`;
 
 /** The job CLAIM_NEXT would pick now ($1 actions, $2 jobs to leave out). */

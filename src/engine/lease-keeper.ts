@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Env } from '../config/env';
+import { type EngineEvents, FailureLog } from './engine-events';
 import type { EngineStore } from './engine-store';
 import type { RunningItem } from './types';
 
@@ -27,12 +28,15 @@ export class LeaseKeeper {
   private sweepTimer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private sweeping: Promise<void> | undefined;
+  private readonly renewFailures = new FailureLog(this.logger, 'lease renewal');
+  private readonly sweepFailures = new FailureLog(this.logger, 'lease sweep');
 
   constructor(
     private readonly store: EngineStore,
     private readonly workerId: string,
     private readonly env: Env,
     private readonly items: HeldItems,
+    private readonly events?: EngineEvents,
   ) {}
 
   start(): void {
@@ -70,8 +74,11 @@ export class LeaseKeeper {
     let extended: Map<string, Set<number>>;
     try {
       extended = await this.store.extendLeases(this.workerId, this.env.WORKER_LEASE_MS);
+      this.renewFailures.succeeded();
     } catch (err) {
-      this.logger.warn(`could not renew leases: ${(err as Error).message}`);
+      // The leases may run out meanwhile: a sweep then returns the items, and this
+      // worker drops them when it next renews (no result is written over another's).
+      this.renewFailures.failed(err, Math.floor(this.env.WORKER_LEASE_MS / 3));
       return;
     }
     const missing = before.filter(
@@ -99,9 +106,10 @@ export class LeaseKeeper {
   private async sweepOnce(): Promise<void> {
     try {
       const swept = await this.store.sweepExpiredLeases();
-      if (swept > 0) this.logger.warn(`returned ${swept} item(s) whose lease expired`);
+      this.sweepFailures.succeeded();
+      if (swept.length > 0) this.events?.reclaimed(swept);
     } catch (err) {
-      this.logger.warn(`lease sweep failed: ${(err as Error).message}`);
+      this.sweepFailures.failed(err, sweepIntervalMs(this.env));
     }
   }
 }

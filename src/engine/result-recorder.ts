@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { FailureLog } from './engine-events';
 import type { RunningItem } from './types';
 
 /** After a failed write, the next try waits this long. */
@@ -17,6 +18,7 @@ export class ResultRecorder {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | undefined;
   private lastWriteFailed = false;
+  private readonly failures = new FailureLog(this.logger, 'recording results');
   /** Items in the write in flight (their rows are locked by it). */
   readonly inFlight = new Set<RunningItem>();
 
@@ -84,10 +86,12 @@ export class ResultRecorder {
       try {
         await this.write(batch);
         this.lastWriteFailed = false;
+        this.failures.succeeded();
       } catch (err) {
+        // Kept, in order, and written again later; the items stay leased to this worker meanwhile.
         this.lastWriteFailed = true;
         this.buffer = batch.concat(this.buffer);
-        this.logger.warn(`could not record ${batch.length} result(s), will retry: ${(err as Error).message}`);
+        this.failures.failed(err, RETRY_WRITE_MS);
         return;
       } finally {
         for (const item of batch) this.inFlight.delete(item);

@@ -3,13 +3,16 @@ import {
   Injectable,
   Logger,
   type OnApplicationBootstrap,
+  Optional,
 } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ActionsRegistry } from '../actions/actions.registry';
 import { Env } from '../config/env';
+import { Metrics } from '../metrics/metrics';
 import type { BackoffPolicy } from './backoff';
 import { maxAttemptsOf } from './claim-plan';
+import { EngineEvents, FailureLog } from './engine-events';
 import { EngineStore, type ClaimedArrays, type PickedJob } from './engine-store';
 import { ItemRunner } from './item-runner';
 import { LeaseKeeper } from './lease-keeper';
@@ -17,8 +20,13 @@ import { ResultRecorder } from './result-recorder';
 import { newRunningItem, type ClaimedJob, type RunningItem } from './types';
 import { Wake } from './wake';
 
-/** After a database error in the claim loop, wait this long before the next try. */
-const ERROR_PAUSE_MS = 1000;
+/**
+ * After a failed claim (usually a lost database), the next try waits 250 ms,
+ * then twice as long after each further failure, up to this: the loop backs
+ * off, and still claims again within 2 s of the database coming back.
+ */
+const ERROR_PAUSE_MS = 250;
+const ERROR_PAUSE_MAX_MS = 2000;
 /** A job whose row a claim could not lock in time is left alone this long. */
 const BUSY_JOB_PAUSE_MS = 1000;
 const NONE: string[] = [];
@@ -54,12 +62,16 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private stopped: Promise<void> | undefined;
   private actions: string[] = [];
   private readonly avoid = new Map<string, number>();
+  private readonly events: EngineEvents;
+  private readonly claimFailures = new FailureLog(this.logger, 'claim');
 
   constructor(
     private readonly store: EngineStore,
     private readonly registry: ActionsRegistry,
     private readonly env: Env,
+    @Optional() private readonly metrics?: Metrics,
   ) {
+    this.events = new EngineEvents(this.workerId, metrics);
     const policy: BackoffPolicy = { baseMs: env.WORKER_RETRY_BASE_MS, maxMs: env.WORKER_RETRY_MAX_MS };
     this.runner = new ItemRunner(
       env.WORKER_CONCURRENCY,
@@ -68,18 +80,31 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       (item) => this.forget([item]),
     );
     this.recorder = new ResultRecorder(
-      (items) => this.store.record(this.workerId, items),
+      (items) => this.write(items),
       this.halfBatch,
       env.WORKER_FLUSH_INTERVAL_MS,
       () => this.runner.activeCount === 0 && this.runner.queued === 0,
       (items) => this.forget(items),
     );
-    this.leases = new LeaseKeeper(store, this.workerId, env, {
-      heldItems: () => this.heldItems(),
-      isBeingRecorded: (item) => this.recorder.inFlight.has(item),
-      isHeld: (item) => this.held.get(item.job.id)?.get(item.seq) === item,
-      lost: (item) => this.lose(item),
-    });
+    this.leases = new LeaseKeeper(
+      store,
+      this.workerId,
+      env,
+      {
+        heldItems: () => this.heldItems(),
+        isBeingRecorded: (item) => this.recorder.inFlight.has(item),
+        isHeld: (item) => this.held.get(item.job.id)?.get(item.seq) === item,
+        lost: (item) => this.lose(item),
+      },
+      this.events,
+    );
+  }
+
+  /** One batch of outcomes; a failure leaves them to the recorder, which keeps them and tries again. */
+  private async write(items: RunningItem[]): Promise<void> {
+    const jobs = await this.store.record(this.workerId, items);
+    this.metrics?.countRecorded(items);
+    this.events.finished(jobs);
   }
 
   private get halfBatch(): number {
@@ -150,6 +175,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         await this.wake.wait(poll);
         continue;
       }
+      const started = performance.now();
       try {
         const res = await this.store.claim(
           this.workerId,
@@ -158,6 +184,8 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
           this.env.WORKER_LEASE_MS,
           this.avoided(),
         );
+        this.metrics?.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
+        this.claimFailures.succeeded();
         if (res.kind === 'claimed') {
           this.accept(res.job, res.items);
         } else if (res.kind === 'busy') {
@@ -166,8 +194,13 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
           await this.wake.wait(res.waitMs === null ? poll : Math.min(poll, Math.max(1, res.waitMs)));
         }
       } catch (err) {
-        this.logger.error(`claim failed: ${(err as Error).message}`);
-        await this.wake.wait(ERROR_PAUSE_MS);
+        this.metrics?.claimDuration.observe({ result: 'error' }, (performance.now() - started) / 1000);
+        const pause = Math.min(
+          ERROR_PAUSE_MAX_MS,
+          ERROR_PAUSE_MS * 2 ** Math.min(10, this.claimFailures.consecutive),
+        );
+        this.claimFailures.failed(err, ERROR_PAUSE_MAX_MS);
+        await this.wake.wait(pause);
       }
     }
   }
@@ -202,6 +235,8 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       seqs.set(item.seq, item);
     }
     this.heldCount += n;
+    this.metrics?.itemsClaimed.inc({ action: job.action }, n);
+    if (row.status === 'pending') this.events.started(job.id, job.action, n);
     this.runner.enqueue(job.id, items);
   }
 
