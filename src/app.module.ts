@@ -6,6 +6,9 @@ import { ConfigModule } from './config/config.module';
 import type { Env } from './config/env';
 import { DatabaseModule } from './database/database.module';
 import { EngineModule } from './engine/engine.module';
+import { HealthModule } from './health/health.module';
+import { RateLimitModule } from './limits/rate-limit.module';
+import { MetricsModule } from './metrics/metrics.module';
 
 export interface AppOptions {
   env: Env;
@@ -25,8 +28,10 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(env),
         DatabaseModule.forRoot(databaseUrl, api ? 'bulk-jobs-api' : 'bulk-jobs-worker'),
+        MetricsModule.forRoot({ api }),
         ActionsModule,
-        ...(api ? [AuthModule, BulkJobsModule] : []),
+        // RateLimitModule after AuthModule: its guard keys on the principal the AuthGuard sets.
+        ...(api ? [AuthModule, RateLimitModule, HealthModule, BulkJobsModule] : []),
         ...(worker ? [EngineModule.forRoot(databaseUrl)] : []),
       ],
     };

@@ -3,8 +3,12 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import helmet from '@fastify/helmet';
 import type { Env } from './config/env';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
+import { type AppLogger, createAppLogger } from './logging/app-logger';
+import { observeRequests, refuseContentEncodings } from './logging/request-hooks';
+import { Metrics } from './metrics/metrics';
 import { createValidationPipe } from './common/validation';
 import { documentStreamingCreate } from './bulk-jobs/bulk-jobs.openapi';
 
@@ -29,10 +33,40 @@ export function createFastifyAdapter(env: Env): FastifyAdapter {
 export const OPENAPI_PATH = 'docs';
 
 /**
+ * Helmet's policy, made explicit: Swagger UI at /docs loads its scripts and
+ * styles from this origin and has one inline <style>; nothing else is needed.
+ * No upgrade-insecure-requests: /docs must work over plain HTTP in development.
+ */
+const CONTENT_SECURITY_POLICY = {
+  defaultSrc: ["'self'"],
+  scriptSrc: ["'self'"],
+  styleSrc: ["'self'", "'unsafe-inline'"],
+  imgSrc: ["'self'", 'data:'],
+  fontSrc: ["'self'", 'data:'],
+  connectSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'self'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  upgradeInsecureRequests: null,
+};
+
+/** CORS_ORIGINS as a list; empty when CORS is off. */
+export function corsOrigins(env: Pick<Env, 'CORS_ORIGINS'>): string[] {
+  return env.CORS_ORIGINS.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+}
+
+/**
  * Everything that makes the HTTP surface what it is; main.ts and the e2e
  * tests both call it, so tests exercise the app exactly as it is served.
  */
-export async function configureApp(app: NestFastifyApplication, env: Env): Promise<NestFastifyApplication> {
+export async function configureApp(
+  app: NestFastifyApplication,
+  env: Env,
+  logger: AppLogger = createAppLogger(env),
+): Promise<NestFastifyApplication> {
   const fastify = app.getHttpAdapter().getInstance();
   // Only JSON bodies are accepted: a text/plain body is a 415, not a string to validate.
   fastify.removeContentTypeParser(['text/plain']);
@@ -43,6 +77,27 @@ export async function configureApp(app: NestFastifyApplication, env: Env): Promi
     void reply.header('x-request-id', request.id);
     done();
   });
+  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
+  refuseContentEncodings(fastify);
+  observeRequests(fastify, logger.pino, app.get(Metrics, { strict: false }));
+  const origins = corsOrigins(env);
+  if (origins.length > 0) {
+    app.enableCors({
+      origin: origins.includes('*') ? '*' : origins,
+      methods: ['GET', 'HEAD', 'POST', 'DELETE'],
+      exposedHeaders: [
+        'Location',
+        'X-Request-Id',
+        'Retry-After',
+        'Idempotent-Replayed',
+        'WWW-Authenticate',
+        'X-RateLimit-Limit',
+        'X-RateLimit-Remaining',
+        'X-RateLimit-Reset',
+      ],
+      maxAge: 600,
+    });
+  }
 
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());

@@ -1,4 +1,4 @@
-import type { Logger, LogLevel } from '@nestjs/common';
+import type { Logger } from '@nestjs/common';
 import type { Env } from './config/env';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres';
 
@@ -19,13 +19,6 @@ export async function resolveDatabase(env: Env, logger: Logger): Promise<Resolve
   logger.log(`DATABASE_URL is not set: using the embedded PostgreSQL under ${env.DATA_DIR}/postgres`);
   const embedded = await startEmbeddedPostgres({ dataDir: env.DATA_DIR, port: env.EMBEDDED_PG_PORT });
   return { url: embedded.url, embedded };
-}
-
-const LEVELS = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'] as const satisfies readonly LogLevel[];
-
-/** The Nest logger levels for LOG_LEVEL: it and every level above it. */
-export function logLevels(level: (typeof LEVELS)[number]): LogLevel[] {
-  return LEVELS.slice(LEVELS.indexOf(level));
 }
 
 /**

@@ -4,8 +4,9 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { configureApp, createFastifyAdapter, OPENAPI_PATH } from './app.setup';
-import { closeOnSignals, logLevels, resolveDatabase } from './bootstrap';
+import { closeOnSignals, resolveDatabase } from './bootstrap';
 import { ConfigError, loadEnv } from './config/env';
+import { createAppLogger } from './logging/app-logger';
 
 /**
  * The API process. By default it also runs a worker (the embedded default of
@@ -13,19 +14,24 @@ import { ConfigError, loadEnv } from './config/env';
  * and separate worker processes (`npm run start:worker`) run the items.
  */
 async function bootstrap(): Promise<void> {
-  const logger = new Logger('Main');
   const env = loadEnv();
+  const appLogger = createAppLogger(env);
+  // Every line is pino's from here on, the framework's included.
+  Logger.overrideLogger(appLogger);
+  const logger = new Logger('Main');
   const worker = !process.argv.includes('--no-worker');
   const database = await resolveDatabase(env, logger);
 
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ env, databaseUrl: database.url, api: true, worker }),
     createFastifyAdapter(env),
-    { logger: logLevels(env.LOG_LEVEL) },
+    // bodyParser: false keeps Nest from adding its urlencoded parser: JSON (Fastify's own parser,
+    // bounded by BODY_LIMIT_BYTES) and NDJSON are the only request bodies.
+    { logger: appLogger, bodyParser: false },
   );
   // Installed before listening, so that a signal during start-up still drains the worker.
   closeOnSignals(() => app.close(), database, logger);
-  await configureApp(app, env);
+  await configureApp(app, env, appLogger);
   await app.listen({ port: env.PORT, host: env.HOST });
 
   const shown = env.HOST === '0.0.0.0' || env.HOST === '::' ? 'localhost' : env.HOST;

@@ -2,8 +2,9 @@ import 'reflect-metadata';
 import { type INestApplicationContext, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
-import { closeOnSignals, logLevels, resolveDatabase } from './bootstrap';
+import { closeOnSignals, resolveDatabase } from './bootstrap';
 import { ConfigError, loadEnv } from './config/env';
+import { createAppLogger } from './logging/app-logger';
 
 /**
  * A worker process without HTTP (`npm run start:worker`). Run as many as
@@ -12,15 +13,17 @@ import { ConfigError, loadEnv } from './config/env';
  * releases the rest and exits 0.
  */
 async function bootstrap(): Promise<void> {
-  const logger = new Logger('Main');
   const env = loadEnv();
+  const appLogger = createAppLogger(env);
+  Logger.overrideLogger(appLogger);
+  const logger = new Logger('Main');
   const database = await resolveDatabase(env, logger);
   const started: { app?: INestApplicationContext } = {};
   // Installed first: the worker starts claiming as soon as the context is initialised.
   closeOnSignals(async () => started.app?.close(), database, logger);
   started.app = await NestFactory.createApplicationContext(
     AppModule.forRoot({ env, databaseUrl: database.url, api: false, worker: true }),
-    { logger: logLevels(env.LOG_LEVEL) },
+    { logger: appLogger },
   );
   logger.log('worker process ready');
 }

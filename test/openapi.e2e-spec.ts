@@ -232,9 +232,13 @@ describe('OpenAPI document', () => {
       expect(ids.size).toBeGreaterThanOrEqual(8);
     });
 
-    it('documents 401 and 500 problem responses', () => {
+    /** Operations that need no token (health, metrics): their security is `[{}]`, which names no scheme. */
+    const isPublic = (op: Operation) =>
+      (op.security ?? doc.security ?? []).every((requirement) => Object.keys(requirement).length === 0);
+
+    it('documents 401 (unless the operation is public) and 500 problem responses', () => {
       for (const [method, path, op] of operations()) {
-        for (const status of ['401', '500']) {
+        for (const status of isPublic(op) ? ['500'] : ['401', '500']) {
           const where = `${method.toUpperCase()} ${path} ${status}`;
           expect({ where, content: Object.keys(op.responses[status]?.content ?? {}) }).toEqual({
             where,
@@ -244,14 +248,36 @@ describe('OpenAPI document', () => {
       }
     });
 
-    it('documents the WWW-Authenticate challenge on 401 and Retry-After on 503', () => {
+    it('documents the WWW-Authenticate challenge on 401 and Retry-After on 429 and 503', () => {
       for (const [method, path, op] of operations()) {
         const where = `${method.toUpperCase()} ${path}`;
         const headers = (status: string) =>
           Object.keys((op.responses[status] as { headers?: object } | undefined)?.headers ?? {});
-        expect({ where, headers: headers('401') }).toEqual({ where, headers: ['WWW-Authenticate'] });
-        expect({ where, headers: headers('503') }).toEqual({ where, headers: ['Retry-After'] });
+        if (!isPublic(op) || op.responses['401'])
+          expect({ where, headers: headers('401') }).toEqual({ where, headers: ['WWW-Authenticate'] });
+        // Every authenticated operation can be throttled or meet a lost database.
+        for (const status of ['429', '503']) {
+          if (!isPublic(op) || op.responses[status])
+            expect({ where, status, headers: headers(status) }).toEqual({
+              where,
+              status,
+              headers: ['Retry-After'],
+            });
+        }
       }
+    });
+
+    it('documents the health and metrics endpoints as public', () => {
+      for (const path of ['/health/live', '/health/ready', '/metrics']) {
+        const op = doc.paths[path]?.get;
+        expect({ path, documented: op !== undefined }).toEqual({ path, documented: true });
+        expect({ path, public: isPublic(op) }).toEqual({ path, public: true });
+        expect(Object.keys(op.responses['200'].content ?? {})).toEqual([
+          path === '/metrics' ? 'text/plain' : 'application/json',
+        ]);
+      }
+      const ready = doc.paths['/health/ready'].get;
+      expect(Object.keys(ready.responses['503'].content ?? {})).toEqual([PROBLEM]);
     });
 
     it('documents every error response as problem+json and nothing else', () => {

@@ -59,7 +59,12 @@ export class BulkJobsController {
   })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 printable ASCII characters; scoped to the caller.' })
   @ApiAcceptedResponse({ type: BulkJobResponseDto, description: 'Accepted. `Location` points at the job.', headers: { Location: { schema: { type: 'string' }, description: 'The job URL.' } } })
-  @ApiProblemResponses(400, 401, 403, 413, 415, 422)
+  @ApiProblemResponses(400, 401, 403, 413, 415, 422, [
+    429,
+    'Too many requests from this caller (`about:blank`, with `Retry-After`), or the owner already has ' +
+      'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs (`/problems/too-many-active-jobs`, ' +
+      'with `max_active_jobs`).',
+  ])
   async create(
     @CurrentPrincipal() principal: Principal,
     @Body(CreateJobBodyPipe) body: CreateBulkJobDto | Readable,

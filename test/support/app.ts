@@ -5,6 +5,7 @@ import request from 'supertest';
 import type { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { configureApp, createFastifyAdapter } from '../../src/app.setup';
+import { createAppLogger } from '../../src/logging/app-logger';
 import { testEnv } from './test-env';
 
 export interface TestApp {
@@ -21,10 +22,13 @@ export async function createTestApp(envOverrides: Record<string, string> = {}): 
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoot({ env, databaseUrl: env.DATABASE_URL! })],
   }).compile();
+  // As main.ts: pino (quiet at the tests' LOG_LEVEL=error), and no urlencoded body parser.
+  const logger = createAppLogger(env);
   const app = moduleRef.createNestApplication<NestFastifyApplication>(createFastifyAdapter(env), {
-    logger: ['error', 'fatal'],
+    logger,
+    bodyParser: false,
   });
-  await configureApp(app, env);
+  await configureApp(app, env, logger);
   await app.getHttpAdapter().getInstance().ready();
   const db = app.get<DataSource>(getDataSourceToken());
   return {

@@ -10,6 +10,7 @@ import type { DataSource } from 'typeorm';
 import type { DynamicModule, Type } from '@nestjs/common';
 import { AppModule } from '../../src/app.module';
 import { configureApp, createFastifyAdapter } from '../../src/app.setup';
+import { createAppLogger } from '../../src/logging/app-logger';
 import type { TestApp } from './app';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import { TEST_JWT_SECRET, testDatabaseUrl, testEnv } from './test-env';
@@ -176,10 +177,12 @@ export async function createEngineTestApp(
       ...(opts.imports ?? []),
     ],
   }).compile();
+  const logger = createAppLogger(env);
   const app = moduleRef.createNestApplication<NestFastifyApplication>(createFastifyAdapter(env), {
-    logger: ['error', 'fatal'],
+    logger,
+    bodyParser: false,
   });
-  await configureApp(app, env);
+  await configureApp(app, env, logger);
   await app.getHttpAdapter().getInstance().ready();
   const db = app.get<DataSource>(getDataSourceToken());
   return { app, db, http: () => request(app.getHttpServer()), close: () => app.close() };

@@ -12,6 +12,7 @@ const DEFAULT_DESCRIPTIONS: Record<number, string> = {
   413: 'The request body is larger than the server accepts.',
   415: 'The request body has an unsupported media type.',
   422: 'The Idempotency-Key was already used with a different body.',
+  429: 'Too many requests from this caller; retry after `Retry-After` seconds.',
   500: 'Internal server error',
   503: 'The database, or the key server that verifies tokens, is unavailable; retry after `Retry-After` seconds.',
 };
@@ -27,15 +28,24 @@ const HEADERS: Record<number, HeadersObject> = {
       schema: { type: 'string', example: 'Bearer realm="bulk-jobs", error="insufficient_scope"' },
     },
   },
+  429: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', example: 30 } } },
   503: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', example: 5 } } },
 };
 
-/** Documents problem+json responses for the given statuses (plus 500 and 503, which any call can give). */
+/**
+ * Documents problem+json responses for the given statuses, plus those any
+ * authenticated call can give: 429 (rate limit), 500 and 503.
+ */
 export function ApiProblemResponses(...entries: (number | [number, string])[]) {
+  return ApiExactProblemResponses(...entries, 429, 500, 503);
+}
+
+/** Documents problem+json responses for exactly the given statuses (the first entry for a status wins). */
+export function ApiExactProblemResponses(...entries: (number | [number, string])[]) {
   const all = new Map<number, string>();
-  for (const e of [...entries, 500, 503]) {
+  for (const e of entries) {
     const [status, description] = Array.isArray(e) ? e : [e, DEFAULT_DESCRIPTIONS[e] ?? reasonPhrase(e)];
-    all.set(status, description);
+    if (!all.has(status)) all.set(status, description);
   }
   return applyDecorators(
     ApiExtraModels(ProblemDetailsDto),

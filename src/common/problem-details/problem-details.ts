@@ -146,7 +146,9 @@ function clientDetail(status: number, err: HttpException): string {
     case 413:
       return 'The request body is larger than this server accepts.';
     case 415:
-      return 'The request body has a media type this endpoint does not accept.';
+      return /content-encoding/i.test(err.message)
+        ? err.message
+        : 'The request body has a media type this endpoint does not accept.';
     case 400:
       return /json/i.test(err.message)
         ? 'The request body is not valid JSON.'

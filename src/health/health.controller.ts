@@ -1,0 +1,79 @@
+import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
+import { SkipThrottle } from '@nestjs/throttler';
+import { Public } from '../auth/auth.decorators';
+import { ApiExactProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import { ServiceUnavailableError } from '../common/problem-details/domain-error';
+import { HealthCheckResponseDto } from './health.dto';
+import { DatabaseHealthIndicators } from './health.indicators';
+
+/** Readiness failed: a 503 problem whose `checks` member says which check is down and why. */
+export class NotReadyError extends ServiceUnavailableError {
+  constructor(result: HealthCheckResult | undefined) {
+    const down = Object.keys(result?.error ?? {});
+    super(
+      5,
+      result?.status === 'shutting_down'
+        ? 'The service is shutting down.'
+        : `The service is not ready: ${down.length > 0 ? down.join(', ') : 'a check'} failed.`,
+    );
+    this.extensions.checks = result?.details ?? {};
+  }
+}
+
+@ApiTags('operations')
+@Public()
+@SkipThrottle()
+@ApiSecurity({})
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: DatabaseHealthIndicators,
+  ) {}
+
+  @Get('live')
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOperation({
+    operationId: 'getLiveness',
+    summary: 'Liveness',
+    description:
+      'Answers 200 while the process serves HTTP at all; it checks no dependency, so a lost database does not ' +
+      'get the process restarted. No token needed.',
+  })
+  @ApiOkResponse({ type: HealthCheckResponseDto, description: 'The process is alive.' })
+  @ApiExactProblemResponses(500)
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOperation({
+    operationId: 'getReadiness',
+    summary: 'Readiness',
+    description:
+      'Answers 200 when the database answers a query and every migration has been applied, each within 2 s; ' +
+      'else a 503 problem with `Retry-After` and a `checks` member that has the status of each check. ' +
+      'No token needed.',
+  })
+  @ApiOkResponse({ type: HealthCheckResponseDto, description: 'Ready to serve requests.' })
+  @ApiExactProblemResponses(500, [
+    503,
+    'Not ready: the database is unreachable or migrations are missing (see `checks`); retry after `Retry-After` seconds.',
+  ])
+  async ready(): Promise<HealthCheckResult> {
+    try {
+      return await this.health.check([
+        () => this.indicators.database('database'),
+        () => this.indicators.migrations('migrations'),
+      ]);
+    } catch (err) {
+      if (err instanceof ServiceUnavailableException) {
+        throw new NotReadyError(err.getResponse() as HealthCheckResult);
+      }
+      throw err;
+    }
+  }
+}

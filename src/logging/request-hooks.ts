@@ -1,0 +1,74 @@
+import { UnsupportedMediaTypeException } from '@nestjs/common';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { PRINCIPAL_KEY } from '../auth/auth.decorators';
+import type { Principal } from '../auth/scopes';
+import type { Metrics } from '../metrics/metrics';
+
+/** The route pattern a request matched (`/api/actions/bulk/jobs/:id`), never its URL: bounded label values. */
+export function routeOf(request: FastifyRequest): string {
+  return request.routeOptions?.url ?? 'unmatched';
+}
+
+function principalOf(request: FastifyRequest): Principal | undefined {
+  return (request as unknown as Record<string, Principal | undefined>)[PRINCIPAL_KEY];
+}
+
+/**
+ * One log line and one histogram observation per request, when its response
+ * has been sent. The line has the request id, method, route, status, duration
+ * and the caller's `sub`; never a header, so never a token.
+ */
+export function observeRequests(
+  fastify: FastifyInstance,
+  logger: Logger,
+  metrics: Metrics | undefined,
+): void {
+  const log = logger.child({ context: 'HTTP' });
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const route = routeOf(request);
+    const status = reply.statusCode;
+    const durationMs = reply.elapsedTime;
+    metrics?.httpRequestDuration.observe(
+      { method: request.method, route, status_code: String(status) },
+      durationMs / 1000,
+    );
+    if (log.isLevelEnabled('info')) {
+      log.info(
+        {
+          requestId: request.id,
+          method: request.method,
+          route,
+          path: request.url.split('?', 1)[0],
+          status,
+          durationMs: Math.round(durationMs * 10) / 10,
+          sub: principalOf(request)?.sub,
+          ip: request.ip,
+        },
+        `${request.method} ${route} ${status} ${durationMs.toFixed(1)} ms`,
+      );
+    }
+    done();
+  });
+}
+
+/**
+ * Bodies are read as sent: Fastify does not decode a Content-Encoding, so a
+ * compressed body would be parsed as garbage. Anything but `identity` is a
+ * 415 problem, with Accept-Encoding saying what is accepted (RFC 9110 15.5.16).
+ */
+export function refuseContentEncodings(fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding === undefined || /^\s*identity\s*$/i.test(encoding)) {
+      done();
+      return;
+    }
+    void reply.header('accept-encoding', 'identity');
+    done(
+      new UnsupportedMediaTypeException(
+        'Content-Encoding is not supported: send the request body uncompressed (identity).',
+      ),
+    );
+  });
+}

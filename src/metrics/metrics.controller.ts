@@ -1,0 +1,52 @@
+import { Controller, Get, Headers, Res } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { SkipThrottle } from '@nestjs/throttler';
+import type { FastifyReply } from 'fastify';
+import { Public } from '../auth/auth.decorators';
+import { Env } from '../config/env';
+import { ApiExactProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import { InvalidTokenError, UnauthenticatedError } from '../common/problem-details/domain-error';
+import { Metrics } from './metrics';
+import { metricsAuthorized } from './metrics-token';
+
+@ApiTags('operations')
+@Public()
+@SkipThrottle()
+@ApiSecurity({})
+@Controller('metrics')
+export class MetricsController {
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly env: Env,
+  ) {}
+
+  @Get()
+  @ApiOperation({
+    operationId: 'getMetrics',
+    summary: 'Prometheus metrics',
+    description:
+      'The metrics of this process in the Prometheus text format: HTTP request durations by route pattern and ' +
+      'status, item outcomes per action, claim latency and lease reclaims of the workers in this process, jobs by ' +
+      'status and the queue depth (read from the database at scrape time), and the Node.js process metrics. ' +
+      'Public unless METRICS_TOKEN is set; then it wants `Authorization: Bearer <METRICS_TOKEN>` (not a JWT).',
+  })
+  @ApiProduces('text/plain')
+  @ApiOkResponse({
+    description: 'The metrics (text format 0.0.4).',
+    content: { 'text/plain': { schema: { type: 'string', example: 'bulk_jobs_pending_items 1200\n' } } },
+  })
+  @ApiExactProblemResponses([401, 'METRICS_TOKEN is set and the request does not carry it.'], 500)
+  async scrape(
+    @Headers('authorization') authorization: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<string> {
+    if (!metricsAuthorized(this.env.METRICS_TOKEN, authorization)) {
+      throw authorization
+        ? new InvalidTokenError('The metrics token is not valid.')
+        : new UnauthenticatedError('The metrics token is required.');
+    }
+    void reply.header('content-type', this.metrics.registry.contentType);
+    void reply.header('cache-control', 'no-store');
+    return this.metrics.registry.metrics();
+  }
+}

@@ -1,0 +1,302 @@
+import { expect } from 'expect';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { createTestApp, type TestApp } from '../support/app';
+import { JOBS, jobBody } from '../support/api';
+import { expectProblem } from '../support/problem-matcher';
+import { bearer, newOwner, tokenFor } from '../support/tokens';
+
+const NOOP = { action: 'noop', targets: ['a'] };
+
+describe('rate limit per principal', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ RATE_LIMIT_PER_MINUTE: '3' });
+  });
+  after(() => t.close());
+
+  it('answers the request over the limit with a 429 problem and Retry-After', async () => {
+    const auth = bearer(tokenFor(newOwner()));
+    for (let i = 0; i < 3; i++) {
+      const ok = await t.http().get(JOBS).set(auth);
+      expect(ok.status).toBe(200);
+      expect(ok.headers['x-ratelimit-remaining']).toBe(String(2 - i));
+    }
+    const res = await t.http().post(JOBS).set(auth).send(NOOP);
+    expectProblem(res, 429, { type: 'about:blank', title: 'Too Many Requests' });
+    expect((res.body as { detail: string }).detail).toMatch(
+      /^More than 3 requests in a minute\. Retry after \d+ seconds\.$/,
+    );
+    const retryAfter = Number(res.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+  });
+
+  it('counts each principal apart, though they share an address', async () => {
+    const alice = bearer(tokenFor(newOwner('alice')));
+    const bob = bearer(tokenFor(newOwner('bob')));
+    for (let i = 0; i < 3; i++) expect((await t.http().get(JOBS).set(alice)).status).toBe(200);
+    expectProblem(await t.http().get(JOBS).set(alice), 429);
+    expect((await t.http().get(JOBS).set(bob)).status).toBe(200);
+  });
+
+  it('does not count requests that fail authentication against anyone', async () => {
+    const owner = newOwner();
+    for (let i = 0; i < 5; i++) expectProblem(await t.http().get(JOBS).set(bearer('nonsense')), 401);
+    expect(
+      (
+        await t
+          .http()
+          .get(JOBS)
+          .set(bearer(tokenFor(owner)))
+      ).status,
+    ).toBe(200);
+  });
+});
+
+describe('active jobs per owner', () => {
+  let t: TestApp;
+  before(async () => {
+    // No worker here: created jobs stay pending.
+    t = await createTestApp({ BULK_JOBS_MAX_ACTIVE_PER_OWNER: '2' });
+  });
+  after(() => t.close());
+
+  it('refuses a job past the cap with a 429 /problems/too-many-active-jobs, for that owner only', async () => {
+    const owner = newOwner();
+    const auth = bearer(tokenFor(owner));
+    const first = await t.http().post(JOBS).set(auth).send(NOOP);
+    expect(first.status).toBe(202);
+    expect((await t.http().post(JOBS).set(auth).send(NOOP)).status).toBe(202);
+    const refused = await t.http().post(JOBS).set(auth).send(NOOP);
+    expectProblem(refused, 429, {
+      type: '/problems/too-many-active-jobs',
+      title: 'Too many active jobs.',
+      max_active_jobs: 2,
+    });
+    // Nothing of the refused job was kept.
+    const rows = await t.db.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM bulk_jobs WHERE owner = $1`,
+      [owner],
+    );
+    expect(rows[0].n).toBe(2);
+    // Streamed creates are capped too.
+    const streamed = await t
+      .http()
+      .post(JOBS)
+      .set(auth)
+      .set('Content-Type', 'application/x-ndjson')
+      .send('{"action":"noop"}\n"a"\n');
+    expectProblem(streamed, 429, { type: '/problems/too-many-active-jobs' });
+    expect(
+      (
+        await t
+          .http()
+          .post(JOBS)
+          .set(bearer(tokenFor(newOwner())))
+          .send(NOOP)
+      ).status,
+    ).toBe(202);
+
+    // A finished (here: cancelled) job frees its place.
+    const id = jobBody(first).id;
+    expect((await t.http().post(`${JOBS}/${id}/cancel`).set(auth)).status).toBe(200);
+    expect((await t.http().post(JOBS).set(auth).send(NOOP)).status).toBe(202);
+  });
+
+  it('replays an Idempotency-Key at the cap instead of refusing it', async () => {
+    const auth = bearer(tokenFor(newOwner()));
+    const first = await t.http().post(JOBS).set(auth).set('Idempotency-Key', 'k-1').send(NOOP);
+    expect(first.status).toBe(202);
+    expect((await t.http().post(JOBS).set(auth).send(NOOP)).status).toBe(202);
+    const again = await t.http().post(JOBS).set(auth).set('Idempotency-Key', 'k-1').send(NOOP);
+    expect(again.status).toBe(202);
+    expect(jobBody(again).id).toBe(jobBody(first).id);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+  });
+
+  it('lets concurrent creates of one owner through up to the cap, never past it', async () => {
+    const owner = newOwner();
+    const auth = bearer(tokenFor(owner));
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () => t.http().post(JOBS).set(auth).send(NOOP)),
+    );
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses).toEqual([202, 202, 429, 429, 429, 429, 429, 429]);
+    for (const r of responses.filter((x) => x.status === 429)) {
+      expectProblem(r, 429, { type: '/problems/too-many-active-jobs' });
+    }
+    const rows = await t.db.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM bulk_jobs WHERE owner = $1`,
+      [owner],
+    );
+    expect(rows[0].n).toBe(2);
+  });
+});
+
+describe('no active-jobs cap and no rate limit when set to 0', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ BULK_JOBS_MAX_ACTIVE_PER_OWNER: '0', RATE_LIMIT_PER_MINUTE: '0' });
+  });
+  after(() => t.close());
+
+  it('accepts any number of active jobs and requests', async () => {
+    const auth = bearer(tokenFor(newOwner()));
+    for (let i = 0; i < 8; i++) expect((await t.http().post(JOBS).set(auth).send(NOOP)).status).toBe(202);
+    const res = await t.http().get(JOBS).set(auth);
+    expect(res.status).toBe(200);
+    expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+  });
+});
+
+describe('request bodies', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp();
+  });
+  after(() => t.close());
+  const auth = () => bearer(tokenFor(newOwner()));
+
+  it('answers a form body with a 415 problem, never a job', async () => {
+    const owner = newOwner();
+    const res = await t
+      .http()
+      .post(JOBS)
+      .set(bearer(tokenFor(owner)))
+      .type('form')
+      .send('action=noop&targets=a');
+    expectProblem(res, 415, { type: 'about:blank', title: 'Unsupported Media Type' });
+    const rows = await t.db.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM bulk_jobs WHERE owner = $1`,
+      [owner],
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  it('answers a Content-Encoding other than identity with a 415 problem and Accept-Encoding', async () => {
+    for (const encoding of ['gzip', 'br', 'deflate, gzip']) {
+      const res = await t
+        .http()
+        .post(JOBS)
+        .set(auth())
+        .set('Content-Type', 'application/json')
+        .set('Content-Encoding', encoding)
+        .send(gzipSync(JSON.stringify(NOOP)));
+      expectProblem(res, 415, {
+        type: 'about:blank',
+        detail: 'Content-Encoding is not supported: send the request body uncompressed (identity).',
+      });
+      expect(res.headers['accept-encoding']).toBe('identity');
+    }
+    const plain = await t.http().post(JOBS).set(auth()).set('Content-Encoding', 'identity').send(NOOP);
+    expect(plain.status).toBe(202);
+  });
+
+  it('still answers malformed JSON with 400 and an oversized body with 413', async () => {
+    const bad = await t
+      .http()
+      .post(JOBS)
+      .set(auth())
+      .set('Content-Type', 'application/json')
+      .send('{"action":');
+    expectProblem(bad, 400, { type: 'about:blank', detail: 'The request body is not valid JSON.' });
+    const small = await createTestApp({ BODY_LIMIT_BYTES: '2048' });
+    try {
+      const big = await small
+        .http()
+        .post(JOBS)
+        .set(auth())
+        .send({ action: 'noop', targets: Array.from({ length: 500 }, (_, i) => `target-${i}`) });
+      expectProblem(big, 413, { type: 'about:blank' });
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('security headers and CORS', () => {
+  let t: TestApp;
+  let cors: TestApp;
+  before(async () => {
+    t = await createTestApp();
+    cors = await createTestApp({ CORS_ORIGINS: 'https://app.example, http://localhost:5173' });
+  });
+  after(async () => {
+    await t.close();
+    await cors.close();
+  });
+
+  it('sends the security headers on successes and problems alike', async () => {
+    for (const res of [
+      await t
+        .http()
+        .get(JOBS)
+        .set(bearer(tokenFor(newOwner()))),
+      await t.http().get('/nope'),
+    ]) {
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+      expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['x-powered-by']).toBeUndefined();
+    }
+  });
+
+  it('serves Swagger UI with scripts and styles that its Content-Security-Policy allows', async () => {
+    const page = await t.http().get('/docs');
+    expect(page.status).toBe(200);
+    const csp = String(page.headers['content-security-policy']);
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toMatch(/style-src 'self' 'unsafe-inline'/);
+    expect(csp).not.toContain('upgrade-insecure-requests');
+    // Every script and stylesheet is on this origin (no inline script), and loads.
+    expect(page.text).not.toMatch(/<script>(?!\s*<\/script>)/);
+    const assets = [...page.text.matchAll(/(?:src|href)=["']([^"']+\.(?:js|css))["']/g)].map((m) => m[1]);
+    expect(assets.length).toBeGreaterThanOrEqual(3);
+    for (const asset of assets) {
+      expect(asset).not.toMatch(/^(https?:)?\/\//);
+      const res = await t.http().get(new URL(asset, 'http://x/docs').pathname);
+      expect({ asset, status: res.status }).toEqual({ asset, status: 200 });
+      expect(res.headers['content-type']).toMatch(asset.endsWith('.js') ? /javascript/ : /text\/css/);
+    }
+  });
+
+  it('sends no CORS headers when CORS_ORIGINS is empty', async () => {
+    const res = await t
+      .http()
+      .get(JOBS)
+      .set('Origin', 'https://app.example')
+      .set(bearer(tokenFor(newOwner())));
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('allows the configured origins, preflight included, and no others', async () => {
+    const preflight = await cors
+      .http()
+      .options(JOBS)
+      .set('Origin', 'https://app.example')
+      .set('Access-Control-Request-Method', 'POST')
+      .set('Access-Control-Request-Headers', 'authorization, content-type, idempotency-key');
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example');
+    expect(preflight.headers['access-control-allow-methods']).toContain('POST');
+    expect(preflight.headers['access-control-allow-headers']).toMatch(/authorization/i);
+
+    const res = await cors
+      .http()
+      .get(JOBS)
+      .set('Origin', 'http://localhost:5173')
+      .set(bearer(tokenFor(newOwner())));
+    expect(res.status).toBe(200);
+    expect(res.headers['access-control-allow-origin']).toBe('http://localhost:5173');
+    expect(String(res.headers['access-control-expose-headers'])).toMatch(/X-Request-Id/i);
+
+    const other = await cors
+      .http()
+      .get(JOBS)
+      .set('Origin', 'https://evil.example')
+      .set(bearer(tokenFor(newOwner())));
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
