@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import helmet from '@fastify/helmet';
 import type { Env } from './config/env';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
+import { answerClientError, answerFrameworkError } from './common/problem-details/transport-errors';
 import { type AppLogger, createAppLogger } from './logging/app-logger';
 import { observeRequests, refuseContentEncodings } from './logging/request-hooks';
 import { Metrics } from './metrics/metrics';
@@ -27,6 +28,9 @@ export function createFastifyAdapter(env: Env): FastifyAdapter {
     requestIdHeader: false,
     logger: false,
     return503OnClosing: true,
+    // What the router and the HTTP parser refuse never reaches the filter: answer it as a problem too.
+    frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   });
 }
 
