@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { PRINCIPAL_KEY } from '../auth/auth.decorators';
 import type { Principal } from '../auth/scopes';
 import type { Metrics } from '../metrics/metrics';
+import { replyWithProblem } from '../common/problem-details/transport-errors';
 
 /** The route pattern a request matched (`/api/actions/bulk/jobs/:id`), never its URL: bounded label values. */
 export function routeOf(request: FastifyRequest): string {
@@ -65,7 +66,11 @@ export function refuseContentEncodings(fastify: FastifyInstance): void {
       return;
     }
     void reply.header('accept-encoding', 'identity');
-    done(
+    // Answered here rather than passed to done(): on Swagger UI's routes, which are not Nest's,
+    // a hook's error would reach Fastify's default handler and leave as application/json.
+    replyWithProblem(
+      request,
+      reply,
       new UnsupportedMediaTypeException(
         'Content-Encoding is not supported: send the request body uncompressed (identity).',
       ),
