@@ -13,7 +13,13 @@ import { Env } from '../config/env';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { flattenValidationErrors } from '../common/validation';
 import { BulkJobsService, KeyTakenSignal, type CreateResult } from './bulk-jobs.service';
-import { CreateBulkJobSpecDto, targetProblem, type TargetInput } from './dto/create-bulk-job.dto';
+import {
+  CreateBulkJobSpecDto,
+  MAX_JSON_DEPTH,
+  nestsDeeperThan,
+  targetProblem,
+  type TargetInput,
+} from './dto/create-bulk-job.dto';
 import { LineTooLongError, ndjsonLines } from './ndjson-lines';
 import { RequestHasher } from './request-hash';
 
@@ -21,6 +27,8 @@ import { RequestHasher } from './request-hash';
 const MAX_LINE_BYTES = 1024 * 1024;
 /** Rows are handed to COPY in chunks of about this many characters. */
 const COPY_CHUNK_CHARS = 256 * 1024;
+
+const DEPTH_PROBLEM = `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`;
 
 /** A bad line; rolls the whole create back. */
 class BadLineError extends ValidationFailedError {
@@ -128,6 +136,7 @@ export class BulkJobsIngestService {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new BadLineError(line, 'must be the job spec object { "action", "params"?, "options"? }');
     }
+    if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) throw new BadLineError(line, DEPTH_PROBLEM);
     const spec = plainToInstance(CreateBulkJobSpecDto, raw);
     const errors = await validate(spec, {
       whitelist: true,
@@ -201,6 +210,7 @@ function parseTarget(line: number, text: string): TargetInput {
   } catch {
     throw new BadLineError(line, 'is not valid JSON');
   }
+  if (nestsDeeperThan(target, MAX_JSON_DEPTH)) throw new BadLineError(line, DEPTH_PROBLEM);
   const problem = targetProblem(target);
   if (problem) throw new BadLineError(line, `target ${problem}`);
   return target as TargetInput;
