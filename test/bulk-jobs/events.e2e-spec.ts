@@ -15,7 +15,7 @@ import { bearer, newOwner, tokenFor } from '../support/tokens';
 const INTERVAL_MS = 250;
 const HEARTBEAT_MS = 300;
 /** Client-side arrival times jitter a little on a busy machine; the server keeps the full interval. */
-const JITTER_MS = 50;
+const JITTER_MS = 100;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const job = (e: ReceivedEvent) => JSON.parse(e.data) as BulkJobResponseDto;
