@@ -195,7 +195,7 @@ export class Env {
   @IsInt()
   @Min(1)
   @Max(10_000)
-  WORKER_BATCH_SIZE = 1000;
+  WORKER_BATCH_SIZE = 2000;
 
   /** How long a claim is valid unless the worker extends it; a dead worker's items return after it. */
   @Transform(toInt)
