@@ -59,14 +59,6 @@ interface RecordedTotals {
   pending_seqs: number[] | null;
 }
 
-/** Per job, the seq a claim starts from (see CLAIM_NEXT); jobs not listed start from their first item. */
-export interface ClaimFloors {
-  jobs: string[];
-  seqs: number[];
-}
-
-const NO_FLOORS: ClaimFloors = { jobs: [], seqs: [] };
-
 export type ClaimResult =
   /** Items claimed from one job (possibly none: try again at once). */
   | { kind: 'claimed'; job: PickedJob; items: ClaimedArrays | null }
@@ -102,8 +94,7 @@ export class EngineStore implements OnApplicationShutdown {
   /**
    * Claims up to `wanted` items of one job for `workerId`: the job served
    * least recently among those whose actions this worker has (except
-   * `avoid`), within the job's concurrency and rate limits, from the
-   * job's floor in `floors` if it has one.
+   * `avoid`), within the job's concurrency and rate limits.
    */
   async claim(
     workerId: string,
@@ -111,7 +102,6 @@ export class EngineStore implements OnApplicationShutdown {
     actions: string[],
     leaseMs: number,
     avoid: string[],
-    floors: ClaimFloors = NO_FLOORS,
   ): Promise<ClaimResult> {
     const client = await this.claimPool.connect();
     let broken: Error | undefined;
@@ -123,8 +113,6 @@ export class EngineStore implements OnApplicationShutdown {
         workerId,
         leaseMs,
         wanted,
-        floors.jobs,
-        intArray(floors.seqs),
       ]);
       const job = rows[0];
       if (!job) {

@@ -44,16 +44,13 @@ interface ClaimParams {
   count: string;
   tokens: string;
   rate: string;
-  /** The lowest seq the claim looks at (see CLAIM_NEXT). */
-  floor: string;
 }
 
 /** The item claim and job update shared by both claim statements; the CTE `target` (id, version) names the job. */
-const claimFrom = ({ worker, leaseMs, count, tokens, rate, floor }: ClaimParams) => `
+const claimFrom = ({ worker, leaseMs, count, tokens, rate }: ClaimParams) => `
   picked AS (
     SELECT seq FROM bulk_job_items
     WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
-      AND seq >= ${floor}
     ORDER BY seq
     LIMIT ${count}
     FOR UPDATE SKIP LOCKED
@@ -109,29 +106,12 @@ const CLAIMED_ARRAYS = `
  * from this statement's snapshot, so it is stored only if no one changed the
  * job row since (same xmin); otherwise the next claim looks again.
  * A limited job is returned without items: see CLAIM_LIMITED.
- *
- * $6 and $7 give, per job, a seq to start from (the worker's floor: where
- * its last claim of that job began). The pending-items index keeps an entry
- * for every item claimed since the last vacuum, dead but in the way; a claim
- * from the job's first seq reads past all of them, which made claims of a
- * large job slower and slower (4,500 index pages per claim after 900,000
- * items; bench/README.md). An item made pending again below the floor (a
- * retry, an expired lease) is found by the worker's next claim without one
- * (WorkerService: every few claims, and after a short one).
  */
 export const CLAIM_NEXT = `
   WITH job AS (${PICK}
   ), target AS (
     SELECT id, version FROM job WHERE NOT limited
-  ),${claimFrom({
-    worker: '$3',
-    leaseMs: '$4',
-    count: '$5',
-    tokens: 'NULL::float8',
-    rate: 'NULL::float8',
-    floor: `COALESCE((SELECT f.seq FROM unnest($6::uuid[], $7::int[]) AS f(job_id, seq)
-                      WHERE f.job_id = (SELECT id FROM target) LIMIT 1), 0)`,
-  })}
+  ),${claimFrom({ worker: '$3', leaseMs: '$4', count: '$5', tokens: 'NULL::float8', rate: 'NULL::float8' })}
   SELECT job.id, job.action, job.params, job.options, job.status, job.limited, c.*
   FROM job, (${CLAIMED_ARRAYS}) c`;
 
@@ -161,7 +141,7 @@ export const NEXT_DUE = `
 export const CLAIM_LIMITED = `
   WITH target AS (
     SELECT id, xmin AS version FROM bulk_jobs WHERE id = $1
-  ),${claimFrom({ worker: '$2', leaseMs: '$3', count: '$4', tokens: '$5::float8', rate: '$6::float8', floor: '0' })}
+  ),${claimFrom({ worker: '$2', leaseMs: '$3', count: '$4', tokens: '$5::float8', rate: '$6::float8' })}
   ${CLAIMED_ARRAYS}`;
 
 /** A rate-limited job without a token: store the bucket and come back when the next token is due. */

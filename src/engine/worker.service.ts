@@ -13,7 +13,7 @@ import { Metrics } from '../metrics/metrics';
 import type { BackoffPolicy } from './backoff';
 import { maxAttemptsOf } from './claim-plan';
 import { EngineEvents, FailureLog } from './engine-events';
-import { EngineStore, type ClaimedArrays, type ClaimFloors, type PickedJob } from './engine-store';
+import { EngineStore, type ClaimedArrays, type PickedJob } from './engine-store';
 import { ItemRunner } from './item-runner';
 import { LeaseKeeper } from './lease-keeper';
 import { ResultRecorder } from './result-recorder';
@@ -30,15 +30,6 @@ const ERROR_PAUSE_MAX_MS = 2000;
 /** A job whose row a claim could not lock in time is left alone this long. */
 const BUSY_JOB_PAUSE_MS = 1000;
 const NONE: string[] = [];
-const NO_FLOORS: ClaimFloors = { jobs: [], seqs: [] };
-/**
- * Claims of one job that start at the worker's floor before one looks at the
- * whole job again: an item made pending below the floor (a retry, an expired
- * lease) waits at most this many claims.
- */
-const FLOOR_CLAIMS = 20;
-/** Floors kept at most (one per job claimed from); past it they are dropped, which only costs a longer claim. */
-const MAX_FLOORS = 1000;
 /** After the shutdown grace, aborted actions get this long to settle before they are released regardless. */
 const ABORT_SETTLE_MS = 1000;
 
@@ -71,11 +62,6 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private stopped: Promise<void> | undefined;
   private actions: string[] = [];
   private readonly avoid = new Map<string, number>();
-  /**
-   * Per job: the first seq of this worker's last claim, where its next claim
-   * starts (see CLAIM_NEXT), and how many claims in a row started there.
-   */
-  private readonly floors = new Map<string, { seq: number; claims: number }>();
   private readonly events: EngineEvents;
   private readonly claimFailures = new FailureLog(this.logger, 'claim');
 
@@ -197,12 +183,10 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
           this.actions,
           this.env.WORKER_LEASE_MS,
           this.avoided(),
-          this.claimFloors(),
         );
         this.metrics?.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
         this.claimFailures.succeeded();
         if (res.kind === 'claimed') {
-          this.moveFloor(res.job.id, res.items?.seqs ?? null, room);
           this.accept(res.job, res.items);
         } else if (res.kind === 'busy') {
           this.avoid.set(res.jobId, Date.now() + BUSY_JOB_PAUSE_MS);
@@ -219,40 +203,6 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         await this.wake.wait(pause);
       }
     }
-  }
-
-  /** The floors of the next claim; a job whose floor served FLOOR_CLAIMS claims is claimed from its start. */
-  private claimFloors(): ClaimFloors {
-    if (this.floors.size === 0) return NO_FLOORS;
-    const jobs: string[] = [];
-    const seqs: number[] = [];
-    for (const [id, floor] of this.floors) {
-      if (floor.claims >= FLOOR_CLAIMS) {
-        this.floors.delete(id);
-        continue;
-      }
-      jobs.push(id);
-      seqs.push(floor.seq);
-    }
-    return { jobs, seqs };
-  }
-
-  /**
-   * After a claim of job `jobId`: its next claim starts at the lowest seq
-   * this one took. A short claim (the job may have pending items below the
-   * floor, or none left) drops the floor, so that the next claim looks at
-   * the whole job.
-   */
-  private moveFloor(jobId: string, seqs: number[] | null, wanted: number): void {
-    if (!seqs || seqs.length < wanted) {
-      this.floors.delete(jobId);
-      return;
-    }
-    let lowest = seqs[0];
-    for (let i = 1; i < seqs.length; i++) if (seqs[i] < lowest) lowest = seqs[i];
-    const claims = (this.floors.get(jobId)?.claims ?? 0) + 1;
-    if (this.floors.size >= MAX_FLOORS && !this.floors.has(jobId)) this.floors.clear();
-    this.floors.set(jobId, { seq: lowest, claims });
   }
 
   /** Jobs to leave alone for now (their row was held by a cancel). */
