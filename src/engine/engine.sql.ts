@@ -219,7 +219,12 @@ const RECORD_ITEMS = `
       lease_expires_at = NULL,
       finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
     FROM input u
-    WHERE i.job_id = u.job_id AND i.seq = u.seq AND i.status = 'running' AND i.lease_owner = $1
+    WHERE i.job_id = u.job_id AND i.seq = u.seq AND i.lease_owner = $1
+      -- "status is running", written so that it does not match the running-items index's
+      -- predicate: given that index, the planner scanned all of it for a hash join, dead
+      -- entries of every item recorded since the last vacuum included, instead of looking
+      -- the batch's items up by primary key (bench/README.md).
+      AND i.status <> ALL ('{pending,succeeded,failed,skipped}'::text[])
     RETURNING i.job_id, i.seq, i.status, i.available_at
   )`;
 
