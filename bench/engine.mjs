@@ -1,0 +1,236 @@
+// engine: one noop job of N items through the real worker processes, next to
+// (i) the SQL-only ceiling: the same claim and complete cycles as plain statements
+//     from a loop with no application code, on the same tables, indexes and server;
+// (ii) BullMQ on the local Redis working N no-op jobs added in bulk.
+import { fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import process from 'node:process';
+import { performance } from 'node:perf_hooks';
+import { Queue } from 'bullmq';
+import { ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
+
+/** Items per claim of the SQL loop: the engine's WORKER_BATCH_SIZE. */
+const SQL_BATCH = 1000;
+
+/**
+ * Inserts a pending noop job of n items (as the streaming create leaves one), then vacuums.
+ * `fresh` empties the job tables first, so that each side of a comparison starts from the same state.
+ */
+export async function insertJob(c, n, owner = 'bench', { fresh = false } = {}) {
+  if (fresh) await c.query('TRUNCATE bulk_job_items, bulk_jobs CASCADE');
+  const id = randomUUID();
+  await c.query(`INSERT INTO bulk_jobs (id, owner, action, total_items) VALUES ($1, $2, 'noop', $3)`, [
+    id,
+    owner,
+    n,
+  ]);
+  // In chunks, so that a 10M-item job does not need one giant statement.
+  for (let start = 0; start < n; start += 1_000_000) {
+    await c.query(
+      `INSERT INTO bulk_job_items (job_id, seq, target_id)
+       SELECT $1, g, 'target-' || g FROM generate_series($2::int, $3::int - 1) g`,
+      [id, start, Math.min(n, start + 1_000_000)],
+    );
+  }
+  await c.query('VACUUM ANALYZE bulk_job_items');
+  await c.query('VACUUM ANALYZE bulk_jobs');
+  await c.query('CHECKPOINT');
+  return id;
+}
+
+/**
+ * The SQL-only ceiling: `clients` loops, each claiming up to 1,000 pending items
+ * of the job (SKIP LOCKED, leased, attempts + 1, the job's running count) in one
+ * statement and completing them (succeeded, lease cleared, the job's counters and
+ * its end) in a second, until nothing is left.
+ */
+async function sqlCeiling(url, jobId, clients) {
+  const loop = (k) =>
+    withClient(url, async (c) => {
+      const me = `sql-${k}`;
+      for (;;) {
+        const { rows } = await c.query(
+          `WITH picked AS (
+             SELECT seq FROM bulk_job_items WHERE job_id = $1 AND status = 'pending'
+             ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
+           ), claimed AS (
+             UPDATE bulk_job_items i SET status = 'running', attempts = i.attempts + 1, lease_owner = $3,
+               lease_expires_at = now() + interval '30 seconds', started_at = now()
+             FROM picked p WHERE i.job_id = $1 AND i.seq = p.seq
+             RETURNING i.seq, i.target_id, i.data, i.attempts
+           ), job AS (
+             UPDATE bulk_jobs SET running_items = running_items + (SELECT count(*) FROM claimed),
+               status = 'running', started_at = COALESCE(started_at, now())
+             WHERE id = $1
+           )
+           SELECT array_agg(seq) AS seqs FROM claimed`,
+          [jobId, SQL_BATCH, me],
+        );
+        const seqs = rows[0].seqs;
+        if (!seqs) return;
+        await c.query(
+          `WITH done AS (
+             UPDATE bulk_job_items SET status = 'succeeded', finished_at = now(), lease_owner = NULL,
+               lease_expires_at = NULL
+             WHERE job_id = $1 AND seq = ANY($2::int[]) AND status = 'running' AND lease_owner = $3
+             RETURNING 1
+           ), n AS (SELECT count(*)::int AS k FROM done)
+           UPDATE bulk_jobs j SET running_items = j.running_items - n.k, succeeded_items = j.succeeded_items + n.k,
+             status = CASE WHEN j.succeeded_items + n.k = j.total_items THEN 'completed' ELSE j.status END,
+             finished_at = CASE WHEN j.succeeded_items + n.k = j.total_items THEN now() END
+           FROM n WHERE j.id = $1`,
+          [jobId, `{${seqs.join(',')}}`, me],
+        );
+      }
+    });
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, (_, k) => loop(k)));
+  return (performance.now() - t0) / 1000;
+}
+
+/** The engine: worker processes run the job; timed from its first claim to its end (the job's own timestamps). */
+async function engineRun(url, c, jobId, workers, profile) {
+  const procs = startWorkers(url, workers, { profile });
+  try {
+    for (;;) {
+      const { rows } = await c.query('SELECT status FROM bulk_jobs WHERE id = $1', [jobId]);
+      if (rows[0].status === 'completed' || rows[0].status === 'failed') break;
+      for (const p of procs) if (!p.alive()) throw p.fail('a worker process exited');
+      await sleep(50);
+    }
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+  }
+  const { rows } = await c.query(
+    `SELECT status, succeeded_items, EXTRACT(EPOCH FROM finished_at - started_at)::float8 AS seconds,
+            (SELECT count(*)::int FROM bulk_job_items WHERE job_id = $1 AND attempts > 1) AS rerun
+     FROM bulk_jobs WHERE id = $1`,
+    [jobId],
+  );
+  return rows[0];
+}
+
+/** BullMQ: n no-op jobs added with addBulk, then `workers` worker processes of `concurrency` work them. */
+export async function bullmqRun(n, workers, concurrency) {
+  const name = `bulk-jobs-bench-${randomBytes(4).toString('hex')}`;
+  const connection = {
+    host: process.env.REDIS_HOST || '127.0.0.1',
+    port: Number(process.env.REDIS_PORT || 6379),
+  };
+  const queue = new Queue(name, { connection });
+  const procs = [];
+  try {
+    const t0 = performance.now();
+    const chunk = 10_000;
+    for (let start = 0; start < n; start += chunk) {
+      const jobs = [];
+      for (let i = start; i < Math.min(n, start + chunk); i++) {
+        jobs.push({
+          name: 'noop',
+          data: { target: `target-${i}` },
+          opts: { removeOnComplete: true, removeOnFail: true },
+        });
+      }
+      await queue.addBulk(jobs);
+    }
+    const addSeconds = (performance.now() - t0) / 1000;
+    for (let i = 0; i < workers; i++) {
+      procs.push(
+        fork(join(ROOT, 'bench', 'bullmq-worker.mjs'), [name, String(concurrency)], { stdio: 'inherit' }),
+      );
+    }
+    await Promise.all(procs.map((p) => new Promise((r) => p.once('message', r))));
+    const t1 = performance.now();
+    for (const p of procs) p.send('go');
+    for (;;) {
+      const [waiting, active] = await Promise.all([queue.count(), queue.getActiveCount()]);
+      if (waiting + active === 0) break;
+      await sleep(20);
+    }
+    const seconds = (performance.now() - t1) / 1000;
+    return { seconds, addSeconds };
+  } finally {
+    await Promise.all(
+      procs.map((p) => new Promise((r) => (p.exitCode !== null ? r() : (p.once('exit', r), p.send('stop'))))),
+    );
+    // Only this run's own keys.
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+  }
+}
+
+/** With --statements (embedded server): the statements that took the most database time since the last call. */
+async function topStatements(c, enabled, label, log) {
+  if (!enabled) return;
+  const { rows } = await c.query(
+    `SELECT calls, round(total_exec_time)::int AS total_ms, round(mean_exec_time::numeric, 2)::float8 AS mean_ms, rows,
+            shared_blks_hit + shared_blks_read AS blocks, regexp_replace(left(query, 90), '[[:space:]]+', ' ', 'g') AS query
+     FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     ORDER BY total_exec_time DESC LIMIT 6`,
+  );
+  log(
+    `statements of ${label}:\n${rows.map((r) => `  ${r.total_ms} ms, ${r.calls} calls, ${r.mean_ms} ms each, ${r.rows} rows, ${r.blocks} blocks: ${r.query}`).join('\n')}`,
+  );
+  await c.query('SELECT pg_stat_statements_reset()');
+}
+
+export async function engineBench({
+  url,
+  items,
+  workers,
+  sqlClients,
+  bullmqConcurrency,
+  baselines = ['sql', 'bullmq'],
+  statements = false,
+  profile,
+  log,
+}) {
+  return withClient(url, async (c) => {
+    if (statements) {
+      await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      await c.query('SELECT pg_stat_statements_reset()');
+    }
+    let sqlSeconds = NaN;
+    if (baselines.includes('sql')) {
+      log(`engine: SQL-only ceiling, ${items} items, ${sqlClients} clients`);
+      const sqlJob = await insertJob(c, items, 'bench', { fresh: true });
+      await topStatements(c, statements, 'the set-up', () => undefined);
+      sqlSeconds = await sqlCeiling(url, sqlJob, sqlClients);
+      await topStatements(c, statements, 'the SQL loop', log);
+      const sqlCheck = await c.query('SELECT status, succeeded_items FROM bulk_jobs WHERE id = $1', [sqlJob]);
+      if (sqlCheck.rows[0].succeeded_items !== items)
+        throw new Error(`SQL loop left ${items - sqlCheck.rows[0].succeeded_items} items`);
+    }
+
+    log(`engine: ${workers} worker process(es), ${items} items`);
+    const engJob = await insertJob(c, items, 'bench', { fresh: true });
+    await topStatements(c, statements, 'the set-up', () => undefined);
+    const eng = await engineRun(url, c, engJob, workers, profile);
+    await topStatements(c, statements, 'the engine', log);
+    if (eng.status !== 'completed' || eng.succeeded_items !== items) {
+      throw new Error(`the engine's job ended ${eng.status} with ${eng.succeeded_items}/${items} succeeded`);
+    }
+
+    let bull = { seconds: NaN, addSeconds: NaN };
+    if (baselines.includes('bullmq')) {
+      log(`engine: BullMQ, ${items} jobs, ${workers} worker process(es) of concurrency ${bullmqConcurrency}`);
+      bull = await bullmqRun(items, workers, bullmqConcurrency);
+    }
+
+    const rate = (s) => round(items / s);
+    return {
+      items,
+      worker_processes: workers,
+      engine_items_per_s: rate(eng.seconds),
+      engine_rerun_items: eng.rerun,
+      sql_ceiling_items_per_s: rate(sqlSeconds),
+      sql_ceiling_clients: sqlClients,
+      bullmq_jobs_per_s: rate(bull.seconds),
+      bullmq_add_bulk_jobs_per_s: rate(bull.addSeconds),
+      bullmq_concurrency: bullmqConcurrency,
+      ratio_vs_sql: round(eng.seconds > 0 ? sqlSeconds / eng.seconds : 0, 3),
+      ratio_vs_bullmq: round(bull.seconds / eng.seconds, 2),
+    };
+  });
+}

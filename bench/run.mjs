@@ -1,0 +1,206 @@
+#!/usr/bin/env node
+// npm run bench [-- options]: builds the service, gives the run a database of its own
+// (a new database on DATABASE_URL's server, or the embedded bench server), runs each
+// benchmark beside its baseline, prints a table and writes bench/results/*.json.
+//
+//   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
+//   --only=a,b         run some of: engine, ingest, api, list
+//   --workers=N        worker processes of the engine benchmark (default 1)
+//   --items=N …        override a size (also --targets, --seconds, --list-jobs)
+//   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
+//   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
+//   --cpu-prof         write CPU profiles of the service processes to bench/results/
+//   --soak             the 10M-item soak instead (bench/soak.mjs)
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import process from 'node:process';
+import { apiBench } from './api.mjs';
+import { engineBench } from './engine.mjs';
+import { ingestBench } from './ingest.mjs';
+import { listBench } from './list.mjs';
+import { soak } from './soak.mjs';
+import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round } from './support.mjs';
+
+const ALL = ['engine', 'ingest', 'api', 'list'];
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const quick = flag('quick');
+const profile = flag('cpu-prof');
+const only = option('only')?.split(',') ?? ALL;
+for (const name of only)
+  if (!ALL.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${ALL.join(', ')}`);
+const workers = Number(option('workers') ?? 1);
+
+const SIZES = quick
+  ? { items: 20_000, targets: 20_000, seconds: 1, deletes: 40_000, listJobs: 2_000 }
+  : { items: 1_000_000, targets: 1_000_000, seconds: 10, deletes: 250_000, listJobs: 1_000_000 };
+// --items=N, --targets=N, --seconds=N, --list-jobs=N override the sizes (for profiling runs).
+for (const [key, name] of [
+  ['items', 'items'],
+  ['targets', 'targets'],
+  ['seconds', 'seconds'],
+  ['listJobs', 'list-jobs'],
+]) {
+  if (option(name)) SIZES[key] = Number(option(name));
+}
+
+const started = Date.now();
+const log = (msg) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+
+/** The targets of the issue, as ratios and bounds read from one run. */
+function targets(r) {
+  const t = [];
+  const add = (name, value, op, bound) =>
+    t.push({ name, value, target: `${op} ${bound}`, pass: op === '>=' ? value >= bound : value <= bound });
+  if (r.engine) {
+    add('engine / SQL-only ceiling', r.engine.ratio_vs_sql, '>=', 0.7);
+    add('engine / BullMQ', r.engine.ratio_vs_bullmq, '>=', 3);
+  }
+  if (r.ingest) {
+    add('ingest / raw COPY', r.ingest.ratio_vs_copy, '>=', 0.7);
+    add('ingest: API peak RSS (MB)', r.ingest.api_peak_rss_mb, '<=', 300);
+  }
+  if (r.api) {
+    for (const op of ['get', 'delete']) {
+      add(`api ${op.toUpperCase()} / raw baseline (req/s)`, r.api[op].ratio, '>=', 0.85);
+      add(`api ${op.toUpperCase()} p99 (ms)`, r.api[op].service.p99_ms, '<=', 25);
+    }
+  }
+  if (r.list) add('list p99 per page (ms)', r.list.p99_ms, '<=', 20);
+  return t;
+}
+
+function table(r, checks) {
+  const n = (x) => (typeof x === 'number' ? x.toLocaleString('en-US') : String(x));
+  const rows = [['benchmark', 'service', 'baseline', 'ratio']];
+  if (r.engine) {
+    const e = r.engine;
+    rows.push([
+      `engine: ${n(e.items)} noop items, ${e.worker_processes} worker process(es)`,
+      `${n(e.engine_items_per_s)} items/s`,
+      `SQL-only ${n(e.sql_ceiling_items_per_s)} items/s`,
+      `${e.ratio_vs_sql}`,
+    ]);
+    rows.push(['', '', `BullMQ ${n(e.bullmq_jobs_per_s)} jobs/s`, `${e.ratio_vs_bullmq}×`]);
+  }
+  if (r.ingest) {
+    const g = r.ingest;
+    rows.push([
+      `ingest: ${n(g.targets)} targets, NDJSON`,
+      `${n(g.api_targets_per_s)} targets/s, peak RSS ${g.api_peak_rss_mb} MB`,
+      `raw COPY ${n(g.raw_copy_rows_per_s)} rows/s`,
+      `${g.ratio_vs_copy}`,
+    ]);
+  }
+  if (r.api) {
+    for (const op of ['get', 'delete']) {
+      const a = r.api[op];
+      rows.push([
+        `api: ${op.toUpperCase()} /jobs/{id}, ${r.api.connections} connections`,
+        `${n(a.service.req_per_s)} req/s, p50 ${a.service.p50_ms} ms, p99 ${a.service.p99_ms} ms`,
+        `${n(a.baseline.req_per_s)} req/s, p50 ${a.baseline.p50_ms} ms, p99 ${a.baseline.p99_ms} ms`,
+        `${a.ratio}`,
+      ]);
+    }
+  }
+  if (r.list) {
+    const l = r.list;
+    rows.push([
+      `list: ${n(l.pages)} pages over ${n(l.jobs)} jobs of one owner`,
+      `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, max ${l.max_ms} ms`,
+      '-',
+      '-',
+    ]);
+  }
+  const md = (cells) => `| ${cells.join(' | ')} |`;
+  const lines = [md(rows[0]), md(rows[0].map(() => '---')), ...rows.slice(1).map(md)];
+  lines.push('', md(['target', 'measured', 'wanted', 'result']), md(['---', '---', '---', '---']));
+  for (const c of checks) lines.push(md([c.name, String(c.value), c.target, c.pass ? 'pass' : 'MISS']));
+  return lines.join('\n');
+}
+
+async function main() {
+  if (flag('soak')) {
+    await soak({ workers, log, profile });
+    return;
+  }
+  log('building the service');
+  await build();
+  const db = await openDatabase(log);
+  const results = {};
+  const loadBefore = loadavg();
+  try {
+    // Migrations: the first API start applies them.
+    const { startApi } = await import('./support.mjs');
+    const api = await startApi(db.url);
+    await api.stop();
+    if (only.includes('engine')) {
+      results.engine = await engineBench({
+        url: db.url,
+        items: SIZES.items,
+        workers,
+        sqlClients: Number(option('sql-clients') ?? 2),
+        bullmqConcurrency: Number(option('bullmq-concurrency') ?? 100),
+        baselines: option('engine-baselines')?.split(',') ?? ['sql', 'bullmq'],
+        statements: flag('statements'),
+        profile,
+        log,
+      });
+    }
+    if (only.includes('ingest'))
+      results.ingest = await ingestBench({ url: db.url, targets: SIZES.targets, profile, log });
+    if (only.includes('api')) {
+      results.api = await apiBench({
+        url: db.url,
+        seconds: SIZES.seconds,
+        deletesPerSide: SIZES.deletes,
+        profile,
+        log,
+      });
+    }
+    if (only.includes('list'))
+      results.list = await listBench({ url: db.url, jobs: SIZES.listJobs, profile, log });
+  } finally {
+    await db.drop();
+  }
+  const checks = targets(results);
+  const cpu = cpus();
+  const report = {
+    mode: quick ? 'quick' : 'full',
+    finished_at: new Date().toISOString(),
+    seconds: round((Date.now() - started) / 1000),
+    machine: {
+      cores: cpu.length,
+      cpu: cpu[0]?.model,
+      ram_gib: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+      postgresql: db.version,
+      database: db.embedded ? `embedded (flags: ${EMBEDDED_FLAGS.join(' ')})` : 'DATABASE_URL server',
+      load_average_before: loadBefore.map((x) => round(x, 2)),
+      load_average_after: loadavg().map((x) => round(x, 2)),
+    },
+    results,
+    targets: checks,
+    all_targets_met: checks.every((c) => c.pass),
+  };
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = quick ? 'quick.json' : only.length === ALL.length ? 'latest.json' : 'partial.json';
+  writeFileSync(join(dir, file), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\n${table(results, checks)}\n`);
+  console.log(
+    `${report.machine.cores} cores, ${report.machine.ram_gib} GiB, Node ${report.machine.node}, PostgreSQL ${report.machine.postgresql} (${db.embedded ? 'embedded' : 'DATABASE_URL'}); load ${report.machine.load_average_before.join(' ')} → ${report.machine.load_average_after.join(' ')}`,
+  );
+  log(`wrote bench/results/${file}`);
+  // A full run reports misses in the table and the JSON; neither mode fails on them.
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
