@@ -12,7 +12,11 @@ import { type DataSource, EntityManager } from 'typeorm';
  * request that is one primary-key lookup (bench/README.md). Inside a
  * transaction (an EntityManager with a query runner) it runs on that runner.
  */
-export async function queryRows<T>(db: DataSource | EntityManager, sql: string, params: unknown[] = []): Promise<T[]> {
+export async function queryRows<T>(
+  db: DataSource | EntityManager,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const pool = poolOf(db);
   if (pool) return (await pool.query(sql, params)).rows as T[];
   const raw: unknown = await db.query(sql, params);
