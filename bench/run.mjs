@@ -34,7 +34,7 @@ for (const name of only)
 const workers = Number(option('workers') ?? 1);
 
 const SIZES = quick
-  ? { items: 20_000, targets: 20_000, seconds: 1, deletes: 40_000, listJobs: 2_000 }
+  ? { items: 10_000, targets: 10_000, seconds: 1, deletes: 20_000, listJobs: 1_000 }
   : { items: 1_000_000, targets: 1_000_000, seconds: 10, deletes: 250_000, listJobs: 1_000_000 };
 // --items=N, --targets=N, --seconds=N, --list-jobs=N override the sizes (for profiling runs).
 for (const [key, name] of [
