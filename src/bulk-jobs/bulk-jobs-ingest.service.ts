@@ -85,6 +85,8 @@ export class BulkJobsIngestService {
         throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
       }
       const { spec, params } = await this.parseSpec(first.value.line, first.value.text);
+      // Unless this is a replay, a caller at the active-jobs cap hears so before sending its targets.
+      if (!idempotencyKey) await this.jobs.precheckActiveJobRoom(principal.sub);
       const hasher = new RequestHasher({ ...spec, params });
 
       const client = (await runner.connect()) as PoolClient;
@@ -93,8 +95,6 @@ export class BulkJobsIngestService {
         `INSERT INTO bulk_jobs (id, owner, action, params, options, total_items) VALUES ($1, $2, $3, $4, $5, 0)`,
         [id, principal.sub, spec.action, params, spec.options ?? {}],
       );
-      // Unless this is a replay, a caller at the active-jobs cap hears so before sending its targets.
-      if (!idempotencyKey) await this.jobs.precheckActiveJobRoom(principal.sub);
       const count = await this.copyTargets(client, id, lines, hasher);
       if (count === 0) throw new ValidationFailedError({ targets: 'must contain at least one target line' });
       await runner.query(`UPDATE bulk_jobs SET total_items = $2 WHERE id = $1`, [id, count]);
@@ -102,6 +102,7 @@ export class BulkJobsIngestService {
       if (idempotencyKey) {
         await this.jobs.claimIdempotencyKey(runner.manager, principal.sub, idempotencyKey, hash, id);
       }
+      await this.jobs.assertActiveJobRoom(runner.manager, principal.sub, id);
       await runner.commitTransaction();
     } catch (err) {
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
@@ -110,7 +111,6 @@ export class BulkJobsIngestService {
         throw new BadLineError(err.line, `is longer than ${MAX_LINE_BYTES} bytes`);
       }
       throw err;
-      await this.jobs.assertActiveJobRoom(runner.manager, principal.sub, id);
     } finally {
       // Stops reading (without destroying the request), then drains what the client
       // still sends: a client that writes its whole body before it reads the answer
