@@ -15,7 +15,7 @@ import {
   encodeCursor,
   InvalidCursorError,
 } from '../common/pagination/cursor';
-import { CANCELLABLE_JOB_STATUSES, TERMINAL_JOB_STATUSES, type JobStatus } from './bulk-job-status';
+import { CANCELLABLE_JOB_STATUSES, isDeletable, TERMINAL_JOB_STATUSES, type JobStatus } from './bulk-job-status';
 import {
   ITEM_COLUMNS,
   JOB_COLUMNS,
@@ -301,18 +301,20 @@ export class BulkJobsService {
    */
   async delete(principal: Principal, id: string): Promise<DeleteBulkJobResponseDto> {
     const params: unknown[] = [id, [...TERMINAL_JOB_STATUSES], this.env.BULK_JOBS_RETENTION_DAYS];
-    const rows = await queryRows<{ id: string; status: JobStatus }>(this.db, 
-      `UPDATE bulk_jobs
+    const sql = `UPDATE bulk_jobs
        SET deleted_at = now(), purge_at = now() + make_interval(days => $3), updated_at = now()
        WHERE id = $1 AND status = ANY($2) AND deleted_at IS NULL${ownerFilter(principal, params)}
-       RETURNING id, status`,
-      params,
-    );
-    if (rows.length === 1) return { job_id: rows[0].id, status: rows[0].status, success: true };
+       RETURNING id, status`;
+    for (let attempt = 1; ; attempt++) {
+      const rows = await queryRows<{ id: string; status: JobStatus }>(this.db, sql, params);
+      if (rows.length === 1) return { job_id: rows[0].id, status: rows[0].status, success: true };
 
-    const current = await this.findVisible(principal, id);
-    if (current.deleted_at) throw new BulkJobNotFoundError(id);
-    throw new BulkJobNotDeletableError(id, current.status);
+      // The UPDATE decided; this read only picks the error. A job that turned terminal
+      // between the two is tried again, so a 409 never names a deletable status.
+      const current = await this.findVisible(principal, id);
+      if (current.deleted_at) throw new BulkJobNotFoundError(id);
+      if (!isDeletable(current.status) || attempt >= 3) throw new BulkJobNotDeletableError(id, current.status);
+    }
   }
 
   /** Undoes a soft delete while the job is still retained. */
