@@ -10,6 +10,7 @@ import {
   freePort,
   JOBS_PATH,
   JWT_SECRET,
+  profileFlags,
   ROOT,
   round,
   startApi,
@@ -40,9 +41,10 @@ async function terminalJobs(c, n) {
   return rows.map((r) => [r.id, Number(r.owner.slice('bench-api-'.length))]);
 }
 
-async function startBaseline(url) {
+async function startBaseline(url, profile) {
   const port = await freePort();
   const child = fork(join(ROOT, 'bench', 'baseline-api.mjs'), [], {
+    execArgv: profileFlags(profile, 'api-baseline'),
     env: { ...process.env, DATABASE_URL: url, AUTH_JWT_SECRET: JWT_SECRET, PORT: String(port) },
     stdio: 'inherit',
   });
@@ -115,7 +117,7 @@ export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
   };
 
   const api = await startApi(url, { profile });
-  const baseline = await startBaseline(url);
+  const baseline = await startBaseline(url, profile);
   try {
     const warm = Math.max(1, Math.round(seconds / 5));
     await cannon(api, 'GET', random, warm);

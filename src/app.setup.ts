@@ -3,8 +3,8 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import helmet from '@fastify/helmet';
 import type { Env } from './config/env';
+import { securityHeaders } from './common/security-headers';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { answerClientError, answerFrameworkError } from './common/problem-details/transport-errors';
 import { type AppLogger, createAppLogger } from './logging/app-logger';
@@ -77,11 +77,12 @@ export async function configureApp(
   // NDJSON creates are streamed: the handler gets the raw request stream, unbuffered
   // and so not bound by BODY_LIMIT_BYTES (BULK_JOBS_MAX_TARGETS bounds them instead).
   fastify.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
+  // The request id and helmet's security headers (computed once) on every response, problems included.
+  const headers = securityHeaders({ contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
   fastify.addHook('onRequest', (request, reply, done) => {
-    void reply.header('x-request-id', request.id);
+    void reply.headers(headers).header('x-request-id', request.id);
     done();
   });
-  await app.register(helmet, { contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
   refuseContentEncodings(fastify);
   observeRequests(fastify, logger.pino, app.get(Metrics, { strict: false }));
   const origins = corsOrigins(env);

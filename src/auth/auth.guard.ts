@@ -9,24 +9,44 @@ import { TokenVerifier } from './token-verifier';
 /** Global guard: a verified bearer token on every route, and the route's scope. */
 @Injectable()
 export class AuthGuard implements CanActivate {
+  /** What each handler requires, looked up once per handler rather than on every request. */
+  private readonly requirements = new WeakMap<object, RouteRequirement>();
+
   constructor(
     private readonly reflector: Reflector,
     private readonly verifier: TokenVerifier,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_METADATA, targets)) return true;
+    const { isPublic, scope } = this.requirementOf(context);
+    if (isPublic) return true;
 
     const request = context.switchToHttp().getRequest<FastifyRequest & Record<string, unknown>>();
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header) : null;
     if (!match) throw new UnauthenticatedError();
     const principal = await this.verifier.verify(match[1]);
-
-    const scope = this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE_METADATA, targets);
     if (scope && !hasScope(principal, scope)) throw new ForbiddenError(scope);
     request[PRINCIPAL_KEY] = principal;
     return true;
   }
+
+  private requirementOf(context: ExecutionContext): RouteRequirement {
+    const handler = context.getHandler();
+    let requirement = this.requirements.get(handler);
+    if (!requirement) {
+      const targets = [handler, context.getClass()];
+      requirement = {
+        isPublic: this.reflector.getAllAndOverride<boolean>(PUBLIC_METADATA, targets) === true,
+        scope: this.reflector.getAllAndOverride<Scope | undefined>(REQUIRED_SCOPE_METADATA, targets),
+      };
+      this.requirements.set(handler, requirement);
+    }
+    return requirement;
+  }
+}
+
+interface RouteRequirement {
+  isPublic: boolean;
+  scope: Scope | undefined;
 }

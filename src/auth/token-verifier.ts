@@ -133,12 +133,22 @@ export class TokenVerifier {
   }
 }
 
+/**
+ * The token's JOSE header, read to choose the key. Only the first segment is
+ * decoded: jwt.verify parses and checks the whole token afterwards.
+ */
 function decodeHeader(token: string): JwtHeader {
-  const decoded = jwt.decode(token, { complete: true });
-  if (!decoded || typeof decoded !== 'object' || !decoded.header) {
+  const dot = token.indexOf('.');
+  let header: unknown;
+  try {
+    header = dot > 0 ? JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) : undefined;
+  } catch {
+    header = undefined;
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) {
     throw new InvalidTokenError('The bearer token is malformed.');
   }
-  return decoded.header;
+  return header as JwtHeader;
 }
 
 function describe(err: unknown): string {

@@ -26,14 +26,21 @@ export function observeRequests(
   metrics: Metrics | undefined,
 ): void {
   const log = logger.child({ context: 'HTTP' });
+  // One histogram child per method, route pattern and status, found by one string key.
+  const series = new Map<string, { observe(seconds: number): void }>();
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = routeOf(request);
     const status = reply.statusCode;
     const durationMs = reply.elapsedTime;
-    metrics?.httpRequestDuration.observe(
-      { method: request.method, route, status_code: String(status) },
-      durationMs / 1000,
-    );
+    if (metrics) {
+      const key = `${request.method} ${status} ${route}`;
+      let child = series.get(key);
+      if (!child) {
+        child = metrics.httpRequestDuration.labels(request.method, route, String(status));
+        series.set(key, child);
+      }
+      child.observe(durationMs / 1000);
+    }
     if (log.isLevelEnabled('info')) {
       log.info(
         {

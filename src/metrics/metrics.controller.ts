@@ -1,6 +1,6 @@
 import { Controller, Get, Headers, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
+import { SkipRateLimit } from '../limits/rate-limit.guard';
 import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 import { Env } from '../config/env';
@@ -11,7 +11,7 @@ import { metricsAuthorized } from './metrics-token';
 
 @ApiTags('operations')
 @Public()
-@SkipThrottle()
+@SkipRateLimit()
 @ApiSecurity({})
 @Controller('metrics')
 export class MetricsController {

@@ -12,6 +12,7 @@ export type DomainErrorCode =
   | 'JOB_NOT_DELETED'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'TOO_MANY_ACTIVE_JOBS'
+  | 'RATE_LIMITED'
   | 'SERVICE_UNAVAILABLE';
 
 export abstract class DomainError extends Error {
@@ -54,6 +55,17 @@ export class ForbiddenError extends DomainError {
   constructor(readonly requiredScope: string) {
     super(`The token lacks the scope ${requiredScope}.`);
     this.extensions.required_scope = requiredScope;
+  }
+}
+
+/** The caller sent more requests than its rate limit allows; it may retry after `retryAfterSeconds`. */
+export class RateLimitedError extends DomainError {
+  readonly code = 'RATE_LIMITED';
+  constructor(
+    readonly limit: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`More than ${limit} requests in a minute. Retry after ${retryAfterSeconds} seconds.`);
   }
 }
 

@@ -24,6 +24,7 @@ import {
 import { isDatabaseUnavailable } from './database-errors';
 import {
   ForbiddenError,
+  RateLimitedError,
   ServiceUnavailableError,
   UnauthenticatedError,
   ValidationFailedError,
@@ -99,6 +100,12 @@ const DOMAIN_ERRORS: Record<DomainErrorCode, ExpectedMapping> = {
     status: 429,
     type: '/problems/too-many-active-jobs',
     extensions: { max_active_jobs: 100 },
+  },
+  RATE_LIMITED: {
+    error: new RateLimitedError(6000, 12),
+    status: 429,
+    type: 'about:blank',
+    headers: { 'retry-after': '12' },
   },
   SERVICE_UNAVAILABLE: {
     error: new ServiceUnavailableError(7),

@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
-import type { DomainError } from './domain-error';
+import type { DomainError, RateLimitedError } from './domain-error';
 import { isDatabaseUnavailable } from './database-errors';
 
 /** RFC 9457 problem details plus the legacy members older clients read. */
@@ -105,6 +105,14 @@ export function mapDomainError(err: DomainError): ProblemMapping {
         status: 429,
         type: '/problems/too-many-active-jobs',
         title: 'Too many active jobs.',
+      };
+    case 'RATE_LIMITED':
+      return {
+        ...base,
+        status: 429,
+        type: 'about:blank',
+        title: reasonPhrase(429),
+        headers: { 'retry-after': String((err as RateLimitedError).retryAfterSeconds) },
       };
     case 'SERVICE_UNAVAILABLE': {
       const retryAfter = (err as DomainError & { retryAfterSeconds: number }).retryAfterSeconds;

@@ -1,0 +1,25 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import helmet, { type HelmetOptions } from 'helmet';
+
+/**
+ * The response headers helmet sets for these options, computed once. Helmet's
+ * headers do not depend on the request (no CSP nonces here), so they are set
+ * from this map on every response instead of running helmet's middleware,
+ * which parses the policy again on each request.
+ */
+export function securityHeaders(options: Readonly<HelmetOptions>): Readonly<Record<string, string>> {
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader() {},
+  };
+  let failure: unknown;
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (err?: unknown) => {
+    failure = err;
+  });
+  if (failure instanceof Error) throw failure;
+  if (failure !== undefined) throw new Error('helmet refused its options');
+  return Object.freeze(headers);
+}
