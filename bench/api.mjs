@@ -10,6 +10,7 @@ import {
   freePort,
   JOBS_PATH,
   JWT_SECRET,
+  percentile,
   profileFlags,
   ROOT,
   round,
@@ -19,6 +20,8 @@ import {
 } from './support.mjs';
 
 const CONNECTIONS = 64;
+/** Alternating runs per side and method; `seconds` is split among them. */
+const ROUNDS = 4;
 /**
  * The jobs belong to this many owners, and each request carries its job's
  * owner's token: many clients, as an API at this rate serves, each under the
@@ -66,7 +69,9 @@ async function startBaseline(url, profile) {
 /** One autocannon run; `pick` gives the job of each request; `pid` is the server's process. */
 async function cannon({ base, pid }, method, pick, seconds) {
   const cpu0 = cpuMsOf(pid);
-  const result = await autocannon({
+  const client0 = cpuMsOf(process.pid);
+  const latencies = [];
+  const instance = autocannon({
     url: base,
     connections: CONNECTIONS,
     duration: seconds,
@@ -84,22 +89,62 @@ async function cannon({ base, pid }, method, pick, seconds) {
       },
     ],
   });
+  instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+  const result = await instance;
   if (result.errors > 0 || result.non2xx > 0) {
     throw new Error(
       `${method} ${base}: ${result.non2xx} non-2xx answers, ${result.errors} errors (${JSON.stringify(result.statusCodeStats)})`,
     );
   }
   return {
-    req_per_s: round(result.requests.total / result.duration),
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    // The server process's CPU per request: steadier than req/s on a shared machine.
-    cpu_us_per_req: round(((cpuMsOf(pid) - cpu0) * 1000) / result.requests.total),
+    requests: result.requests.total,
+    seconds: result.duration,
+    bytes: result.throughput.total,
+    latencies,
+    serverCpuMs: cpuMsOf(pid) - cpu0,
+    clientCpuMs: cpuMsOf(process.pid) - client0,
   };
 }
 
+/** The runs of one side, summed: req/s, exact latency percentiles over every response, CPU per request. */
+function summarize(runs) {
+  const requests = runs.reduce((a, r) => a + r.requests, 0);
+  const seconds = runs.reduce((a, r) => a + r.seconds, 0);
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const perRequest = (field) => round((runs.reduce((a, r) => a + r[field], 0) * 1000) / requests);
+  return {
+    req_per_s: round(requests / seconds),
+    p50_ms: round(percentile(latencies, 50), 1),
+    p99_ms: round(percentile(latencies, 99), 1),
+    // The server process's CPU per request: steadier than req/s on a shared machine.
+    cpu_us_per_req: perRequest('serverCpuMs'),
+    // autocannon's own CPU per request (it shares the machine with both servers).
+    client_cpu_us_per_req: perRequest('clientCpuMs'),
+    response_bytes: round(runs.reduce((a, r) => a + r.bytes, 0) / requests),
+  };
+}
+
+/**
+ * Both sides in ROUNDS alternating runs (service, baseline, baseline,
+ * service, …: ABBA order), so that a load that comes and goes on the machine
+ * weighs on both alike; each side's figures are over all its runs.
+ */
+async function compare(service, baseline, method, pickFor, seconds) {
+  const runs = { service: [], baseline: [] };
+  const each = Math.max(1, Math.round(seconds / ROUNDS));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? ['service', 'baseline'] : ['baseline', 'service'];
+    for (const side of order) {
+      const target = side === 'service' ? service : baseline;
+      runs[side].push(await cannon(target, method, pickFor(side), each));
+    }
+  }
+  const result = { service: summarize(runs.service), baseline: summarize(runs.baseline) };
+  return { ...result, ratio: round(result.service.req_per_s / result.baseline.req_per_s, 3) };
+}
+
 export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
-  log(`api: ${CONNECTIONS} connections, ${seconds} s per run`);
+  log(`api: ${CONNECTIONS} connections, ${seconds} s per side and method, in ${ROUNDS} alternating runs`);
   const { readIds, serviceDeletes, baselineDeletes } = await withClient(url, async (c) => {
     const readIds = await terminalJobs(c, 10_000);
     const serviceDeletes = await terminalJobs(c, deletesPerSide);
@@ -122,24 +167,10 @@ export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
     const warm = Math.max(1, Math.round(seconds / 5));
     await cannon(api, 'GET', random, warm);
     await cannon(baseline, 'GET', random, warm);
-    const getService = await cannon(api, 'GET', random, seconds);
-    const getBaseline = await cannon(baseline, 'GET', random, seconds);
-    const delService = await cannon(api, 'DELETE', next(serviceDeletes), seconds);
-    const delBaseline = await cannon(baseline, 'DELETE', next(baselineDeletes), seconds);
-    return {
-      connections: CONNECTIONS,
-      seconds,
-      get: {
-        service: getService,
-        baseline: getBaseline,
-        ratio: round(getService.req_per_s / getBaseline.req_per_s, 3),
-      },
-      delete: {
-        service: delService,
-        baseline: delBaseline,
-        ratio: round(delService.req_per_s / delBaseline.req_per_s, 3),
-      },
-    };
+    const get = await compare(api, baseline, 'GET', () => random, seconds);
+    const deletes = { service: next(serviceDeletes), baseline: next(baselineDeletes) };
+    const del = await compare(api, baseline, 'DELETE', (side) => deletes[side], seconds);
+    return { connections: CONNECTIONS, seconds, rounds: ROUNDS, get, delete: del };
   } finally {
     await Promise.all([api.stop(), baseline.stop()]);
   }

@@ -4,7 +4,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Env } from './config/env';
-import { securityHeaders } from './common/security-headers';
+import { API_SECURITY_HEADERS, securityHeaders } from './common/security-headers';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { answerClientError, answerFrameworkError } from './common/problem-details/transport-errors';
 import { type AppLogger, createAppLogger } from './logging/app-logger';
@@ -37,7 +37,7 @@ export function createFastifyAdapter(env: Env): FastifyAdapter {
 export const OPENAPI_PATH = 'docs';
 
 /**
- * Helmet's policy, made explicit: Swagger UI at /docs loads its scripts and
+ * Helmet's policy for Swagger UI's pages, made explicit: Swagger UI at /docs loads its scripts and
  * styles from this origin and has one inline <style>; nothing else is needed.
  * No upgrade-insecure-requests: /docs must work over plain HTTP in development.
  */
@@ -77,10 +77,14 @@ export async function configureApp(
   // NDJSON creates are streamed: the handler gets the raw request stream, unbuffered
   // and so not bound by BODY_LIMIT_BYTES (BULK_JOBS_MAX_TARGETS bounds them instead).
   fastify.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
-  // The request id and helmet's security headers (computed once) on every response, problems included.
-  const headers = securityHeaders({ contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
+  // The request id and the security headers on every response, problems included: helmet's
+  // (computed once) on Swagger UI's pages and the OpenAPI document, the API's own set elsewhere.
+  const docsPrefix = `/${OPENAPI_PATH}`;
+  const docsHeaders = securityHeaders({ contentSecurityPolicy: { directives: CONTENT_SECURITY_POLICY } });
   fastify.addHook('onRequest', (request, reply, done) => {
-    void reply.headers(headers).header('x-request-id', request.id);
+    void reply
+      .headers(request.url.startsWith(docsPrefix) ? docsHeaders : API_SECURITY_HEADERS)
+      .header('x-request-id', request.id);
     done();
   });
   refuseContentEncodings(fastify);

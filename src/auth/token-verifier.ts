@@ -30,6 +30,11 @@ export class TokenVerifier {
   private readonly jwks: JwksClient | undefined;
   /** JWKS public keys parsed once per PEM, for the same reason. */
   private readonly publicKeys = new Map<string, KeyObject>();
+  /**
+   * Decoded JOSE headers by their encoded form: one issuer's tokens share a
+   * handful of headers (one per key), so each is decoded once.
+   */
+  private readonly headers = new Map<string, JwtHeader>();
 
   constructor(private readonly env: Env) {
     const secret = resolveJwtSecret(env);
@@ -50,7 +55,7 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<Principal> {
-    const header = decodeHeader(token);
+    const header = this.headerOf(token);
     let payload: JwtPayload;
     try {
       if (header.alg === 'HS256' && this.secret) {
@@ -107,6 +112,19 @@ export class TokenVerifier {
     }
   }
 
+  private headerOf(token: string): JwtHeader {
+    const dot = token.indexOf('.');
+    const encoded = dot > 0 ? token.slice(0, dot) : '';
+    let header = this.headers.get(encoded);
+    if (!header) {
+      header = decodeHeader(encoded);
+      // A bound, as for the keys: headers are few unless someone sends garbage.
+      if (this.headers.size >= 100) this.headers.clear();
+      this.headers.set(encoded, header);
+    }
+    return header;
+  }
+
   private publicKey(pem: string): KeyObject {
     let key = this.publicKeys.get(pem);
     if (!key) {
@@ -134,14 +152,13 @@ export class TokenVerifier {
 }
 
 /**
- * The token's JOSE header, read to choose the key. Only the first segment is
- * decoded: jwt.verify parses and checks the whole token afterwards.
+ * A token's JOSE header (its first segment, base64url), read to choose the key;
+ * jwt.verify parses and checks the whole token afterwards.
  */
-function decodeHeader(token: string): JwtHeader {
-  const dot = token.indexOf('.');
+function decodeHeader(encoded: string): JwtHeader {
   let header: unknown;
   try {
-    header = dot > 0 ? JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) : undefined;
+    header = encoded ? JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) : undefined;
   } catch {
     header = undefined;
   }
