@@ -115,25 +115,11 @@ export class TokenVerifier {
   private headerOf(token: string): JwtHeader {
     const dot = token.indexOf('.');
     const encoded = dot > 0 ? token.slice(0, dot) : '';
-    let header = this.headers.get(encoded);
-    if (!header) {
-      header = decodeHeader(encoded);
-      // A bound, as for the keys: headers are few unless someone sends garbage.
-      if (this.headers.size >= 100) this.headers.clear();
-      this.headers.set(encoded, header);
-    }
-    return header;
+    return remember(this.headers, encoded, () => decodeHeader(encoded));
   }
 
   private publicKey(pem: string): KeyObject {
-    let key = this.publicKeys.get(pem);
-    if (!key) {
-      key = createPublicKey(pem);
-      // Keys rotate rarely; a bound keeps a misbehaving JWKS from growing the map without end.
-      if (this.publicKeys.size >= 100) this.publicKeys.clear();
-      this.publicKeys.set(pem, key);
-    }
-    return key;
+    return remember(this.publicKeys, pem, () => createPublicKey(pem));
   }
 
   private verifyWith(token: string, key: KeyObject, algorithms: jwt.Algorithm[]): JwtPayload {
@@ -166,6 +152,22 @@ function decodeHeader(encoded: string): JwtHeader {
     throw new InvalidTokenError('The bearer token is malformed.');
   }
   return header as JwtHeader;
+}
+
+/**
+ * The value kept under `key`, or `make()`'s, kept. Keys and headers are few,
+ * so the map is simply emptied at 100 entries: a bound that keeps a
+ * misbehaving JWKS or a stream of odd tokens from growing it without end.
+ * A `make` that throws keeps nothing.
+ */
+function remember<V>(map: Map<string, V>, key: string, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    if (map.size >= 100) map.clear();
+    map.set(key, value);
+  }
+  return value;
 }
 
 function describe(err: unknown): string {
