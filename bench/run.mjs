@@ -9,7 +9,7 @@
 //   --items=N …        override a size (also --targets, --seconds, --list-jobs)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
 //   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
-//   --cpu-prof         write CPU profiles of the service processes to bench/results/
+//   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
 //   --soak             the 10M-item soak instead (bench/soak.mjs)
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
