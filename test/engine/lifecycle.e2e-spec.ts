@@ -7,15 +7,14 @@ import type {
   BulkJobResponseDto,
 } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import type { TestApp } from '../support/app';
+import { createJob, JOBS } from '../support/api';
 import {
   createEngineDatabase,
   createEngineTestApp,
   itemStatusCounts,
   jobCounters,
-  JOBS_PATH,
   killAll,
   startWorker,
-  submitJob,
   waitFor,
   waitForJob,
   type EngineDatabase,
@@ -130,7 +129,7 @@ describe('job lifecycle with worker processes', () => {
   });
 
   it('cancels mid-job: cancelling while items are in flight, then cancelled, the rest skipped, no claims after', async () => {
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 100 },
       targets: targets(2000),
@@ -140,7 +139,7 @@ describe('job lifecycle with worker processes', () => {
       async () => (await jobCounters(t.db, job.id)).succeeded_items >= 50,
     );
 
-    const res = await t.http().post(`${JOBS_PATH}/${job.id}/cancel`).set(auth);
+    const res = await t.http().post(`${JOBS}/${job.id}/cancel`).set(auth);
     expect(res.status).toBe(200);
     expect((res.body as BulkJobResponseDto).status).toBe('cancelling');
     const [{ now: cancelledAt }]: { now: Date }[] = await t.db.query('SELECT now() AS now');
@@ -163,13 +162,13 @@ describe('job lifecycle with worker processes', () => {
     );
     // No item was claimed after the cancel; the skipped ones never started.
     expect(after[0]).toEqual({ late: 0, skipped_started: 0 });
-    const got = await t.http().get(`${JOBS_PATH}/${job.id}`).set(auth);
+    const got = await t.http().get(`${JOBS}/${job.id}`).set(auth);
     expect(got.body).toMatchObject({ status: 'cancelled', progress: 1 });
     expect((got.body as BulkJobResponseDto).finished_at).not.toBeNull();
   });
 
   it('retries with exponential backoff, then fails the item with last_error', async () => {
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/always-503/{id}`, method: 'POST' },
       options: { max_attempts: 3 },
@@ -178,7 +177,7 @@ describe('job lifecycle with worker processes', () => {
     const done = await waitForJob(t.db, job.id, ['failed', 'completed'], 20_000);
     expect(done).toMatchObject({ status: 'failed', failed_items: 2, succeeded_items: 0, running_items: 0 });
 
-    const res = await t.http().get(`${JOBS_PATH}/${job.id}/items`).set(auth);
+    const res = await t.http().get(`${JOBS}/${job.id}/items`).set(auth);
     const items = (res.body as BulkJobItemListResponseDto).items;
     for (const item of items) {
       expect(item).toMatchObject({ status: 'failed', attempts: 3 });
@@ -197,7 +196,7 @@ describe('job lifecycle with worker processes', () => {
   });
 
   it('http: calls the URL template with the data, retries a 503 after Retry-After, fails on 404', async () => {
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/ok/{id}?src=bulk`, method: 'PUT', headers: { 'X-Test': 'yes' } },
       targets: [{ id: 'a b/c', data: { x: 1 } }, 'plain'],
@@ -211,11 +210,11 @@ describe('job lifecycle with worker processes', () => {
       'idempotency-key': `${job.id}:0:1`,
     });
     expect(second).toMatchObject({ path: '/ok/plain?src=bulk', body: '{}' });
-    const items = (await t.http().get(`${JOBS_PATH}/${job.id}/items`).set(auth))
+    const items = (await t.http().get(`${JOBS}/${job.id}/items`).set(auth))
       .body as BulkJobItemListResponseDto;
     expect(items.items[0].result).toEqual({ status: 200 });
 
-    const flaky = await submitJob(t, owner, {
+    const flaky = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/flaky/{id}` },
       targets: ['f1'],
@@ -233,7 +232,7 @@ describe('job lifecycle with worker processes', () => {
       last_error: { code: 'HTTP_503', message: expect.any(String) },
     });
 
-    const missing = await submitJob(t, owner, {
+    const missing = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/missing/{id}` },
       targets: ['m1'],
@@ -253,7 +252,7 @@ describe('job lifecycle with worker processes', () => {
   it('http: reaches only allowed hosts, follows redirects only on the list, and times out', async () => {
     const refused = await t
       .http()
-      .post(JOBS_PATH)
+      .post(JOBS)
       .set(auth)
       .send({
         action: 'http',
@@ -266,22 +265,22 @@ describe('job lifecycle with worker processes', () => {
     );
     const hostFromId = await t
       .http()
-      .post(JOBS_PATH)
+      .post(JOBS)
       .set(auth)
       .send({ action: 'http', params: { url: 'http://{id}/x' }, targets: ['evil.example'] });
     expect(hostFromId.status).toBe(400);
 
-    const redirected = await submitJob(t, owner, {
+    const redirected = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/redirect-away/{id}` },
       targets: ['away'],
     });
-    const here = await submitJob(t, owner, {
+    const here = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/redirect-here/{id}` },
       targets: ['here'],
     });
-    const slow = await submitJob(t, owner, {
+    const slow = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/slow/{id}` },
       options: { max_attempts: 2 },
@@ -306,7 +305,7 @@ describe('job lifecycle with worker processes', () => {
   });
 
   it('keeps a job within its concurrency and rate limits across workers', async () => {
-    const concurrent = await submitJob(t, owner, {
+    const concurrent = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/count/{id}`, method: 'GET' },
       options: { concurrency: 3 },
@@ -316,7 +315,7 @@ describe('job lifecycle with worker processes', () => {
     expect(downstream.maxInFlight).toBeLessThanOrEqual(3);
     expect(downstream.maxInFlight).toBeGreaterThan(1);
 
-    const limited = await submitJob(t, owner, {
+    const limited = await createJob(t, owner, {
       action: 'http',
       params: { url: `${base}/ok/{id}`, method: 'GET' },
       options: { rate_limit_per_second: 10 },
@@ -332,7 +331,7 @@ describe('job lifecycle with worker processes', () => {
   });
 
   it('is fair: a small job submitted behind a large one finishes first', async () => {
-    const large = await submitJob(t, owner, {
+    const large = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 50 },
       targets: targets(20_000, 'L'),
@@ -341,7 +340,7 @@ describe('job lifecycle with worker processes', () => {
       'the large job to be under way',
       async () => (await jobCounters(t.db, large.id)).succeeded_items > 100,
     );
-    const small = await submitJob(t, owner, {
+    const small = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 50 },
       targets: targets(3, 'S'),
@@ -353,7 +352,7 @@ describe('job lifecycle with worker processes', () => {
     expect(largeNow.status).toBe('running');
     expect(largeNow.succeeded_items).toBeLessThan(20_000);
 
-    await t.http().post(`${JOBS_PATH}/${large.id}/cancel`).set(auth).expect(200);
+    await t.http().post(`${JOBS}/${large.id}/cancel`).set(auth).expect(200);
     await waitForJob(t.db, large.id, ['cancelled'], 15_000);
   });
 });

@@ -2,6 +2,7 @@ import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import type { TestApp } from '../support/app';
+import { createJob } from '../support/api';
 import {
   createEngineDatabase,
   createEngineTestApp,
@@ -10,7 +11,6 @@ import {
   jobCounters,
   killAll,
   startWorker,
-  submitJob,
   waitFor,
   waitForJob,
   type EngineDatabase,
@@ -65,7 +65,7 @@ describe('worker processes on one database', () => {
   });
 
   it('three workers run a 20,000-item job: every item succeeds exactly once and the counters match', async () => {
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 2 },
       targets: targets(20_000),
@@ -120,7 +120,7 @@ describe('worker processes on one database', () => {
 
   it('loses no item when a worker is killed mid-job, and re-runs at most one batch', async () => {
     const victim = workers[0];
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 40 },
       targets: targets(4000),
@@ -160,7 +160,7 @@ describe('worker processes on one database', () => {
 
   it('drains on SIGTERM: running items finish, waiting ones are released, exit code 0', async () => {
     const leaving = workers[1];
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 300 },
       targets: targets(600),

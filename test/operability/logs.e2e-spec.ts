@@ -1,10 +1,10 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { createAppLogger } from '../../src/logging/app-logger';
-import type { TestApp } from '../support/app';
-import { JOBS } from '../support/api';
-import { bootTestApp, captureLogs } from '../support/boot';
-import { createEngineDatabase, submitJob, waitFor, waitForJob, type EngineDatabase } from '../support/engine';
+import { JOBS, createJob } from '../support/api';
+import { bootTestApp, type TestApp } from '../support/app';
+import { captureLogs } from '../support/boot';
+import { createEngineDatabase, waitFor, waitForJob, type EngineDatabase } from '../support/engine';
 import { insertJob } from '../support/factories';
 import { testEnv } from '../support/test-env';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
@@ -82,7 +82,7 @@ describe('logs', () => {
   });
 
   it('logs when a job starts and finishes, with its id', async () => {
-    const job = await submitJob(t, newOwner(), { action: 'noop', targets: ['a', 'b', 'c'] });
+    const job = await createJob(t, newOwner(), { action: 'noop', targets: ['a', 'b', 'c'] });
     await waitForJob(t.db, job.id, ['completed'], 10_000);
     const events = await waitFor('the job events', async () => {
       const lines = logs.lines.filter((l) => l.jobId === job.id);

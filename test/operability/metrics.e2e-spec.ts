@@ -5,11 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import { AppModule } from '../../src/app.module';
 import { createAppLogger } from '../../src/logging/app-logger';
 import { createTestApp, type TestApp } from '../support/app';
-import { JOBS } from '../support/api';
+import { JOBS, createJob } from '../support/api';
 import {
   createEngineDatabase,
   createEngineTestApp,
-  submitJob,
   waitFor,
   waitForJob,
   type EngineDatabase,
@@ -170,7 +169,7 @@ describe('engine metrics', () => {
 
   it('counts items succeeded, failed and retried per action, and times the claims', async () => {
     const owner = newOwner();
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'simulate',
       params: { fail_targets: ['b'] },
       targets: ['a', 'b', 'c'],
@@ -193,7 +192,7 @@ describe('engine metrics', () => {
   });
 
   it('counts retries', async () => {
-    const job = await submitJob(t, newOwner(), {
+    const job = await createJob(t, newOwner(), {
       action: 'http',
       params: { url: `http://127.0.0.1:${closed}/{id}` },
       targets: ['x'],

@@ -6,10 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { Response } from 'supertest';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
-import type { TestApp } from '../support/app';
-import { JOBS } from '../support/api';
-import { bootTestApp } from '../support/boot';
-import { itemStatusCounts, jobCounters, submitJob, waitFor, waitForJob } from '../support/engine';
+import { JOBS, createJob } from '../support/api';
+import { bootTestApp, type TestApp } from '../support/app';
+import { itemStatusCounts, jobCounters, waitFor, waitForJob } from '../support/engine';
 import { closedPort } from '../support/jwt';
 import { metricValue } from '../support/metrics';
 import { expectProblem } from '../support/problem-matcher';
@@ -108,7 +107,7 @@ describe('database outage', () => {
     const jobs: BulkJobResponseDto[] = [];
     for (let i = 0; i < 3; i++) {
       jobs.push(
-        await submitJob(t, owner, {
+        await createJob(t, owner, {
           action: 'simulate',
           params: { delay_ms: 100 },
           targets: Array.from({ length: 200 }, (_, n) => `job${i}-target${n}`),
@@ -179,7 +178,7 @@ describe('database outage', () => {
     );
     expect(Date.now() - up).toBeLessThan(WITHIN_MS);
     // New work is accepted again.
-    const after = await submitJob(t, owner, { action: 'noop', targets: ['after-1', 'after-2'] });
+    const after = await createJob(t, owner, { action: 'noop', targets: ['after-1', 'after-2'] });
 
     // Every accepted job finishes, every item succeeded, and the counters agree with the items.
     for (const job of [...jobs, after]) {

@@ -1,11 +1,12 @@
-import { Test } from '@nestjs/testing';
+import type { DynamicModule, Type } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import request from 'supertest';
 import type { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module';
 import { configureApp, createFastifyAdapter } from '../../src/app.setup';
-import { createAppLogger } from '../../src/logging/app-logger';
+import { type AppLogger, createAppLogger } from '../../src/logging/app-logger';
 import { testEnv } from './test-env';
 
 export interface TestApp {
@@ -16,14 +17,33 @@ export interface TestApp {
   close: () => Promise<void>;
 }
 
-/** Boots the real AppModule, set up exactly as main.ts does, on the test database. */
-export async function createTestApp(envOverrides: Record<string, string> = {}): Promise<TestApp> {
-  const env = testEnv(envOverrides);
+export interface BootOptions {
+  /** The database to use (default: the run's test database). */
+  databaseUrl?: string;
+  /** Run a worker in the process, as `npm start` does. */
+  worker?: boolean;
+  env?: Record<string, string>;
+  /** The logger (default: pino at the tests' LOG_LEVEL=error, i.e. quiet). */
+  logger?: AppLogger;
+  /** Extra modules, as an embedding application adds them. */
+  imports?: (Type | DynamicModule)[];
+}
+
+/**
+ * The real AppModule set up exactly as main.ts does it (pino, no urlencoded
+ * body parser, configureApp), with what a spec may choose: any database (one
+ * it starts and stops itself), a worker, a logger whose lines it reads, and
+ * extra modules.
+ */
+export async function bootTestApp(opts: BootOptions = {}): Promise<TestApp> {
+  const env = testEnv({ ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}), ...opts.env });
   const moduleRef = await Test.createTestingModule({
-    imports: [AppModule.forRoot({ env, databaseUrl: env.DATABASE_URL! })],
+    imports: [
+      AppModule.forRoot({ env, databaseUrl: env.DATABASE_URL!, api: true, worker: opts.worker ?? false }),
+      ...(opts.imports ?? []),
+    ],
   }).compile();
-  // As main.ts: pino (quiet at the tests' LOG_LEVEL=error), and no urlencoded body parser.
-  const logger = createAppLogger(env);
+  const logger = opts.logger ?? createAppLogger(env);
   const app = moduleRef.createNestApplication<NestFastifyApplication>(createFastifyAdapter(env), {
     logger,
     bodyParser: false,
@@ -31,10 +51,10 @@ export async function createTestApp(envOverrides: Record<string, string> = {}): 
   await configureApp(app, env, logger);
   await app.getHttpAdapter().getInstance().ready();
   const db = app.get<DataSource>(getDataSourceToken());
-  return {
-    app,
-    db,
-    http: () => request(app.getHttpServer()),
-    close: () => app.close(),
-  };
+  return { app, db, http: () => request(app.getHttpServer()), close: () => app.close() };
+}
+
+/** The API on the run's test database, with these settings. */
+export function createTestApp(envOverrides: Record<string, string> = {}): Promise<TestApp> {
+  return bootTestApp({ env: envOverrides });
 }

@@ -1,37 +1,10 @@
-import { Test } from '@nestjs/testing';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { getDataSourceToken } from '@nestjs/typeorm';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Client } from 'pg';
-import request from 'supertest';
 import type { DataSource } from 'typeorm';
-import type { DynamicModule, Type } from '@nestjs/common';
-import { AppModule } from '../../src/app.module';
-import { configureApp, createFastifyAdapter } from '../../src/app.setup';
-import { createAppLogger } from '../../src/logging/app-logger';
-import type { TestApp } from './app';
-import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
-import { TEST_JWT_SECRET, testDatabaseUrl, testEnv } from './test-env';
-import { bearer, tokenFor } from './tokens';
-
-export const JOBS_PATH = '/api/actions/bulk/jobs';
-
-/** Creates a job through the API; fails loudly on anything but 202. */
-export async function submitJob(
-  t: TestApp,
-  owner: string,
-  body: Record<string, unknown>,
-): Promise<BulkJobResponseDto> {
-  const res = await t
-    .http()
-    .post(JOBS_PATH)
-    .set(bearer(tokenFor(owner)))
-    .send(body);
-  if (res.status !== 202) throw new Error(`create answered ${res.status}: ${res.text}`);
-  return res.body as BulkJobResponseDto;
-}
+import { bootTestApp, type BootOptions, type TestApp } from './app';
+import { TEST_JWT_SECRET, testDatabaseUrl } from './test-env';
 
 /**
  * A database of its own for a spec that runs workers: workers claim every
@@ -166,26 +139,11 @@ export async function waitFor<T>(
  * The real AppModule on `databaseUrl`, set up like main.ts, optionally with
  * the in-process worker and extra modules of an embedding application.
  */
-export async function createEngineTestApp(
+export function createEngineTestApp(
   databaseUrl: string,
-  opts: { worker?: boolean; env?: Record<string, string>; imports?: (Type | DynamicModule)[] } = {},
+  opts: Omit<BootOptions, 'databaseUrl' | 'logger'> = {},
 ): Promise<TestApp> {
-  const env = testEnv({ DATABASE_URL: databaseUrl, ...opts.env });
-  const moduleRef = await Test.createTestingModule({
-    imports: [
-      AppModule.forRoot({ env, databaseUrl, api: true, worker: opts.worker ?? false }),
-      ...(opts.imports ?? []),
-    ],
-  }).compile();
-  const logger = createAppLogger(env);
-  const app = moduleRef.createNestApplication<NestFastifyApplication>(createFastifyAdapter(env), {
-    logger,
-    bodyParser: false,
-  });
-  await configureApp(app, env, logger);
-  await app.getHttpAdapter().getInstance().ready();
-  const db = app.get<DataSource>(getDataSourceToken());
-  return { app, db, http: () => request(app.getHttpServer()), close: () => app.close() };
+  return bootTestApp({ ...opts, databaseUrl });
 }
 
 export interface JobCounters {
