@@ -32,7 +32,8 @@ import {
   IdempotencyKeyReusedError,
   TooManyActiveJobsError,
 } from './bulk-jobs.errors';
-import { isUnstorableJson, type CreateBulkJobDto, type TargetInput } from './dto/create-bulk-job.dto';
+import { isUnstorableJson } from '../common/storable-json';
+import type { CreateBulkJobDto, TargetInput } from './dto/create-bulk-job.dto';
 import { RequestHasher } from './request-hash';
 import type {
   BulkJobItemListResponseDto,

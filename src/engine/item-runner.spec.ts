@@ -111,4 +111,38 @@ describe('ItemRunner', () => {
     expect(runner.takeQueued()).toEqual([items[2]]);
     expect(runner.queued).toBe(0);
   });
+
+  it('lets go of the items it has taken from a lane that claims keep refilling', async () => {
+    const { handler, open } = manualAction();
+    const runner = new ItemRunner(
+      50,
+      policy,
+      () => undefined,
+      () => undefined,
+    );
+    const job = jobOf('big', handler);
+    // As the worker does: a claim of 1,000 whenever 1,000 have been settled, so the lane never empties.
+    let seq = 0;
+    const claim = () =>
+      runner.enqueue(
+        'big',
+        Array.from({ length: 1000 }, () => newRunningItem(job, seq++, 't', null, 1)),
+      );
+    claim();
+    claim();
+    for (let round = 0; round < 20; round++) {
+      for (let done = 0; done < 1000; ) {
+        const running = open.splice(0);
+        for (const call of running) call.resolve(null);
+        done += running.length;
+        await tick();
+      }
+      claim();
+    }
+    const lanes = (runner as unknown as { lanes: { items: unknown[]; head: number }[] }).lanes;
+    expect(lanes).toHaveLength(1);
+    expect(runner.queued).toBe(lanes[0].items.length - lanes[0].head);
+    // 22,000 items went in; only the waiting ones and at most as many taken ones are kept.
+    expect(lanes[0].items.length).toBeLessThanOrEqual(2 * runner.queued + 1024);
+  });
 });

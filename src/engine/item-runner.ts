@@ -3,6 +3,9 @@ import type { BackoffPolicy } from './backoff';
 import { settleFailure, settleSuccess } from './outcome';
 import type { RunningItem } from './types';
 
+/** Taken items a lane keeps at most before it lets go of them (and at most as many as it has waiting). */
+const COMPACT_AFTER = 1024;
+
 /** One job's claimed items waiting for a slot, first in first out. */
 interface Lane {
   jobId: string;
@@ -126,6 +129,12 @@ export class ItemRunner {
       this.lanes.splice(this.nextLane, 1);
       this.laneByJob.delete(lane.jobId);
     } else {
+      // A large job's lane is refilled by each claim before it runs dry: drop the
+      // items already taken once they are the larger part, so they can be freed.
+      if (lane.head >= COMPACT_AFTER && lane.head * 2 >= lane.items.length) {
+        lane.items = lane.items.slice(lane.head);
+        lane.head = 0;
+      }
       this.nextLane++;
     }
     return item;

@@ -30,6 +30,17 @@ describe('settleSuccess', () => {
     expect(a).toMatchObject({ outcome: 'failed', error: { code: 'RESULT_NOT_JSON' } });
   });
 
+  it('fails an item whose result jsonb would refuse (NUL, unpaired surrogate), and keeps paired ones', () => {
+    for (const bad of ['a\u0000b', 'x\ud83d', '\ude00y']) {
+      const a = item();
+      settleSuccess(a, { text: bad });
+      expect(a).toMatchObject({ outcome: 'failed', error: { code: 'RESULT_NOT_STORABLE' } });
+    }
+    const ok = item();
+    settleSuccess(ok, { text: 'smile \ud83d\ude00', escaped: '\\u0000' });
+    expect(ok.outcome).toBe('succeeded');
+  });
+
   it('releases an item of a worker that is shutting down', () => {
     const a = item();
     a.releasing = true;
@@ -39,6 +50,16 @@ describe('settleSuccess', () => {
 });
 
 describe('settleFailure', () => {
+  it('stores what PostgreSQL can: NUL and unpaired surrogates become U+FFFD, a cut never splits a pair', () => {
+    const a = item(1);
+    settleFailure(a, new ActionFailure('C\u0000', 'nul \u0000 and \ud800 here', false), policy);
+    expect(a.error).toEqual({ code: 'C\ufffd', message: 'nul \ufffd and \ufffd here' });
+    // 1,998 characters, then an emoji (a surrogate pair) across the 1,999-character cut.
+    const b = item(1);
+    settleFailure(b, new ActionFailure('LONG', `${'x'.repeat(1998)}\ud83d\ude00tail`, false), policy);
+    expect(b.error?.message).toBe(`${'x'.repeat(1998)}\ufffd…`);
+  });
+
   it('retries an unexpected error with backoff', () => {
     const a = item(1);
     settleFailure(a, new Error('boom'), policy, () => 0);

@@ -1,5 +1,6 @@
 import { ActionFailure } from '../actions/bulk-action';
 import type { JobError } from '../bulk-jobs/bulk-job.entity';
+import { isUnstorableJsonText, toStorableText } from '../common/storable-json';
 import { retryDelayMs, type BackoffPolicy } from './backoff';
 import type { RunningItem } from './types';
 
@@ -23,6 +24,14 @@ export function settleSuccess(item: RunningItem, value: unknown): void {
       failFinally(item, {
         code: 'RESULT_NOT_JSON',
         message: 'the action returned a result that is not JSON',
+      });
+      return;
+    }
+    if (json !== undefined && isUnstorableJsonText(json)) {
+      // jsonb would refuse it, and with it the whole batch of results it is written in.
+      failFinally(item, {
+        code: 'RESULT_NOT_STORABLE',
+        message: 'the action returned a result with NUL characters or unpaired surrogates, which cannot be stored',
       });
       return;
     }
@@ -63,7 +72,7 @@ export function settleFailure(
   } else {
     message = String(err);
   }
-  const error = { code, message: truncate(message) };
+  const error = { code: toStorableText(code), message: truncate(message) };
   if (!retryable || item.attempt >= item.job.maxAttempts) {
     failFinally(item, error);
     return;
@@ -78,6 +87,12 @@ function failFinally(item: RunningItem, error: JobError): void {
   item.error = error;
 }
 
+/**
+ * At most MAX_MESSAGE_LENGTH characters that PostgreSQL can store: a cut that
+ * splits a surrogate pair, or a NUL the action put in its message, would
+ * make the whole batch's write fail.
+ */
 function truncate(message: string): string {
-  return message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : message;
+  const cut = message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : message;
+  return toStorableText(cut);
 }

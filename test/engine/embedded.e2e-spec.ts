@@ -10,12 +10,11 @@ import {
 import type { ActionListResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import type { TestApp } from '../support/app';
 import { expectProblem } from '../support/problem-matcher';
+import { createJob, JOBS } from '../support/api';
 import {
   createEngineDatabase,
   createEngineTestApp,
   itemStatusCounts,
-  JOBS_PATH,
-  submitJob,
   waitForJob,
   type EngineDatabase,
 } from '../support/engine';
@@ -43,6 +42,10 @@ class GreetAction implements BulkActionHandler<GreetParams> {
     this.calls.push(ctx);
     if (ctx.targetId === 'nobody')
       return Promise.reject(new ActionFailure('NO_ONE', 'nobody to greet', false));
+    // What PostgreSQL cannot store: a NUL in the result, half a surrogate pair in the error.
+    if (ctx.targetId === 'nul') return Promise.resolve({ text: 'a\u0000b' });
+    if (ctx.targetId === 'half')
+      return Promise.reject(new ActionFailure('HALF\u0000', `half an emoji: \ud83d`, false));
     return Promise.resolve({ text: `${ctx.params.greeting}, ${ctx.targetId}` });
   }
 }
@@ -88,7 +91,7 @@ describe('the API and a worker in one process, with an action of the embedding a
   it('validates params against the schema at create', async () => {
     const bad = await t
       .http()
-      .post(JOBS_PATH)
+      .post(JOBS)
       .set(auth)
       .send({
         action: 'simulate',
@@ -103,14 +106,14 @@ describe('the API and a worker in one process, with an action of the embedding a
     });
     const missing = await t
       .http()
-      .post(JOBS_PATH)
+      .post(JOBS)
       .set(auth)
       .send({ action: 'greet', targets: ['a'] });
     expectProblem(missing, 400, { details: { 'params.greeting': 'is required' } });
   });
 
   it('runs the embedding application’s action in the same process', async () => {
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'greet',
       params: { greeting: 'Hello' },
       targets: ['ann', 'nobody', 'bob'],
@@ -155,8 +158,36 @@ describe('the API and a worker in one process, with an action of the embedding a
     expect(calls[0].signal.aborted).toBe(false);
   });
 
+  it('fails the items whose result or error PostgreSQL cannot store, and records the rest', async () => {
+    const job = await createJob(t, owner, {
+      action: 'greet',
+      params: { greeting: 'Hi' },
+      targets: ['ann', 'nul', 'half', 'bob'],
+    });
+    // Before, one unstorable value failed the write of the whole batch, again and again.
+    const done = await waitForJob(t.db, job.id, ['completed', 'failed'], 10_000);
+    expect(done).toMatchObject({ status: 'failed', succeeded_items: 2, failed_items: 2, running_items: 0 });
+    const items: { target_id: string; status: string; last_error: unknown }[] = await t.db.query(
+      'SELECT target_id, status, last_error FROM bulk_job_items WHERE job_id = $1 ORDER BY seq',
+      [job.id],
+    );
+    expect(items).toEqual([
+      { target_id: 'ann', status: 'succeeded', last_error: null },
+      {
+        target_id: 'nul',
+        status: 'failed',
+        last_error: {
+          code: 'RESULT_NOT_STORABLE',
+          message: 'the action returned a result with NUL characters or unpaired surrogates, which cannot be stored',
+        },
+      },
+      { target_id: 'half', status: 'failed', last_error: { code: 'HALF\ufffd', message: 'half an emoji: \ufffd' } },
+      { target_id: 'bob', status: 'succeeded', last_error: null },
+    ]);
+  });
+
   it('runs simulate: waits, fails the listed targets permanently, succeeds the rest', async () => {
-    const job = await submitJob(t, owner, {
+    const job = await createJob(t, owner, {
       action: 'simulate',
       params: { delay_ms: 20, fail_targets: ['b'] },
       targets: ['a', 'b', 'c'],
@@ -175,9 +206,9 @@ describe('the API and a worker in one process, with an action of the embedding a
   });
 
   it('completes a job whose every item succeeds, with progress 1', async () => {
-    const job = await submitJob(t, owner, { action: 'noop', targets: ['x', 'y'] });
+    const job = await createJob(t, owner, { action: 'noop', targets: ['x', 'y'] });
     await waitForJob(t.db, job.id, ['completed'], 10_000);
-    const res = await t.http().get(`${JOBS_PATH}/${job.id}`).set(auth);
+    const res = await t.http().get(`${JOBS}/${job.id}`).set(auth);
     expect(res.body).toMatchObject({ status: 'completed', progress: 1, succeeded_items: 2, total_items: 2 });
   });
 });

@@ -1,5 +1,6 @@
 import { ApiExtraModels, ApiProperty, ApiPropertyOptional, getSchemaPath, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
+import { isUnstorableJson, isUnstorableText } from '../../common/storable-json';
 import {
   IsArray,
   IsInt,
@@ -21,18 +22,6 @@ export type TargetInput = string | { id: string; data?: Record<string, unknown> 
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-// PostgreSQL text cannot hold NUL, and jsonb refuses \u0000 and unpaired surrogates.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const isUnstorableText = (s: string): boolean => s.includes('\u0000') || LONE_SURROGATE.test(s);
-// JSON.stringify writes paired surrogates as characters and only unpaired ones as
-// escapes; an escape counts only after an even run of backslashes.
-const UNSTORABLE_JSON = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
-
-/** True when PostgreSQL would refuse this value as jsonb. */
-export function isUnstorableJson(value: unknown): boolean {
-  return UNSTORABLE_JSON.test(JSON.stringify(value) ?? '');
-}
 
 /**
  * How deep objects and arrays may nest in a create body (or one NDJSON line).
