@@ -6,6 +6,7 @@ import { ActionsRegistry } from '../actions/actions.registry';
 import type { Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { queryRows } from '../database/sql';
+import { isLockNotAvailable } from '../common/problem-details/database-errors';
 import { ServiceUnavailableError, ValidationFailedError } from '../common/problem-details/domain-error';
 import {
   clampLimit,
@@ -56,18 +57,10 @@ export interface CreateResult {
   replayed: boolean;
 }
 
-/** Restricts a query to the caller's own jobs unless the caller is an admin. */
-/** Conditional UPDATEs a DELETE tries before it decides under the job row's lock. */
-const UNLOCKED_DELETE_ATTEMPTS = 3;
-/** How long that last try waits for a change of the job row in flight. */
+/** How long a DELETE that lost a race waits for a change of the job row in flight. */
 const DELETE_LOCK_TIMEOUT = '2s';
 
-/** lock_not_available: a lock_timeout ran out. */
-function isLockTimeout(err: unknown): boolean {
-  const e = err as { code?: unknown; driverError?: { code?: unknown } } | undefined;
-  return e?.code === '55P03' || e?.driverError?.code === '55P03';
-}
-
+/** Restricts a query to the caller's own jobs unless the caller is an admin. */
 function ownerFilter(principal: Principal, params: unknown[]): string {
   if (principal.isAdmin) return '';
   params.push(principal.sub);
@@ -310,10 +303,9 @@ export class BulkJobsService {
    * The seeded DELETE: soft-deletes a job only when it is completed, failed or
    * cancelled. The status check and the delete are one conditional UPDATE, so
    * a job that starts running at the same moment is never deleted. When it
-   * matches nothing, a read picks the error (404 or 409); a job that turned
-   * deletable between the two is tried again, and one whose status keeps
-   * changing under the tries is decided under its row's lock, so that a 409
-   * never names a deletable status.
+   * matches nothing, a read picks the error (404 or 409). A job the read finds
+   * deletable changed between the two: it is decided again under its row's
+   * lock, so that a 409 never names a deletable status.
    */
   async delete(principal: Principal, id: string): Promise<DeleteBulkJobResponseDto> {
     const params: unknown[] = [id, [...TERMINAL_JOB_STATUSES], this.env.BULK_JOBS_RETENTION_DAYS];
@@ -321,18 +313,16 @@ export class BulkJobsService {
        SET deleted_at = now(), purge_at = now() + make_interval(days => $3), updated_at = now()
        WHERE id = $1 AND status = ANY($2) AND deleted_at IS NULL${ownerFilter(principal, params)}
        RETURNING id, status`;
-    for (let attempt = 1; attempt <= UNLOCKED_DELETE_ATTEMPTS; attempt++) {
-      const rows = await queryRows<{ id: string; status: JobStatus }>(this.db, sql, params);
-      if (rows.length === 1) return { job_id: rows[0].id, status: rows[0].status, success: true };
-      const current = await this.findVisible(principal, id);
-      if (current.deleted_at) throw new BulkJobNotFoundError(id);
-      if (!isDeletable(current.status)) throw new BulkJobNotDeletableError(id, current.status);
-    }
+    const rows = await queryRows<{ id: string; status: JobStatus }>(this.db, sql, params);
+    if (rows.length === 1) return { job_id: rows[0].id, status: rows[0].status, success: true };
+    const current = await this.findVisible(principal, id);
+    if (current.deleted_at) throw new BulkJobNotFoundError(id);
+    if (!isDeletable(current.status)) throw new BulkJobNotDeletableError(id, current.status);
     return this.deleteLocked(principal, id, sql, params);
   }
 
   /**
-   * The last try of a DELETE: the job's row is locked (waiting at most
+   * A DELETE that lost a race: the job's row is locked (waiting at most
    * DELETE_LOCK_TIMEOUT for a change in flight), its status read under the
    * lock, and the same conditional UPDATE run while the lock holds it still.
    */
@@ -359,7 +349,7 @@ export class BulkJobsService {
         return { job_id: row.id, status: row.status, success: true };
       });
     } catch (err) {
-      if (isLockTimeout(err)) {
+      if (isLockNotAvailable(err)) {
         throw new ServiceUnavailableError(1, 'The job is being changed right now. Retry the request.');
       }
       throw err;

@@ -25,17 +25,25 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     synchronize: false,
     logging: ['error'],
     applicationName: settings.applicationName ?? 'bulk-jobs',
-    extra: {
-      max: settings.poolSize ?? 10,
-      // Short, so that a request never waits long for a database that is away or
-      // saturated: it fails, and the filter answers 503 with Retry-After.
-      connectionTimeoutMillis: settings.connectTimeoutMs ?? 3000,
-      // Notices a peer that vanished without closing the connection (a partition, a host gone).
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
-      // Bounded so that a stuck statement cannot hold a pool slot forever.
-      statement_timeout: 60_000,
-      idle_in_transaction_session_timeout: 60_000,
-    },
+    extra: poolSettings(settings),
+  };
+}
+
+/**
+ * The node-postgres pool settings every pool of the service shares: TypeORM's
+ * (the `extra` above) and the workers' own (src/engine/engine-pool.ts).
+ */
+export function poolSettings(settings: Omit<DatabaseSettings, 'url' | 'applicationName'>) {
+  return {
+    max: settings.poolSize ?? 10,
+    // Short, so that a request never waits long for a database that is away or
+    // saturated: it fails, and the filter answers 503 with Retry-After.
+    connectionTimeoutMillis: settings.connectTimeoutMs ?? 3000,
+    // Notices a peer that vanished without closing the connection (a partition, a host gone).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // Bounded so that a stuck statement cannot hold a pool slot forever.
+    statement_timeout: 60_000,
+    idle_in_transaction_session_timeout: 60_000,
   };
 }

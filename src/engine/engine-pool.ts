@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Pool } from 'pg';
+import { poolSettings } from '../database/data-source-options';
 
 export const ENGINE_POOL = Symbol('ENGINE_POOL');
 export const CLAIM_POOL = Symbol('CLAIM_POOL');
@@ -20,14 +21,11 @@ export const CLAIM_LOCK_TIMEOUT_MS = 200;
  * lease renewal and the sweep (one each at a time); claims have a connection
  * of their own with a short lock_timeout.
  */
-export function createEnginePool(url: string, purpose: 'main' | 'claim'): Pool {
+export function createEnginePool(url: string, purpose: 'main' | 'claim', connectTimeoutMs: number): Pool {
   const pool = new Pool({
+    ...poolSettings({ poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
     connectionString: url,
-    max: purpose === 'claim' ? 1 : 3,
     application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
-    connectionTimeoutMillis: 5000,
-    statement_timeout: 60_000,
-    idle_in_transaction_session_timeout: 60_000,
     ...(purpose === 'claim' ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS } : {}),
   });
   const logger = new Logger('EnginePool');

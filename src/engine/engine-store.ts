@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 import type { JobOptions } from '../bulk-jobs/bulk-job.entity';
+import { isLockNotAvailable } from '../common/problem-details/database-errors';
 import type { JobStatus } from '../bulk-jobs/bulk-job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
 import { CLAIM_POOL, ENGINE_POOL } from './engine-pool';
@@ -72,7 +73,6 @@ const OUTCOME_CODE: Record<OutcomeKind, number> = { succeeded: 0, failed: 1, ret
 
 const intArray = (values: number[]): string => `{${values.join(',')}}`;
 
-const LOCK_NOT_AVAILABLE = '55P03';
 
 const LEASE_EXPIRED_ERROR = JSON.stringify({
   code: 'LEASE_EXPIRED',
@@ -129,7 +129,7 @@ export class EngineStore implements OnApplicationShutdown {
       const code = (err as { code?: string }).code;
       // An error without a SQLSTATE is the connection's own: do not reuse it.
       if (!code) broken = err as Error;
-      if (code !== LOCK_NOT_AVAILABLE) throw err;
+      if (!isLockNotAvailable(err)) throw err;
       // The job row stayed locked beyond the claim's lock_timeout: a cancel
       // (or a long sweep) holds it, and the claim, rolled back, no longer
       // holds any item. Leave that job alone for a moment; which one it was

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ActionsModule } from '../actions/actions.module';
+import { Env } from '../config/env';
 import { CLAIM_POOL, createEnginePool, ENGINE_POOL } from './engine-pool';
 import { EngineStore } from './engine-store';
 import { WorkerService } from './worker.service';
@@ -12,8 +13,16 @@ export class EngineModule {
       module: EngineModule,
       imports: [ActionsModule],
       providers: [
-        { provide: ENGINE_POOL, useFactory: () => createEnginePool(databaseUrl, 'main') },
-        { provide: CLAIM_POOL, useFactory: () => createEnginePool(databaseUrl, 'claim') },
+        {
+          provide: ENGINE_POOL,
+          inject: [Env],
+          useFactory: (env: Env) => createEnginePool(databaseUrl, 'main', env.DATABASE_CONNECT_TIMEOUT_MS),
+        },
+        {
+          provide: CLAIM_POOL,
+          inject: [Env],
+          useFactory: (env: Env) => createEnginePool(databaseUrl, 'claim', env.DATABASE_CONNECT_TIMEOUT_MS),
+        },
         EngineStore,
         WorkerService,
       ],

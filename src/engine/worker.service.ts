@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { ActionsRegistry } from '../actions/actions.registry';
 import { Env } from '../config/env';
 import { Metrics } from '../metrics/metrics';
-import type { BackoffPolicy } from './backoff';
+import { retryDelayMs, type BackoffPolicy } from './backoff';
 import { maxAttemptsOf } from './claim-plan';
 import { EngineEvents, FailureLog } from './engine-events';
 import { EngineStore, type ClaimedArrays, type PickedJob } from './engine-store';
@@ -21,12 +21,12 @@ import { newRunningItem, type ClaimedJob, type RunningItem } from './types';
 import { Wake } from './wake';
 
 /**
- * After a failed claim (usually a lost database), the next try waits 250 ms,
- * then twice as long after each further failure, up to this: the loop backs
- * off, and still claims again within 2 s of the database coming back.
+ * After a failed claim (usually a lost database), the next try waits about
+ * 250 ms, then twice as long after each further failure, up to 2 s, half of
+ * each pause random (retryDelayMs): the loop backs off, claims again within
+ * 2 s of the database coming back, and the workers do not all come back at once.
  */
-const ERROR_PAUSE_MS = 250;
-const ERROR_PAUSE_MAX_MS = 2000;
+const CLAIM_ERROR_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 2000 };
 /** A job whose row a claim could not lock in time is left alone this long. */
 const BUSY_JOB_PAUSE_MS = 1000;
 const NONE: string[] = [];
@@ -100,10 +100,16 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     );
   }
 
-  /** One batch of outcomes; a failure leaves them to the recorder, which keeps them and tries again. */
+  /**
+   * One batch of outcomes; a failure leaves them to the recorder, which keeps
+   * them and tries again. Items whose lease was lost meanwhile are neither
+   * written (another worker has them now) nor counted.
+   */
   private async write(items: RunningItem[]): Promise<void> {
-    const jobs = await this.store.record(this.workerId, items);
-    this.metrics?.countRecorded(items);
+    const live = items.filter((item) => !item.lost);
+    if (live.length === 0) return;
+    const jobs = await this.store.record(this.workerId, live);
+    this.metrics?.countRecorded(live);
     this.events.finished(jobs);
   }
 
@@ -195,11 +201,9 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         }
       } catch (err) {
         this.metrics?.claimDuration.observe({ result: 'error' }, (performance.now() - started) / 1000);
-        const pause = Math.min(
-          ERROR_PAUSE_MAX_MS,
-          ERROR_PAUSE_MS * 2 ** Math.min(10, this.claimFailures.consecutive),
-        );
-        this.claimFailures.failed(err, ERROR_PAUSE_MAX_MS);
+        // Jittered, so that the workers of a database that comes back do not all claim at once.
+        const pause = retryDelayMs(this.claimFailures.consecutive + 1, CLAIM_ERROR_BACKOFF);
+        this.claimFailures.failed(err, CLAIM_ERROR_BACKOFF.maxMs);
         await this.wake.wait(pause);
       }
     }

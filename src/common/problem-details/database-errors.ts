@@ -14,18 +14,29 @@ const UNAVAILABLE_MESSAGES = [
   'Driver not Connected',
 ];
 
-export function isDatabaseUnavailable(err: unknown): boolean {
+/** The error and the driver errors and causes it wraps (TypeORM's QueryFailedError wraps pg's). */
+function* chainOf(err: unknown): Generator<{ code?: unknown; message?: unknown }> {
   for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
-    const { code, message, driverError, cause } = e as {
-      code?: unknown; message?: unknown; driverError?: unknown; cause?: unknown;
-    };
+    yield e;
+    const { driverError, cause } = e as { driverError?: unknown; cause?: unknown };
+    e = driverError ?? cause;
+  }
+}
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (const { code, message } of chainOf(err)) {
     if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) {
       return true;
     }
     if (typeof message === 'string' && UNAVAILABLE_MESSAGES.some((m) => message.includes(m))) {
       return true;
     }
-    e = driverError ?? cause;
   }
+  return false;
+}
+
+/** lock_not_available (55P03): a lock_timeout ran out, or NOWAIT found the row locked. */
+export function isLockNotAvailable(err: unknown): boolean {
+  for (const { code } of chainOf(err)) if (code === '55P03') return true;
   return false;
 }

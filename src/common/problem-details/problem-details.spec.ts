@@ -21,7 +21,7 @@ import {
   IdempotencyKeyReusedError,
   TooManyActiveJobsError,
 } from '../../bulk-jobs/bulk-jobs.errors';
-import { isDatabaseUnavailable } from './database-errors';
+import { isDatabaseUnavailable, isLockNotAvailable } from './database-errors';
 import {
   ForbiddenError,
   RateLimitedError,
@@ -236,6 +236,16 @@ describe('mapUnknownError', () => {
       const text = JSON.stringify(buildProblem(mapping, '/x', 'r'));
       expect(text).not.toMatch(/ECONNREFUSED|5432|administrator|too many clients/);
     }
+  });
+
+  it('tells a lock timeout (55P03) apart, however it is wrapped, and only that', () => {
+    expect(isLockNotAvailable({ code: '55P03' })).toBe(true);
+    expect(isLockNotAvailable({ name: 'QueryFailedError', driverError: { code: '55P03' } })).toBe(true);
+    expect(isLockNotAvailable(new Error('wrapped', { cause: { code: '55P03' } }))).toBe(true);
+    for (const err of [{ code: '40P01' }, { code: '57P01' }, new Error('55P03'), undefined]) {
+      expect(isLockNotAvailable(err)).toBe(false);
+    }
+    expect(isDatabaseUnavailable({ code: '55P03' })).toBe(false);
   });
 });
 
