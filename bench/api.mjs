@@ -131,7 +131,7 @@ function summarize(runs) {
  */
 async function compare(service, baseline, method, pickFor, seconds) {
   const runs = { service: [], baseline: [] };
-  const each = Math.max(1, Math.round(seconds / ROUNDS));
+  const each = seconds / ROUNDS;
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? ['service', 'baseline'] : ['baseline', 'service'];
     for (const side of order) {

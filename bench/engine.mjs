@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { Queue } from 'bullmq';
 import { ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
 
-/** Items per claim of the SQL loop: the engine's WORKER_BATCH_SIZE. */
+/** Items per claim of the SQL loop: as many as the engine claims and writes at a time with its default WORKER_BATCH_SIZE of 2000 (it claims whenever half its room is free, and writes in halves). */
 const SQL_BATCH = 1000;
 
 /**
