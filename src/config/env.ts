@@ -160,7 +160,7 @@ export class Env {
   @Max(65535)
   METRICS_PORT = 0;
 
-  /** Requests per minute per principal (per client IP without a token), per API process; 0: no limit. */
+  /** Requests per minute per principal (a token's sub), per API process; 0: no limit. */
   @Transform(toInt)
   @IsInt()
   @Min(0)

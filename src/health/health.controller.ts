@@ -1,7 +1,6 @@
 import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
-import { SkipRateLimit } from '../limits/rate-limit.guard';
 import { Public } from '../auth/auth.decorators';
 import { ApiExactProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
 import { ServiceUnavailableError } from '../common/problem-details/domain-error';
@@ -24,7 +23,6 @@ export class NotReadyError extends ServiceUnavailableError {
 
 @ApiTags('operations')
 @Public()
-@SkipRateLimit()
 @ApiSecurity({})
 @Controller('health')
 export class HealthController {

@@ -81,21 +81,19 @@ export class SlidingWindowRateLimiter {
   }
 
   /**
-   * How long until floor(previous × weight) + current drops below the limit:
-   * within this window if the previous window's share alone is in the way,
-   * else once this window's count has become the previous one and decayed.
+   * How long until floor(previous × weight) + current drops below the limit.
+   * `current` never exceeds the limit (a refused request does not count):
+   * below it, the previous window's share is in the way, and it shrinks
+   * enough within this window, once previous × (1 - t/w) < limit - current;
+   * at it, only the next window helps, a moment after it starts.
    */
   private msUntilAllowed(counter: Counter, elapsed: number): number {
     const w = this.windowMs;
-    if (counter.current < this.limit && counter.previous > 0) {
-      // floor(previous × (1 - t/w)) + current < limit  ⇔  previous × (1 - t/w) < limit - current
+    if (counter.current < this.limit) {
       const t = w * (1 - (this.limit - counter.current) / counter.previous);
-      // Strictly after t: 1 ms later.
-      if (t < w) return Math.max(1, t + 1 - elapsed);
+      return Math.max(1, t + 1 - elapsed);
     }
-    // In the next window: current × (1 - s/w) < limit.
-    const s = w * (1 - this.limit / counter.current);
-    return w - elapsed + Math.max(0, s) + 1;
+    return w - elapsed + 1;
   }
 
   /** Drops counters that have not been hit for two windows, at most once a window. */

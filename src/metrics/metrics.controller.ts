@@ -1,6 +1,5 @@
 import { Controller, Get, Headers, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { SkipRateLimit } from '../limits/rate-limit.guard';
 import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 import { Env } from '../config/env';
@@ -11,7 +10,6 @@ import { metricsAuthorized } from './metrics-token';
 
 @ApiTags('operations')
 @Public()
-@SkipRateLimit()
 @ApiSecurity({})
 @Controller('metrics')
 export class MetricsController {
@@ -46,7 +44,6 @@ export class MetricsController {
         : new UnauthenticatedError('The metrics token is required.');
     }
     void reply.header('content-type', this.metrics.registry.contentType);
-    void reply.header('cache-control', 'no-store');
     return this.metrics.registry.metrics();
   }
 }

@@ -40,6 +40,16 @@ describe('rate limit per principal', () => {
     expect((await t.http().get(JOBS).set(bob)).status).toBe(200);
   });
 
+  it('does not limit the routes that need no token (health, metrics)', async () => {
+    for (let i = 0; i < 5; i++) {
+      for (const path of ['/health/live', '/metrics']) {
+        const res = await t.http().get(path);
+        expect({ path, status: res.status }).toEqual({ path, status: 200 });
+        expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+      }
+    }
+  });
+
   it('does not count requests that fail authentication against anyone', async () => {
     const owner = newOwner();
     for (let i = 0; i < 5; i++) expectProblem(await t.http().get(JOBS).set(bearer('nonsense')), 401);
