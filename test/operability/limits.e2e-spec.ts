@@ -125,6 +125,28 @@ describe('active jobs per owner', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
   });
 
+  it('refuses a streamed create at the cap inside its transaction, where no precheck runs (a new Idempotency-Key)', async () => {
+    const owner = newOwner();
+    const auth = bearer(tokenFor(owner));
+    for (let i = 0; i < 2; i++) expect((await t.http().post(JOBS).set(auth).send(NOOP)).status).toBe(202);
+    const streamed = await t
+      .http()
+      .post(JOBS)
+      .set(auth)
+      .set('Idempotency-Key', 'stream-at-cap')
+      .set('Content-Type', 'application/x-ndjson')
+      .send('{"action":"noop"}\n"a"\n"b"\n');
+    expectProblem(streamed, 429, { type: '/problems/too-many-active-jobs', max_active_jobs: 2 });
+    // The transaction was rolled back: no third job, no items of it, and the key is still free.
+    const [{ jobs, items, keys }] = await t.db.query<{ jobs: number; items: number; keys: number }[]>(
+      `SELECT (SELECT count(*)::int FROM bulk_jobs WHERE owner = $1) AS jobs,
+              (SELECT count(*)::int FROM bulk_job_items i JOIN bulk_jobs j ON j.id = i.job_id WHERE j.owner = $1) AS items,
+              (SELECT count(*)::int FROM bulk_job_idempotency_keys WHERE owner = $1) AS keys`,
+      [owner],
+    );
+    expect({ jobs, items, keys }).toEqual({ jobs: 2, items: 2, keys: 0 });
+  });
+
   it('lets concurrent creates of one owner through up to the cap, never past it', async () => {
     const owner = newOwner();
     const auth = bearer(tokenFor(owner));
