@@ -1,5 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { buildProblem, PROBLEM_CONTENT_TYPE, reasonPhrase } from '../common/problem-details/problem-details';
 import { Env } from '../config/env';
 import { Metrics } from './metrics';
 import { metricsAuthorized } from './metrics-token';
@@ -47,11 +49,11 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      return problem(res, 404, 'Not Found', 'Only GET /metrics is served here.', path);
+      return problem(res, 404, 'Only GET /metrics is served here.', path);
     }
     if (!metricsAuthorized(this.env.METRICS_TOKEN, req.headers.authorization)) {
       res.setHeader('www-authenticate', 'Bearer realm="bulk-jobs"');
-      return problem(res, 401, 'Unauthorized', 'The metrics token is required.', path);
+      return problem(res, 401, 'The metrics token is required.', path);
     }
     try {
       const body = await this.metrics.registry.metrics();
@@ -59,12 +61,15 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch (err) {
       this.logger.error(`could not render metrics: ${(err as Error).message}`);
-      problem(res, 500, 'Internal Server Error', 'The metrics could not be rendered.', path);
+      problem(res, 500, 'The metrics could not be rendered.', path);
     }
   }
 }
 
-function problem(res: ServerResponse, status: number, title: string, detail: string, instance: string): void {
-  res.writeHead(status, { 'content-type': 'application/problem+json' });
-  res.end(JSON.stringify({ type: 'about:blank', title, status, detail, instance, error: detail }));
+/** A problem with the envelope every other response has (legacy members and requestId included). */
+function problem(res: ServerResponse, status: number, detail: string, instance: string): void {
+  const requestId = randomUUID();
+  const mapping = { status, type: 'about:blank', title: reasonPhrase(status), detail };
+  res.writeHead(status, { 'content-type': PROBLEM_CONTENT_TYPE, 'x-request-id': requestId });
+  res.end(JSON.stringify(buildProblem(mapping, instance, requestId)));
 }

@@ -253,7 +253,18 @@ describe('a worker-only process', () => {
 
   it('serves its own metrics on METRICS_PORT, behind METRICS_TOKEN', async () => {
     const url = `http://127.0.0.1:${port}/metrics`;
-    expect((await fetch(url)).status).toBe(401);
+    const refused = await fetch(url);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="bulk-jobs"');
+    expect(await refused.json()).toEqual({
+      type: 'about:blank',
+      title: 'Unauthorized',
+      status: 401,
+      detail: 'The metrics token is required.',
+      instance: '/metrics',
+      error: 'The metrics token is required.',
+      requestId: refused.headers.get('x-request-id'),
+    });
     const scrape = async () => {
       const res = await fetch(url, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
       expect(res.status).toBe(200);
@@ -273,5 +284,13 @@ describe('a worker-only process', () => {
     });
     expect(other.status).toBe(404);
     expect(other.headers.get('content-type')).toBe('application/problem+json');
+    expect(await other.json()).toMatchObject({
+      type: 'about:blank',
+      title: 'Not Found',
+      status: 404,
+      instance: '/',
+      error: 'Only GET /metrics is served here.',
+      requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
   });
 });
