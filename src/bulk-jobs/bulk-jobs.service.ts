@@ -35,7 +35,7 @@ import {
 } from './bulk-jobs.errors';
 import { isUnstorableJson } from '../common/storable-json';
 import type { CreateBulkJobDto, TargetInput } from './dto/create-bulk-job.dto';
-import { RequestHasher } from './request-hash';
+import { hashRequest } from './request-hash';
 import type {
   BulkJobItemListResponseDto,
   BulkJobListResponseDto,
@@ -90,7 +90,7 @@ export class BulkJobsService {
     const options = { ...(dto.options ?? {}) };
     const id = randomUUID();
     // Hashed with the validated params (defaults filled in): omitted and default params are one request.
-    const requestHash = idempotencyKey ? hashRequest({ ...dto, params }) : undefined;
+    const requestHash = idempotencyKey ? hashRequest({ ...dto, params }, dto.targets) : undefined;
 
     const created = await this.db
       .transaction(async (tx) => {
@@ -436,10 +436,4 @@ async function insertItems(tx: EntityManager, jobId: string, targets: TargetInpu
       [jobId, start, ids, data],
     );
   }
-}
-
-function hashRequest(dto: CreateBulkJobDto): string {
-  const hasher = new RequestHasher(dto);
-  for (const t of dto.targets) hasher.addTarget(t);
-  return hasher.digest();
 }

@@ -32,3 +32,13 @@ export class RequestHasher {
     return this.hash.digest('hex');
   }
 }
+
+/** The fingerprint of a whole create request (a JSON one, whose targets are all at hand). */
+export function hashRequest(
+  spec: { action: string; params?: unknown; options?: unknown },
+  targets: readonly unknown[],
+): string {
+  const hasher = new RequestHasher(spec);
+  for (const target of targets) hasher.addTarget(target);
+  return hasher.digest();
+}
