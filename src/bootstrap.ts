@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { Env } from './config/env';
+import { ConfigError, type Env } from './config/env';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres';
 
 export interface ResolvedDatabase {
@@ -45,4 +45,23 @@ export function closeOnSignals(close: () => Promise<void>, database: ResolvedDat
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => void shutdown(signal));
   }
+}
+
+/** What a process has started so far, for runProcess to undo when start-up fails. */
+export interface Started {
+  database?: ResolvedDatabase;
+}
+
+/**
+ * Runs a process's start-up. If it fails, the error is printed (a
+ * configuration error as its message alone, without a stack), the embedded
+ * PostgreSQL it may have started is stopped, and the process exits 1.
+ */
+export function runProcess(start: (started: Started) => Promise<void>): void {
+  const started: Started = {};
+  start(started).catch(async (err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    await started.database?.embedded?.stop().catch(() => undefined);
+    process.exit(1);
+  });
 }

@@ -4,8 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { configureApp, createFastifyAdapter, OPENAPI_PATH } from './app.setup';
-import { closeOnSignals, resolveDatabase } from './bootstrap';
-import { ConfigError, loadEnv } from './config/env';
+import { closeOnSignals, resolveDatabase, runProcess, type Started } from './bootstrap';
+import { loadEnv } from './config/env';
 import { createAppLogger } from './logging/app-logger';
 
 /**
@@ -13,7 +13,7 @@ import { createAppLogger } from './logging/app-logger';
  * `npm start`); with `--no-worker` (`npm run start:api`) it serves HTTP only
  * and separate worker processes (`npm run start:worker`) run the items.
  */
-async function bootstrap(): Promise<void> {
+async function bootstrap(started: Started): Promise<void> {
   const env = loadEnv();
   const appLogger = createAppLogger(env);
   // Every line is pino's from here on, the framework's included.
@@ -21,6 +21,7 @@ async function bootstrap(): Promise<void> {
   const logger = new Logger('Main');
   const worker = !process.argv.includes('--no-worker');
   const database = await resolveDatabase(env, logger);
+  started.database = database;
 
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ env, databaseUrl: database.url, api: true, worker }),
@@ -41,11 +42,4 @@ async function bootstrap(): Promise<void> {
   );
 }
 
-bootstrap().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-  } else {
-    console.error(err);
-  }
-  process.exit(1);
-});
+runProcess(bootstrap);

@@ -2,8 +2,8 @@ import 'reflect-metadata';
 import { type INestApplicationContext, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
-import { closeOnSignals, resolveDatabase } from './bootstrap';
-import { ConfigError, loadEnv } from './config/env';
+import { closeOnSignals, resolveDatabase, runProcess, type Started } from './bootstrap';
+import { loadEnv } from './config/env';
 import { createAppLogger } from './logging/app-logger';
 
 /**
@@ -12,27 +12,21 @@ import { createAppLogger } from './logging/app-logger';
  * claiming, lets running items finish within WORKER_SHUTDOWN_GRACE_MS,
  * releases the rest and exits 0.
  */
-async function bootstrap(): Promise<void> {
+async function bootstrap(started: Started): Promise<void> {
   const env = loadEnv();
   const appLogger = createAppLogger(env);
   Logger.overrideLogger(appLogger);
   const logger = new Logger('Main');
   const database = await resolveDatabase(env, logger);
-  const started: { app?: INestApplicationContext } = {};
+  started.database = database;
+  const context: { app?: INestApplicationContext } = {};
   // Installed first: the worker starts claiming as soon as the context is initialised.
-  closeOnSignals(async () => started.app?.close(), database, logger);
-  started.app = await NestFactory.createApplicationContext(
+  closeOnSignals(async () => context.app?.close(), database, logger);
+  context.app = await NestFactory.createApplicationContext(
     AppModule.forRoot({ env, databaseUrl: database.url, api: false, worker: true }),
     { logger: appLogger },
   );
   logger.log('worker process ready');
 }
 
-bootstrap().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-  } else {
-    console.error(err);
-  }
-  process.exit(1);
-});
+runProcess(bootstrap);
