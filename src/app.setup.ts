@@ -7,7 +7,7 @@ import type { Env } from './config/env';
 import { API_SECURITY_HEADERS, securityHeaders } from './common/security-headers';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { answerClientError, answerFrameworkError } from './common/problem-details/transport-errors';
-import { type AppLogger, createAppLogger } from './logging/app-logger';
+import type { AppLogger } from './logging/app-logger';
 import { observeRequests, refuseContentEncodings } from './logging/request-hooks';
 import { Metrics } from './metrics/metrics';
 import { createValidationPipe } from './common/validation';
@@ -69,7 +69,7 @@ export function corsOrigins(env: Pick<Env, 'CORS_ORIGINS'>): string[] {
 export async function configureApp(
   app: NestFastifyApplication,
   env: Env,
-  logger: AppLogger = createAppLogger(env),
+  logger: AppLogger,
 ): Promise<NestFastifyApplication> {
   const fastify = app.getHttpAdapter().getInstance();
   // Only JSON bodies are accepted: a text/plain body is a 415, not a string to validate.

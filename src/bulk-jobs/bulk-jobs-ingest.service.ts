@@ -16,6 +16,7 @@ import { BulkJobsService, KeyTakenSignal, type CreateResult } from './bulk-jobs.
 import {
   CreateBulkJobSpecDto,
   MAX_JSON_DEPTH,
+  TOO_DEEP,
   nestsDeeperThan,
   targetProblem,
   type TargetInput,
@@ -28,7 +29,6 @@ const MAX_LINE_BYTES = 1024 * 1024;
 /** Rows are handed to COPY in chunks of about this many characters. */
 const COPY_CHUNK_CHARS = 256 * 1024;
 
-const DEPTH_PROBLEM = `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`;
 
 /** A bad line; rolls the whole create back. */
 class BadLineError extends ValidationFailedError {
@@ -136,7 +136,7 @@ export class BulkJobsIngestService {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new BadLineError(line, 'must be the job spec object { "action", "params"?, "options"? }');
     }
-    if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) throw new BadLineError(line, DEPTH_PROBLEM);
+    if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) throw new BadLineError(line, TOO_DEEP);
     const spec = plainToInstance(CreateBulkJobSpecDto, raw);
     const errors = await validate(spec, {
       whitelist: true,
@@ -210,7 +210,7 @@ function parseTarget(line: number, text: string): TargetInput {
   } catch {
     throw new BadLineError(line, 'is not valid JSON');
   }
-  if (nestsDeeperThan(target, MAX_JSON_DEPTH)) throw new BadLineError(line, DEPTH_PROBLEM);
+  if (nestsDeeperThan(target, MAX_JSON_DEPTH)) throw new BadLineError(line, TOO_DEEP);
   const problem = targetProblem(target);
   if (problem) throw new BadLineError(line, `target ${problem}`);
   return target as TargetInput;

@@ -2,7 +2,7 @@ import { Injectable, type ArgumentMetadata, type PipeTransform } from '@nestjs/c
 import { Readable } from 'node:stream';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { createValidationPipe } from '../common/validation';
-import { CreateBulkJobDto, MAX_JSON_DEPTH, nestsDeeperThan } from './dto/create-bulk-job.dto';
+import { CreateBulkJobDto, MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from './dto/create-bulk-job.dto';
 
 /**
  * The create body is either JSON, validated here like every other body, or an
@@ -15,7 +15,7 @@ export class CreateJobBodyPipe implements PipeTransform<unknown, Promise<CreateB
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<CreateBulkJobDto | Readable> {
     if (value instanceof Readable) return value;
     if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
-      throw new ValidationFailedError({ body: `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep` });
+      throw new ValidationFailedError({ body: TOO_DEEP });
     }
     return (await this.validation.transform(value, { ...metadata, metatype: CreateBulkJobDto })) as CreateBulkJobDto;
   }

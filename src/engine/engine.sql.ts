@@ -188,7 +188,7 @@ const applyToJobs = (totals: string, before = '') => `
     updated_at = now()
   FROM totals x
   WHERE j.id = x.job_id
-  RETURNING j.id, j.status, x.n AS items`;
+  RETURNING j.id, j.status`;
 
 /**
  * Records a batch of results of worker $1. $2 lists the batch's jobs; per

@@ -65,4 +65,3 @@ export function newRunningItem(
   };
 }
 
-export const itemKey = (jobId: string, seq: number): string => `${jobId}:${seq}`;

@@ -30,6 +30,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * a few thousand levels, which would be a 500 for a malformed request.
  */
 export const MAX_JSON_DEPTH = 64;
+/** What a value nested deeper than MAX_JSON_DEPTH is told. */
+export const TOO_DEEP = `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`;
 
 /** True when `value` nests objects and arrays more than `max` levels deep. Iterative: any depth is safe. */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
