@@ -7,6 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
+import { connect } from 'node:net';
 import { Queue } from 'bullmq';
 import { ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
 
@@ -111,13 +112,31 @@ async function engineRun(url, c, jobId, workers, profile) {
   return rows[0];
 }
 
+/** Fails at once when nothing listens where Redis should be (BullMQ would wait for it for ever). */
+async function assertReachable({ host, port }) {
+  await new Promise((res, rej) => {
+    const socket = connect({ host, port, timeout: 3000 });
+    const fail = (why) => {
+      socket.destroy();
+      rej(new Error(`Redis is not reachable at ${host}:${port} (${why}): the BullMQ baseline needs it; --engine-baselines=sql leaves it out`));
+    };
+    socket.once('connect', () => {
+      socket.end();
+      res();
+    });
+    socket.once('timeout', () => fail('timed out'));
+    socket.once('error', (err) => fail(err.code ?? err.message));
+  });
+}
+
 /** BullMQ: n no-op jobs added with addBulk, then `workers` worker processes of `concurrency` work them. */
-export async function bullmqRun(n, workers, concurrency) {
+async function bullmqRun(n, workers, concurrency) {
   const name = `bulk-jobs-bench-${randomBytes(4).toString('hex')}`;
   const connection = {
     host: process.env.REDIS_HOST || '127.0.0.1',
     port: Number(process.env.REDIS_PORT || 6379),
   };
+  await assertReachable(connection);
   const queue = new Queue(name, { connection });
   const procs = [];
   try {

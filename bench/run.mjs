@@ -20,7 +20,7 @@ import { engineBench } from './engine.mjs';
 import { ingestBench } from './ingest.mjs';
 import { listBench } from './list.mjs';
 import { soak } from './soak.mjs';
-import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round } from './support.mjs';
+import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round, startApi } from './support.mjs';
 
 const ALL = ['engine', 'ingest', 'api', 'list'];
 const args = process.argv.slice(2);
@@ -133,7 +133,6 @@ async function main() {
   const loadBefore = loadavg();
   try {
     // Migrations: the first API start applies them.
-    const { startApi } = await import('./support.mjs');
     const api = await startApi(db.url);
     await api.stop();
     if (only.includes('engine')) {

@@ -12,7 +12,7 @@ import pg from 'pg';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 /** The compiled service, built by this run (not dist/, which other builds may clear meanwhile). */
-export const BUILD_DIR = join(ROOT, '.bench-build');
+const BUILD_DIR = join(ROOT, '.bench-build');
 export const JWT_SECRET = randomBytes(32).toString('hex');
 export const JOBS_PATH = '/api/actions/bulk/jobs';
 
@@ -131,7 +131,7 @@ export function tokenFor(sub, scope = 'bulk-jobs:read bulk-jobs:write') {
   return jwt.sign({ sub, scope }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '2h' });
 }
 
-export function serviceEnv(url, extra = {}) {
+function serviceEnv(url, extra = {}) {
   return {
     ...process.env,
     DATABASE_URL: url,
@@ -153,7 +153,7 @@ export const profileFlags = (profile, name) =>
     : [];
 
 /** A child process whose output is kept (and shown if it fails). */
-export function startProcess(args, env, label) {
+function startProcess(args, env, label) {
   const child = spawn(process.execPath, args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = [];
   const keep = (d) => {
