@@ -1,14 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from './domain-error';
-import {
-  buildProblem,
-  mapDomainError,
-  mapHttpException,
-  mapUnknownError,
-  PROBLEM_CONTENT_TYPE,
-  type ProblemMapping,
-} from './problem-details';
+import { mapDomainError, mapHttpException, mapUnknownError, type ProblemMapping } from './problem-details';
+import { sendProblem } from './transport-errors';
 
 /**
  * The one place that turns errors into HTTP responses: every error leaves the
@@ -36,14 +30,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       // Expected outages (database or key server away): one line each, no stack.
       this.logger.warn(`${request.method} ${instance} answered ${mapping.status}: ${mapping.detail} (requestId=${requestId})`);
     }
-    if (reply.sent) return;
-    for (const [name, value] of Object.entries(mapping.headers ?? {})) {
-      void reply.header(name, value);
-    }
-    void reply
-      .status(mapping.status)
-      .header('content-type', PROBLEM_CONTENT_TYPE)
-      .send(buildProblem(mapping, instance, requestId));
+    if (!reply.sent) sendProblem(request, reply, mapping);
   }
 
   private map(exception: unknown): ProblemMapping {

@@ -3,7 +3,7 @@ import type { ConnectionError, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { buildProblem, mapHttpException, PROBLEM_CONTENT_TYPE } from './problem-details';
+import { buildProblem, mapHttpException, PROBLEM_CONTENT_TYPE, type ProblemMapping } from './problem-details';
 
 /**
  * Errors that Fastify answers before a request reaches Nest, so that the
@@ -29,22 +29,28 @@ export function answerFrameworkError(
 }
 
 /**
+ * Sends the problem of `mapping` for this request: its headers, the status,
+ * the problem+json body with the request id. The global filter and the
+ * answers given outside Nest (below) both send through here.
+ */
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, mapping: ProblemMapping): void {
+  const requestId = String(request.id);
+  const instance = (request.url ?? '/').split('?', 1)[0];
+  for (const [name, value] of Object.entries(mapping.headers ?? {})) void reply.header(name, value);
+  void reply
+    .status(mapping.status)
+    .header('content-type', PROBLEM_CONTENT_TYPE)
+    .header('x-request-id', requestId)
+    .send(buildProblem(mapping, instance, requestId));
+}
+
+/**
  * Answers as the filter would, from a Fastify hook or handler. A hook runs on
  * every route, and an error it passes to done() on a route outside Nest
  * (Swagger UI's /docs) reaches Fastify's default handler, not the filter.
  */
-export function replyWithProblem(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  exception: HttpException,
-): void {
-  const requestId = String(request.id);
-  const instance = (request.raw.url ?? '/').split('?', 1)[0];
-  void reply
-    .status(exception.getStatus())
-    .header('content-type', PROBLEM_CONTENT_TYPE)
-    .header('x-request-id', requestId)
-    .send(buildProblem(mapHttpException(exception), instance, requestId));
+export function replyWithProblem(request: FastifyRequest, reply: FastifyReply, exception: HttpException): void {
+  sendProblem(request, reply, mapHttpException(exception));
 }
 
 const PARSER_DETAILS: Record<number, string> = {
