@@ -118,7 +118,11 @@ async function assertReachable({ host, port }) {
     const socket = connect({ host, port, timeout: 3000 });
     const fail = (why) => {
       socket.destroy();
-      rej(new Error(`Redis is not reachable at ${host}:${port} (${why}): the BullMQ baseline needs it; --engine-baselines=sql leaves it out`));
+      rej(
+        new Error(
+          `Redis is not reachable at ${host}:${port} (${why}): the BullMQ baseline needs it; --engine-baselines=sql leaves it out`,
+        ),
+      );
     };
     socket.once('connect', () => {
       socket.end();

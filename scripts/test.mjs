@@ -74,16 +74,23 @@ async function runTests(env) {
   // Type errors fail the run, unless TEST_ALLOW_TYPE_ERRORS=1 (handy while a change is half done).
   if (built !== 0 && process.env.TEST_ALLOW_TYPE_ERRORS !== '1') return built;
   const filters = process.argv.slice(2);
-  const files = [...specs(join(BUILD_DIR, 'src'), '.spec.js'), ...specs(join(BUILD_DIR, 'test'), '.e2e-spec.js')].filter(
-    (f) => filters.length === 0 || filters.some((x) => f.includes(x)),
-  );
+  const files = [
+    ...specs(join(BUILD_DIR, 'src'), '.spec.js'),
+    ...specs(join(BUILD_DIR, 'test'), '.e2e-spec.js'),
+  ].filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
   if (files.length === 0) {
     console.error('no test files matched');
     return 1;
   }
   return run(
     process.execPath,
-    ['--enable-source-maps', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`, '--test-timeout=300000', ...files],
+    [
+      '--enable-source-maps',
+      '--test',
+      `--test-concurrency=${process.env.TEST_CONCURRENCY || 2}`,
+      '--test-timeout=300000',
+      ...files,
+    ],
     env,
   );
 }
@@ -109,8 +116,8 @@ try {
   });
 } finally {
   if (serverUrl) {
-    await withAdmin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch((e) =>
-      console.error(`could not drop ${dbName}: ${e.message}`),
+    await withAdmin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch(
+      (e) => console.error(`could not drop ${dbName}: ${e.message}`),
     );
   }
   await embedded?.stop();

@@ -14,12 +14,18 @@ export class ActionsController {
 
   @Get()
   @RequireScope(SCOPES.read)
-  @ApiOperation({ operationId: 'listBulkActions', summary: 'List the registered actions', description: 'Each action with the JSON schema its params must match.' })
+  @ApiOperation({
+    operationId: 'listBulkActions',
+    summary: 'List the registered actions',
+    description: 'Each action with the JSON schema its params must match.',
+  })
   @ApiOkResponse({ type: ActionListResponseDto })
   @ApiProblemResponses(401, 403)
   list(): ActionListResponseDto {
     return {
-      items: this.registry.list().map((a) => ({ name: a.name, description: a.description, params_schema: a.paramsSchema })),
+      items: this.registry
+        .list()
+        .map((a) => ({ name: a.name, description: a.description, params_schema: a.paramsSchema })),
     };
   }
 }

@@ -38,9 +38,7 @@ export class ActionsRegistry implements OnModuleInit {
   }
 
   list(): BulkActionHandler[] {
-    return [...this.actions.values()]
-      .map((r) => r.handler)
-      .sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.actions.values()].map((r) => r.handler).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   get(name: string): BulkActionHandler | undefined {

@@ -14,5 +14,5 @@ export const PRINCIPAL_KEY = 'principal';
 /** The verified caller, set by the AuthGuard. */
 export const CurrentPrincipal = createParamDecorator(
   (_: unknown, ctx: ExecutionContext): Principal =>
-    (ctx.switchToHttp().getRequest<Record<string, unknown>>()[PRINCIPAL_KEY] as Principal),
+    ctx.switchToHttp().getRequest<Record<string, unknown>>()[PRINCIPAL_KEY] as Principal,
 );

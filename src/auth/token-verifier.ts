@@ -130,8 +130,7 @@ export class TokenVerifier {
       clockTolerance: 5,
       complete: false,
     });
-    if (typeof payload === 'string')
-      throw new InvalidTokenError('The token payload is not a JSON object.');
+    if (typeof payload === 'string') throw new InvalidTokenError('The token payload is not a JSON object.');
     if (typeof payload.exp !== 'number') throw new InvalidTokenError('The token has no "exp" claim.');
     return payload;
   }

@@ -1,16 +1,13 @@
 /** Lifecycle of a job. See README "Status and transitions". */
-export const JOB_STATUSES = [
-  'pending',
-  'running',
-  'cancelling',
-  'completed',
-  'failed',
-  'cancelled',
-] as const;
+export const JOB_STATUSES = ['pending', 'running', 'cancelling', 'completed', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** Terminal jobs never change status again; only they may be deleted. */
-export const TERMINAL_JOB_STATUSES = ['completed', 'failed', 'cancelled'] as const satisfies readonly JobStatus[];
+export const TERMINAL_JOB_STATUSES = [
+  'completed',
+  'failed',
+  'cancelled',
+] as const satisfies readonly JobStatus[];
 export type TerminalJobStatus = (typeof TERMINAL_JOB_STATUSES)[number];
 
 /** A client may cancel these; cancelling a `cancelling` job is a no-op. */

@@ -1,11 +1,4 @@
-import {
-  Column,
-  CreateDateColumn,
-  DeleteDateColumn,
-  Entity,
-  PrimaryColumn,
-  UpdateDateColumn,
-} from 'typeorm';
+import { Column, CreateDateColumn, DeleteDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import type { JobStatus } from './bulk-job-status';
 
 export interface JobError {
@@ -88,7 +81,12 @@ export class BulkJob {
   lastClaimedAt: Date | null;
 
   /** When the job can next be claimed from (backoff, rate limit, nothing pending); null once finished. */
-  @Column('timestamp with time zone', { name: 'claimable_at', precision: 3, nullable: true, default: () => 'now()' })
+  @Column('timestamp with time zone', {
+    name: 'claimable_at',
+    precision: 3,
+    nullable: true,
+    default: () => 'now()',
+  })
   claimableAt: Date | null;
 
   /** Token bucket of options.rate_limit_per_second. */

@@ -42,7 +42,9 @@ export interface ItemRow {
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
-export function progressOf(row: Pick<JobRow, 'total_items' | 'succeeded_items' | 'failed_items' | 'skipped_items'>): number {
+export function progressOf(
+  row: Pick<JobRow, 'total_items' | 'succeeded_items' | 'failed_items' | 'skipped_items'>,
+): number {
   if (row.total_items <= 0) return 0;
   const done = row.succeeded_items + row.failed_items + row.skipped_items;
   // Rounded down, so that a job reads 1 only when every item is done.

@@ -29,7 +29,6 @@ const MAX_LINE_BYTES = 1024 * 1024;
 /** Rows are handed to COPY in chunks of about this many characters. */
 const COPY_CHUNK_CHARS = 256 * 1024;
 
-
 /** A bad line; rolls the whole create back. */
 class BadLineError extends ValidationFailedError {
   constructor(line: number, problem: string) {

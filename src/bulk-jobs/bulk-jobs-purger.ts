@@ -30,7 +30,9 @@ export class BulkJobsPurger implements OnApplicationBootstrap, OnApplicationShut
       .then((n) => {
         if (n > 0) this.logger.log(`purged ${n} deleted job(s) past their retention`);
       })
-      .catch((err: unknown) => this.logger.warn(`purge failed: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) =>
+        this.logger.warn(`purge failed: ${err instanceof Error ? err.message : String(err)}`),
+      )
       .finally(() => {
         this.running = undefined;
       });

@@ -35,7 +35,8 @@ import { SSE_CONTENT_TYPE } from './sse';
 
 export const JOBS_PATH = 'api/actions/bulk/jobs';
 
-const JobId = () => ApiParam({ name: 'id', required: true, schema: { type: 'string' }, description: 'The job id (a UUID).' });
+const JobId = () =>
+  ApiParam({ name: 'id', required: true, schema: { type: 'string' }, description: 'The job id (a UUID).' });
 
 @ApiTags('bulk-jobs')
 @ApiBearerAuth()
@@ -51,14 +52,27 @@ export class BulkJobsController {
   @Post()
   @HttpCode(202)
   @RequireScope(SCOPES.write)
-  @ApiOperation({ operationId: 'createBulkActionJob', summary: 'Create a bulk action job', description: 'Stores the job and one item per target; workers run the items in the background. With an Idempotency-Key, a repeated request within 24 hours returns the job the first one created.' })
+  @ApiOperation({
+    operationId: 'createBulkActionJob',
+    summary: 'Create a bulk action job',
+    description:
+      'Stores the job and one item per target; workers run the items in the background. With an Idempotency-Key, a repeated request within 24 hours returns the job the first one created.',
+  })
   @ApiBody({
     required: true,
     description: 'The job with its targets inline. For large jobs, stream them as application/x-ndjson.',
     schema: { $ref: getSchemaPath(CreateBulkJobDto) },
   })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Up to 255 printable ASCII characters; scoped to the caller.' })
-  @ApiAcceptedResponse({ type: BulkJobResponseDto, description: 'Accepted. `Location` points at the job.', headers: { Location: { schema: { type: 'string' }, description: 'The job URL.' } } })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Up to 255 printable ASCII characters; scoped to the caller.',
+  })
+  @ApiAcceptedResponse({
+    type: BulkJobResponseDto,
+    description: 'Accepted. `Location` points at the job.',
+    headers: { Location: { schema: { type: 'string' }, description: 'The job URL.' } },
+  })
   @ApiProblemResponses(400, 401, 403, 413, 415, 422, [
     429,
     'Too many requests from this caller (`about:blank`, with `Retry-After`), or the owner already has ' +
@@ -82,36 +96,59 @@ export class BulkJobsController {
 
   @Get()
   @RequireScope(SCOPES.read)
-  @ApiOperation({ operationId: 'listBulkActionJobs', summary: 'List bulk action jobs', description: "The caller's jobs (every owner's for admins), newest first, keyset-paginated. Deleted jobs are left out unless show_deleted=true." })
+  @ApiOperation({
+    operationId: 'listBulkActionJobs',
+    summary: 'List bulk action jobs',
+    description:
+      "The caller's jobs (every owner's for admins), newest first, keyset-paginated. Deleted jobs are left out unless show_deleted=true.",
+  })
   @ApiOkResponse({ type: BulkJobListResponseDto })
   @ApiProblemResponses(400, 401, 403)
-  list(@CurrentPrincipal() principal: Principal, @Query() query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
+  list(
+    @CurrentPrincipal() principal: Principal,
+    @Query() query: ListJobsQueryDto,
+  ): Promise<BulkJobListResponseDto> {
     return this.jobs.list(principal, query);
   }
 
   @Get(':id')
   @RequireScope(SCOPES.read)
   @JobId()
-  @ApiOperation({ operationId: 'getBulkActionJob', summary: 'Get a bulk action job', description: 'A soft-deleted job is still shown, with deleted_at and purge_at set, until it is purged.' })
+  @ApiOperation({
+    operationId: 'getBulkActionJob',
+    summary: 'Get a bulk action job',
+    description: 'A soft-deleted job is still shown, with deleted_at and purge_at set, until it is purged.',
+  })
   @ApiOkResponse({ type: BulkJobResponseDto })
   @ApiProblemResponses(400, 401, 403, 404)
-  get(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
+  get(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
     return this.jobs.get(principal, id);
   }
 
   @Get(':id/events')
   @RequireScope(SCOPES.read)
   @JobId()
-  @ApiOperation({ operationId: 'streamBulkActionJobEvents', summary: "Follow a job's progress (Server-Sent Events)", description: EVENTS_DESCRIPTION })
+  @ApiOperation({
+    operationId: 'streamBulkActionJobEvents',
+    summary: "Follow a job's progress (Server-Sent Events)",
+    description: EVENTS_DESCRIPTION,
+  })
   @ApiOkResponse({
-    description: 'The event stream: `progress` events while the job runs, then `end` (or `problem`), then the stream closes.',
+    description:
+      'The event stream: `progress` events while the job runs, then `end` (or `problem`), then the stream closes.',
     content: { [SSE_CONTENT_TYPE.split(';')[0]]: { schema: { type: 'string' }, example: EVENTS_EXAMPLE } },
   })
   @ApiProblemResponses(
     [400, 'The id is not a UUID (`/problems/validation-error`, with `details.id`).'],
     401,
     403,
-    [404, 'The job is unknown, not yours, or purged (`/problems/job-not-found`); checked before the stream starts.'],
+    [
+      404,
+      'The job is unknown, not yours, or purged (`/problems/job-not-found`); checked before the stream starts.',
+    ],
   )
   streamEvents(
     @CurrentPrincipal() principal: Principal,
@@ -125,7 +162,11 @@ export class BulkJobsController {
   @Get(':id/items')
   @RequireScope(SCOPES.read)
   @JobId()
-  @ApiOperation({ operationId: 'listBulkActionJobItems', summary: "List a job's items", description: 'In target order, keyset-paginated, optionally filtered by status.' })
+  @ApiOperation({
+    operationId: 'listBulkActionJobItems',
+    summary: "List a job's items",
+    description: 'In target order, keyset-paginated, optionally filtered by status.',
+  })
   @ApiOkResponse({ type: BulkJobItemListResponseDto })
   @ApiProblemResponses(400, 401, 403, 404)
   listItems(
@@ -140,10 +181,21 @@ export class BulkJobsController {
   @HttpCode(200)
   @RequireScope(SCOPES.write)
   @JobId()
-  @ApiOperation({ operationId: 'cancelBulkActionJob', summary: 'Cancel a bulk action job', description: 'Pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.' })
+  @ApiOperation({
+    operationId: 'cancelBulkActionJob',
+    summary: 'Cancel a bulk action job',
+    description:
+      'Pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.',
+  })
   @ApiOkResponse({ type: BulkJobResponseDto })
-  @ApiProblemResponses(400, 401, 403, 404, [409, 'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).'])
-  cancel(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
+  @ApiProblemResponses(400, 401, 403, 404, [
+    409,
+    'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).',
+  ])
+  cancel(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
     return this.jobs.cancel(principal, id);
   }
 
@@ -153,8 +205,10 @@ export class BulkJobsController {
   @JobId()
   @ApiOperation({
     operationId: 'deleteBulkActionJob',
-    summary: 'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled',
-    description: 'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled.',
+    summary:
+      'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled',
+    description:
+      'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled.',
   })
   @ApiOkResponse({ type: DeleteBulkJobResponseDto, description: 'Successful response' })
   @ApiProblemResponses(
@@ -164,7 +218,10 @@ export class BulkJobsController {
     404,
     [409, 'The job is pending or running (`/problems/job-not-deletable`, with `job_status`).'],
   )
-  delete(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<DeleteBulkJobResponseDto> {
+  delete(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<DeleteBulkJobResponseDto> {
     return this.jobs.delete(principal, id);
   }
 
@@ -172,10 +229,23 @@ export class BulkJobsController {
   @HttpCode(200)
   @RequireScope(SCOPES.write)
   @JobId()
-  @ApiOperation({ operationId: 'restoreBulkActionJob', summary: 'Restore a soft-deleted bulk action job', description: 'Undoes a delete while the job is retained (until purge_at).' })
+  @ApiOperation({
+    operationId: 'restoreBulkActionJob',
+    summary: 'Restore a soft-deleted bulk action job',
+    description: 'Undoes a delete while the job is retained (until purge_at).',
+  })
   @ApiOkResponse({ type: BulkJobResponseDto })
-  @ApiProblemResponses(400, 401, 403, [404, 'The job is unknown, not yours, or already purged.'], [409, 'The job is not deleted (`/problems/job-not-deleted`).'])
-  restore(@CurrentPrincipal() principal: Principal, @Param('id', ParseUuidParamPipe) id: string): Promise<BulkJobResponseDto> {
+  @ApiProblemResponses(
+    400,
+    401,
+    403,
+    [404, 'The job is unknown, not yours, or already purged.'],
+    [409, 'The job is not deleted (`/problems/job-not-deleted`).'],
+  )
+  restore(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
     return this.jobs.restore(principal, id);
   }
 }

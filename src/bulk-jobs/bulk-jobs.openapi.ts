@@ -1,6 +1,7 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
 
-const NDJSON_EXAMPLE = '{"action":"noop","params":{}}\n"user-1"\n"user-2"\n{"id":"user-3","data":{"vip":true}}\n';
+const NDJSON_EXAMPLE =
+  '{"action":"noop","params":{}}\n"user-1"\n"user-2"\n{"id":"user-3","data":{"vip":true}}\n';
 
 /**
  * Adds the streamed (application/x-ndjson) form of the create request, which a

@@ -16,7 +16,12 @@ import {
   encodeCursor,
   InvalidCursorError,
 } from '../common/pagination/cursor';
-import { CANCELLABLE_JOB_STATUSES, isDeletable, TERMINAL_JOB_STATUSES, type JobStatus } from './bulk-job-status';
+import {
+  CANCELLABLE_JOB_STATUSES,
+  isDeletable,
+  TERMINAL_JOB_STATUSES,
+  type JobStatus,
+} from './bulk-job-status';
 import {
   ITEM_COLUMNS,
   JOB_COLUMNS,
@@ -99,7 +104,8 @@ export class BulkJobsService {
            VALUES ($1, $2, $3, $4, $5, $6)`,
           [id, principal.sub, dto.action, params, options, dto.targets.length],
         );
-        if (idempotencyKey) await this.claimIdempotencyKey(tx, principal.sub, idempotencyKey, requestHash!, id);
+        if (idempotencyKey)
+          await this.claimIdempotencyKey(tx, principal.sub, idempotencyKey, requestHash!, id);
         await this.assertActiveJobRoom(tx, principal.sub, id);
         await insertItems(tx, id, dto.targets);
         return true;
@@ -131,8 +137,15 @@ export class BulkJobsService {
    * throws KeyTakenSignal, which rolls the whole transaction (the job row
    * with it) back.
    */
-  async claimIdempotencyKey(tx: EntityManager, owner: string, key: string, hash: string, jobId: string): Promise<void> {
-    const rows = await queryRows<unknown>(tx, 
+  async claimIdempotencyKey(
+    tx: EntityManager,
+    owner: string,
+    key: string,
+    hash: string,
+    jobId: string,
+  ): Promise<void> {
+    const rows = await queryRows<unknown>(
+      tx,
       `INSERT INTO bulk_job_idempotency_keys AS k (owner, key, request_hash, job_id)
        VALUES ($1, $2, $3, $4)
        ON CONFLICT (owner, key) DO UPDATE
@@ -165,10 +178,15 @@ export class BulkJobsService {
    */
   async precheckActiveJobRoom(owner: string): Promise<void> {
     const max = this.env.BULK_JOBS_MAX_ACTIVE_PER_OWNER;
-    if (max !== 0 && (await this.countActiveJobs(this.db, owner)) >= max) throw new TooManyActiveJobsError(max);
+    if (max !== 0 && (await this.countActiveJobs(this.db, owner)) >= max)
+      throw new TooManyActiveJobsError(max);
   }
 
-  private async countActiveJobs(db: DataSource | EntityManager, owner: string, except?: string): Promise<number> {
+  private async countActiveJobs(
+    db: DataSource | EntityManager,
+    owner: string,
+    except?: string,
+  ): Promise<number> {
     const rows = await queryRows<{ n: number }>(
       db,
       except
@@ -181,7 +199,8 @@ export class BulkJobsService {
 
   /** The job an earlier request with this key created, or 422 when the key came with another body. */
   async replay(principal: Principal, key: string, hash: string): Promise<CreateResult> {
-    const rows = await queryRows<{ job_id: string; request_hash: string }>(this.db, 
+    const rows = await queryRows<{ job_id: string; request_hash: string }>(
+      this.db,
       `SELECT job_id, request_hash FROM bulk_job_idempotency_keys WHERE owner = $1 AND key = $2`,
       [principal.sub, key],
     );
@@ -195,7 +214,11 @@ export class BulkJobsService {
 
   async list(principal: Principal, query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
     const limit = clampLimit(query.limit);
-    const filters = { status: query.status, show_deleted: query.show_deleted ?? false, owner: principal.isAdmin ? '*' : principal.sub };
+    const filters = {
+      status: query.status,
+      show_deleted: query.show_deleted ?? false,
+      owner: principal.isAdmin ? '*' : principal.sub,
+    };
     const params: unknown[] = [];
     let where = `TRUE${ownerFilter(principal, params)}`;
     if (!filters.show_deleted) where += ' AND deleted_at IS NULL';
@@ -211,7 +234,8 @@ export class BulkJobsService {
       where += ` AND (created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`;
     }
     params.push(limit + 1);
-    const rows = await queryRows<JobRow>(this.db, 
+    const rows = await queryRows<JobRow>(
+      this.db,
       `SELECT ${JOB_COLUMNS} FROM bulk_jobs WHERE ${where}
        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
@@ -220,7 +244,10 @@ export class BulkJobsService {
     const last = page[page.length - 1];
     return {
       items: page.map(toJobResponse),
-      next_cursor: rows.length > limit && last ? encodeCursor('jobs', filters, [last.created_at.toISOString(), last.id]) : null,
+      next_cursor:
+        rows.length > limit && last
+          ? encodeCursor('jobs', filters, [last.created_at.toISOString(), last.id])
+          : null,
     };
   }
 
@@ -229,7 +256,11 @@ export class BulkJobsService {
     return toJobResponse(await this.findVisible(principal, id));
   }
 
-  async listItems(principal: Principal, jobId: string, query: ListItemsQueryDto): Promise<BulkJobItemListResponseDto> {
+  async listItems(
+    principal: Principal,
+    jobId: string,
+    query: ListItemsQueryDto,
+  ): Promise<BulkJobItemListResponseDto> {
     await this.findVisible(principal, jobId);
     const limit = clampLimit(query.limit);
     const filters = { job: jobId, status: query.status };
@@ -244,7 +275,8 @@ export class BulkJobsService {
       where += ` AND seq > $${params.length}`;
     }
     params.push(limit + 1);
-    const rows = await queryRows<ItemRow>(this.db, 
+    const rows = await queryRows<ItemRow>(
+      this.db,
       `SELECT ${ITEM_COLUMNS} FROM bulk_job_items WHERE ${where} ORDER BY seq LIMIT $${params.length}`,
       params,
     );
@@ -265,14 +297,16 @@ export class BulkJobsService {
     const row = await this.db.transaction(async (tx) => {
       const params: unknown[] = [id, [...CANCELLABLE_JOB_STATUSES]];
       // Locks the job row: concurrent cancels and the workers' status updates queue behind it.
-      const locked = await queryRows<unknown>(tx, 
+      const locked = await queryRows<unknown>(
+        tx,
         `UPDATE bulk_jobs SET status = 'cancelling', updated_at = now()
          WHERE id = $1 AND status = ANY($2) AND deleted_at IS NULL${ownerFilter(principal, params)}
          RETURNING id`,
         params,
       );
       if (locked.length === 0) return undefined;
-      const rows = await queryRows<JobRow>(tx, 
+      const rows = await queryRows<JobRow>(
+        tx,
         `WITH skipped AS (
            UPDATE bulk_job_items SET status = 'skipped', finished_at = now()
            WHERE job_id = $1 AND status = 'pending'
@@ -359,7 +393,8 @@ export class BulkJobsService {
   /** Undoes a soft delete while the job is still retained. */
   async restore(principal: Principal, id: string): Promise<BulkJobResponseDto> {
     const params: unknown[] = [id];
-    const rows = await queryRows<JobRow>(this.db, 
+    const rows = await queryRows<JobRow>(
+      this.db,
       `UPDATE bulk_jobs SET deleted_at = NULL, purge_at = NULL, updated_at = now()
        WHERE id = $1 AND deleted_at IS NOT NULL AND purge_at > now()${ownerFilter(principal, params)}
        RETURNING ${JOB_COLUMNS}`,
@@ -374,7 +409,8 @@ export class BulkJobsService {
   async purgeExpired(batchSize = 100): Promise<number> {
     let purged = 0;
     for (;;) {
-      const rows = await queryRows<unknown>(this.db, 
+      const rows = await queryRows<unknown>(
+        this.db,
         `DELETE FROM bulk_jobs WHERE id IN (
            SELECT id FROM bulk_jobs WHERE purge_at <= now()
            ORDER BY purge_at LIMIT $1 FOR UPDATE SKIP LOCKED)
@@ -384,14 +420,17 @@ export class BulkJobsService {
       purged += rows.length;
       if (rows.length < batchSize) break;
     }
-    await this.db.query(`DELETE FROM bulk_job_idempotency_keys WHERE created_at < now() - ${IDEMPOTENCY_WINDOW}`);
+    await this.db.query(
+      `DELETE FROM bulk_job_idempotency_keys WHERE created_at < now() - ${IDEMPOTENCY_WINDOW}`,
+    );
     return purged;
   }
 
   /** The job if it exists, is the caller's (or the caller is an admin), and is not past purge. */
   private async findVisible(principal: Principal, id: string): Promise<JobRow> {
     const params: unknown[] = [id];
-    const rows = await queryRows<JobRow>(this.db, 
+    const rows = await queryRows<JobRow>(
+      this.db,
       `SELECT ${JOB_COLUMNS} FROM bulk_jobs
        WHERE id = $1 AND (purge_at IS NULL OR purge_at > now())${ownerFilter(principal, params)}`,
       params,
@@ -405,7 +444,9 @@ export class BulkJobsService {
       return decodeCursor(cursor, kind, filters);
     } catch (err) {
       if (err instanceof InvalidCursorError) {
-        throw new ValidationFailedError({ cursor: 'is not a cursor issued for this listing and these filters' });
+        throw new ValidationFailedError({
+          cursor: 'is not a cursor issued for this listing and these filters',
+        });
       }
       throw err;
     }

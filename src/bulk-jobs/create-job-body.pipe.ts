@@ -17,6 +17,9 @@ export class CreateJobBodyPipe implements PipeTransform<unknown, Promise<CreateB
     if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
       throw new ValidationFailedError({ body: TOO_DEEP });
     }
-    return (await this.validation.transform(value, { ...metadata, metatype: CreateBulkJobDto })) as CreateBulkJobDto;
+    return (await this.validation.transform(value, {
+      ...metadata,
+      metatype: CreateBulkJobDto,
+    })) as CreateBulkJobDto;
   }
 }

@@ -21,7 +21,9 @@ export class RequestHasher {
   private readonly hash: Hash = createHash('sha256');
 
   constructor(spec: { action: string; params?: unknown; options?: unknown }) {
-    this.hash.update(canonicalJson({ action: spec.action, params: spec.params ?? {}, options: spec.options ?? {} }));
+    this.hash.update(
+      canonicalJson({ action: spec.action, params: spec.params ?? {}, options: spec.options ?? {} }),
+    );
   }
 
   addTarget(target: unknown): void {

@@ -11,7 +11,9 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
       // whitelist violations read better as "is not allowed" than as the raw message.
       const nonWhitelisted = messages.find(([name]) => name === 'whitelistValidation');
       // Several constraints may share one message (e.g. IsInt and Min on limit): say it once.
-      details[key] = nonWhitelisted ? 'is not a known field' : [...new Set(messages.map(([, m]) => m))].join('; ');
+      details[key] = nonWhitelisted
+        ? 'is not a known field'
+        : [...new Set(messages.map(([, m]) => m))].join('; ');
     }
     if (error.children?.length) Object.assign(details, flattenValidationErrors(error.children, key));
   }

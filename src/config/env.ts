@@ -48,7 +48,12 @@ export class Env {
   @Transform(emptyToUndefined)
   @IsOptional()
   // Underscores are allowed because container hostnames (e.g. `pg_primary`) often have them.
-  @IsUrl({ protocols: ['postgres', 'postgresql'], require_tld: false, require_protocol: true, allow_underscores: true })
+  @IsUrl({
+    protocols: ['postgres', 'postgresql'],
+    require_tld: false,
+    require_protocol: true,
+    allow_underscores: true,
+  })
   DATABASE_URL?: string;
 
   @Transform(toBoolean)
@@ -176,9 +181,12 @@ export class Env {
 
   /** Origins allowed by CORS, comma-separated (`*` for any); empty: CORS is off. */
   @IsString()
-  @Matches(/^\s*(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?)?(\s*,\s*(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?))*\s*$/, {
-    message: 'CORS_ORIGINS must be a comma-separated list of origins (scheme://host[:port]) or *',
-  })
+  @Matches(
+    /^\s*(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?)?(\s*,\s*(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?))*\s*$/,
+    {
+      message: 'CORS_ORIGINS must be a comma-separated list of origins (scheme://host[:port]) or *',
+    },
+  )
   CORS_ORIGINS = '';
 
   // Workers (src/engine, docs/engine.md).
@@ -249,7 +257,9 @@ export class Env {
 
   /** Hosts the http action may call: comma-separated `host`, `host:port` or `*.domain`. Empty: none. */
   @IsString()
-  @Matches(/^[\w.*:[\],\s-]*$/, { message: 'ACTIONS_HTTP_ALLOWED_HOSTS must be a comma-separated list of host or host:port' })
+  @Matches(/^[\w.*:[\],\s-]*$/, {
+    message: 'ACTIONS_HTTP_ALLOWED_HOSTS must be a comma-separated list of host or host:port',
+  })
   ACTIONS_HTTP_ALLOWED_HOSTS = '';
 
   /** Timeout of one request of the http action. */

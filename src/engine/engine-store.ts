@@ -73,7 +73,6 @@ const OUTCOME_CODE: Record<OutcomeKind, number> = { succeeded: 0, failed: 1, ret
 
 const intArray = (values: number[]): string => `{${values.join(',')}}`;
 
-
 const LEASE_EXPIRED_ERROR = JSON.stringify({
   code: 'LEASE_EXPIRED',
   message: 'the worker running this item stopped renewing its lease (it stopped or lost the database)',

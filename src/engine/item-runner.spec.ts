@@ -131,7 +131,7 @@ describe('ItemRunner', () => {
     claim();
     claim();
     for (let round = 0; round < 20; round++) {
-      for (let done = 0; done < 1000; ) {
+      for (let done = 0; done < 1000;) {
         const running = open.splice(0);
         for (const call of running) call.resolve(null);
         done += running.length;

@@ -31,7 +31,8 @@ export function settleSuccess(item: RunningItem, value: unknown): void {
       // jsonb would refuse it, and with it the whole batch of results it is written in.
       failFinally(item, {
         code: 'RESULT_NOT_STORABLE',
-        message: 'the action returned a result with NUL characters or unpaired surrogates, which cannot be stored',
+        message:
+          'the action returned a result with NUL characters or unpaired surrogates, which cannot be stored',
       });
       return;
     }

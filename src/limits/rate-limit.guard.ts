@@ -23,15 +23,16 @@ export class RateLimitGuard implements CanActivate {
 
   constructor(env: Env) {
     this.limiter =
-      env.RATE_LIMIT_PER_MINUTE > 0 ? new SlidingWindowRateLimiter(env.RATE_LIMIT_PER_MINUTE, MINUTE_MS) : undefined;
+      env.RATE_LIMIT_PER_MINUTE > 0
+        ? new SlidingWindowRateLimiter(env.RATE_LIMIT_PER_MINUTE, MINUTE_MS)
+        : undefined;
   }
 
   canActivate(context: ExecutionContext): boolean {
     if (!this.limiter) return true;
     const http = context.switchToHttp();
     const principal = http.getRequest<FastifyRequest & Record<string, unknown>>()[PRINCIPAL_KEY] as
-      | Principal
-      | undefined;
+      Principal | undefined;
     if (!principal) return true;
     const decision = this.limiter.hit(principal.sub);
     void http

@@ -37,7 +37,7 @@ describe('SlidingWindowRateLimiter', () => {
     expect(l.hit('a').allowed).toBe(false);
   });
 
-  it("weighs the previous window by how much of it the sliding window still covers", () => {
+  it('weighs the previous window by how much of it the sliding window still covers', () => {
     const { clock, limiter: l } = limiter(10);
     for (let i = 0; i < 10; i++) l.hit('a');
     clock.now += MINUTE + MINUTE / 4; // previous 10 × 3/4 = 7.5, floored to 7

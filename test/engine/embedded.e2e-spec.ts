@@ -178,10 +178,15 @@ describe('the API and a worker in one process, with an action of the embedding a
         status: 'failed',
         last_error: {
           code: 'RESULT_NOT_STORABLE',
-          message: 'the action returned a result with NUL characters or unpaired surrogates, which cannot be stored',
+          message:
+            'the action returned a result with NUL characters or unpaired surrogates, which cannot be stored',
         },
       },
-      { target_id: 'half', status: 'failed', last_error: { code: 'HALF\ufffd', message: 'half an emoji: \ufffd' } },
+      {
+        target_id: 'half',
+        status: 'failed',
+        last_error: { code: 'HALF\ufffd', message: 'half an emoji: \ufffd' },
+      },
       { target_id: 'bob', status: 'succeeded', last_error: null },
     ]);
   });

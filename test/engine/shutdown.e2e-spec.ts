@@ -66,7 +66,12 @@ describe('a worker whose shutdown grace runs out', () => {
         [job.id],
       );
     expect(items).toEqual(
-      Array.from({ length: 6 }, () => ({ status: 'pending', attempts: 0, lease_owner: null, last_error: null })),
+      Array.from({ length: 6 }, () => ({
+        status: 'pending',
+        attempts: 0,
+        lease_owner: null,
+        last_error: null,
+      })),
     );
     const [counters]: { status: string; running_items: number }[] = await t.db.query(
       'SELECT status, running_items FROM bulk_jobs WHERE id = $1',

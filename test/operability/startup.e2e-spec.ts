@@ -89,7 +89,12 @@ describe('start-up failures', () => {
       // It did start the database (and so had something to stop)...
       expect(output).toContain('embedded PostgreSQL');
       // ...and nothing of it is left: no server on its port, no postmaster.pid.
-      const client = new Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', connectionTimeoutMillis: 2000 });
+      const client = new Client({
+        host: '127.0.0.1',
+        port: pgPort,
+        user: 'postgres',
+        connectionTimeoutMillis: 2000,
+      });
       await expect(client.connect()).rejects.toThrow(/ECONNREFUSED/);
       expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
     });

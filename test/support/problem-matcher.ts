@@ -10,7 +10,13 @@ export interface ExpectedProblem {
   [extension: string]: unknown;
 }
 
-export const LEAKS = [/\bat .+:\d+:\d+\)?/, /QueryFailedError/, /\bSELECT\b|\bUPDATE\b|\bINSERT\b/, /node_modules/, /\bpg\b.*error/i];
+export const LEAKS = [
+  /\bat .+:\d+:\d+\)?/,
+  /QueryFailedError/,
+  /\bSELECT\b|\bUPDATE\b|\bINSERT\b/,
+  /node_modules/,
+  /\bpg\b.*error/i,
+];
 
 /**
  * Checks the whole problem+json envelope of an error response: media type,

@@ -37,7 +37,10 @@ export class BulkJobResponseDto {
   @ApiProperty({ type: 'integer', example: 0 })
   skipped_items: number;
 
-  @ApiProperty({ description: 'Share of items finished (succeeded, failed or skipped), 0 to 1.', example: 0.423 })
+  @ApiProperty({
+    description: 'Share of items finished (succeeded, failed or skipped), 0 to 1.',
+    example: 0.423,
+  })
   progress: number;
 
   @ApiProperty({ description: 'The `sub` of the token that created the job.', example: 'alice' })
@@ -49,7 +52,12 @@ export class BulkJobResponseDto {
   @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
   deleted_at: string | null;
 
-  @ApiProperty({ type: 'string', format: 'date-time', nullable: true, description: 'When a deleted job is purged for good.' })
+  @ApiProperty({
+    type: 'string',
+    format: 'date-time',
+    nullable: true,
+    description: 'When a deleted job is purged for good.',
+  })
   purge_at: string | null;
 
   @ApiProperty({ type: 'string', format: 'date-time' })
@@ -69,7 +77,11 @@ export class BulkJobListResponseDto {
   @ApiProperty({ type: () => [BulkJobResponseDto] })
   items: BulkJobResponseDto[];
 
-  @ApiProperty({ type: 'string', nullable: true, description: 'Pass as `cursor` for the next page; null on the last page.' })
+  @ApiProperty({
+    type: 'string',
+    nullable: true,
+    description: 'Pass as `cursor` for the next page; null on the last page.',
+  })
   next_cursor: string | null;
 }
 
@@ -96,7 +108,13 @@ export class BulkJobItemResponseDto {
   @ApiProperty({
     description: "The action's result (any JSON value), or null if it returned none.",
     nullable: true,
-    anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }, { type: 'object' }, { type: 'array', items: {} }],
+    anyOf: [
+      { type: 'string' },
+      { type: 'number' },
+      { type: 'boolean' },
+      { type: 'object' },
+      { type: 'array', items: {} },
+    ],
     example: null,
   })
   result: unknown;
@@ -121,7 +139,12 @@ export class DeleteBulkJobResponseDto {
   @ApiProperty({ type: 'string', format: 'uuid', required: true })
   job_id: string;
 
-  @ApiProperty({ type: 'string', required: true, example: 'completed', description: 'The job status: completed, failed or cancelled.' })
+  @ApiProperty({
+    type: 'string',
+    required: true,
+    example: 'completed',
+    description: 'The job status: completed, failed or cancelled.',
+  })
   status: string;
 
   @ApiProperty({ type: 'boolean', required: true, example: true })

@@ -50,7 +50,8 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
 /** Why one target is invalid, or null. Exported for the streaming create. */
 export function targetProblem(t: unknown): string | null {
   if (typeof t === 'string') {
-    if (t.length < 1 || t.length > TARGET_ID_MAX_LENGTH) return `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
+    if (t.length < 1 || t.length > TARGET_ID_MAX_LENGTH)
+      return `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
     return isUnstorableText(t) ? 'must not contain NUL characters or unpaired surrogates' : null;
   }
   if (!isPlainObject(t)) return 'must be a string id or an object { "id": string, "data"?: object }';
@@ -101,21 +102,39 @@ function IsTargetList(): PropertyDecorator {
 }
 
 export class JobOptionsDto {
-  @ApiPropertyOptional({ type: 'integer', description: 'Attempts per item before it fails.', minimum: 1, maximum: 25, default: 3, example: 3 })
+  @ApiPropertyOptional({
+    type: 'integer',
+    description: 'Attempts per item before it fails.',
+    minimum: 1,
+    maximum: 25,
+    default: 3,
+    example: 3,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(25)
   max_attempts?: number;
 
-  @ApiPropertyOptional({ type: 'integer', description: 'Items of this job in flight at once, across all workers.', minimum: 1, maximum: 10000, example: 10 })
+  @ApiPropertyOptional({
+    type: 'integer',
+    description: 'Items of this job in flight at once, across all workers.',
+    minimum: 1,
+    maximum: 10000,
+    example: 10,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(10_000)
   concurrency?: number;
 
-  @ApiPropertyOptional({ description: 'Items of this job started per second at most (protects a downstream API).', minimum: 0.01, maximum: 100000, example: 50 })
+  @ApiPropertyOptional({
+    description: 'Items of this job started per second at most (protects a downstream API).',
+    minimum: 0.01,
+    maximum: 100000,
+    example: 50,
+  })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0.01)
@@ -142,14 +161,24 @@ export class CreateBulkJobDto {
   @ApiProperty({
     description: `The targets: string ids (1–${TARGET_ID_MAX_LENGTH} characters) or { id, data } objects. One item is created per target, in this order.`,
     type: 'array',
-    items: { oneOf: [{ type: 'string', minLength: 1, maxLength: TARGET_ID_MAX_LENGTH }, { $ref: getSchemaPath(TargetDto) }] },
+    items: {
+      oneOf: [
+        { type: 'string', minLength: 1, maxLength: TARGET_ID_MAX_LENGTH },
+        { $ref: getSchemaPath(TargetDto) },
+      ],
+    },
     example: ['user-1', 'user-2', { id: 'user-3', data: { note: 'vip' } }],
   })
   @IsArray()
   @IsTargetList()
   targets: TargetInput[];
 
-  @ApiPropertyOptional({ description: "The action's parameters, validated against its JSON schema.", type: 'object', additionalProperties: true, example: {} })
+  @ApiPropertyOptional({
+    description: "The action's parameters, validated against its JSON schema.",
+    type: 'object',
+    additionalProperties: true,
+    example: {},
+  })
   @IsOptional()
   @IsObject()
   params?: Record<string, unknown>;

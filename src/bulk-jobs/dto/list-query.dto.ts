@@ -13,7 +13,13 @@ const toStrictBool = ({ value }: { value: unknown }) =>
   value === 'true' ? true : value === 'false' ? false : value;
 
 export class PageQueryDto {
-  @ApiPropertyOptional({ type: 'integer', description: `Page size; values above ${MAX_PAGE_SIZE} are lowered to ${MAX_PAGE_SIZE}.`, minimum: 1, default: 50, example: 50 })
+  @ApiPropertyOptional({
+    type: 'integer',
+    description: `Page size; values above ${MAX_PAGE_SIZE} are lowered to ${MAX_PAGE_SIZE}.`,
+    minimum: 1,
+    default: 50,
+    example: 50,
+  })
   @IsOptional()
   @Transform(toStrictInt)
   @IsInt({ message: 'limit must be a positive integer' })

@@ -18,7 +18,11 @@ interface CursorEnvelope {
 }
 
 export function filterFingerprint(filters: Record<string, unknown>): string {
-  const canonical = JSON.stringify(Object.keys(filters).sort().map((k) => [k, filters[k] ?? null]));
+  const canonical = JSON.stringify(
+    Object.keys(filters)
+      .sort()
+      .map((k) => [k, filters[k] ?? null]),
+  );
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 12);
 }
 
@@ -36,7 +40,13 @@ export function decodeCursor(cursor: string, kind: string, filters: Record<strin
   } catch {
     throw new InvalidCursorError('malformed');
   }
-  if (!envelope || typeof envelope !== 'object' || envelope.v !== 1 || envelope.k !== kind || !Array.isArray(envelope.p)) {
+  if (
+    !envelope ||
+    typeof envelope !== 'object' ||
+    envelope.v !== 1 ||
+    envelope.k !== kind ||
+    !Array.isArray(envelope.p)
+  ) {
     throw new InvalidCursorError('not issued by this listing');
   }
   if (envelope.f !== filterFingerprint(filters)) {
@@ -51,7 +61,14 @@ const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Position of a (created_at DESC, id DESC) listing. */
 export function decodeTimeIdPosition(p: unknown[]): { createdAt: string; id: string } {
   const [createdAt, id] = p;
-  if (p.length !== 2 || typeof createdAt !== 'string' || !ISO_RE.test(createdAt) || Number.isNaN(Date.parse(createdAt)) || typeof id !== 'string' || !UUID_RE.test(id)) {
+  if (
+    p.length !== 2 ||
+    typeof createdAt !== 'string' ||
+    !ISO_RE.test(createdAt) ||
+    Number.isNaN(Date.parse(createdAt)) ||
+    typeof id !== 'string' ||
+    !UUID_RE.test(id)
+  ) {
     throw new InvalidCursorError('bad position');
   }
   return { createdAt, id };

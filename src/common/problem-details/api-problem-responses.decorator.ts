@@ -20,7 +20,10 @@ const DEFAULT_DESCRIPTIONS: Record<number, string> = {
 /** Headers the filter sends with some problems (see mapDomainError). */
 const HEADERS: Record<number, HeadersObject> = {
   401: {
-    'WWW-Authenticate': { description: 'The Bearer challenge (RFC 6750).', schema: { type: 'string', example: 'Bearer realm="bulk-jobs"' } },
+    'WWW-Authenticate': {
+      description: 'The Bearer challenge (RFC 6750).',
+      schema: { type: 'string', example: 'Bearer realm="bulk-jobs"' },
+    },
   },
   403: {
     'WWW-Authenticate': {
@@ -28,8 +31,18 @@ const HEADERS: Record<number, HeadersObject> = {
       schema: { type: 'string', example: 'Bearer realm="bulk-jobs", error="insufficient_scope"' },
     },
   },
-  429: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', example: 30 } } },
-  503: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', example: 5 } } },
+  429: {
+    'Retry-After': {
+      description: 'Seconds to wait before retrying.',
+      schema: { type: 'integer', example: 30 },
+    },
+  },
+  503: {
+    'Retry-After': {
+      description: 'Seconds to wait before retrying.',
+      schema: { type: 'integer', example: 5 },
+    },
+  },
 };
 
 /**

@@ -28,7 +28,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       );
     } else if (mapping.status >= 500) {
       // Expected outages (database or key server away): one line each, no stack.
-      this.logger.warn(`${request.method} ${instance} answered ${mapping.status}: ${mapping.detail} (requestId=${requestId})`);
+      this.logger.warn(
+        `${request.method} ${instance} answered ${mapping.status}: ${mapping.detail} (requestId=${requestId})`,
+      );
     }
     if (!reply.sent) sendProblem(request, reply, mapping);
   }
@@ -37,7 +39,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (exception instanceof DomainError) return mapDomainError(exception);
     if (exception instanceof HttpException) return mapHttpException(exception);
     const fastifyStatus = fastifyClientErrorStatus(exception);
-    if (fastifyStatus) return mapHttpException(new HttpException(String((exception as Error).message), fastifyStatus));
+    if (fastifyStatus)
+      return mapHttpException(new HttpException(String((exception as Error).message), fastifyStatus));
     return mapUnknownError(exception);
   }
 }

@@ -135,7 +135,13 @@ export function mapDomainError(err: DomainError): ProblemMapping {
 export function mapHttpException(err: HttpException): ProblemMapping {
   const status = err.getStatus();
   if (status >= 500) {
-    return { status, type: 'about:blank', title: reasonPhrase(status), detail: 'The server could not handle the request.', unexpected: true };
+    return {
+      status,
+      type: 'about:blank',
+      title: reasonPhrase(status),
+      detail: 'The server could not handle the request.',
+      unexpected: true,
+    };
   }
   return {
     status,
@@ -160,7 +166,7 @@ function clientDetail(status: number, err: HttpException): string {
     case 400:
       return /json/i.test(err.message)
         ? 'The request body is not valid JSON.'
-        : firstMessage(err) ?? 'The request is not valid.';
+        : (firstMessage(err) ?? 'The request is not valid.');
     default:
       return firstMessage(err) ?? reasonPhrase(status);
   }
@@ -195,11 +201,7 @@ export function mapUnknownError(err: unknown): ProblemMapping {
   };
 }
 
-export function buildProblem(
-  mapping: ProblemMapping,
-  instance: string,
-  requestId: string,
-): ProblemDetails {
+export function buildProblem(mapping: ProblemMapping, instance: string, requestId: string): ProblemDetails {
   const problem: ProblemDetails = {
     type: mapping.type,
     title: mapping.title,

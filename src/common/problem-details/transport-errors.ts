@@ -49,7 +49,11 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, mappin
  * every route, and an error it passes to done() on a route outside Nest
  * (Swagger UI's /docs) reaches Fastify's default handler, not the filter.
  */
-export function replyWithProblem(request: FastifyRequest, reply: FastifyReply, exception: HttpException): void {
+export function replyWithProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  exception: HttpException,
+): void {
   sendProblem(request, reply, mapHttpException(exception));
 }
 

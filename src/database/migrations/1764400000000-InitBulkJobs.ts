@@ -31,13 +31,9 @@ export class InitBulkJobs1764400000000 implements MigrationInterface {
         CONSTRAINT bulk_jobs_deleted_terminal_check CHECK (
           deleted_at IS NULL OR status IN ('completed', 'failed', 'cancelled'))
       )`);
-    await q.query(
-      `CREATE INDEX bulk_jobs_owner_created_idx ON bulk_jobs (owner, created_at DESC, id DESC)`,
-    );
+    await q.query(`CREATE INDEX bulk_jobs_owner_created_idx ON bulk_jobs (owner, created_at DESC, id DESC)`);
     await q.query(`CREATE INDEX bulk_jobs_created_idx ON bulk_jobs (created_at DESC, id DESC)`);
-    await q.query(
-      `CREATE INDEX bulk_jobs_purge_idx ON bulk_jobs (purge_at) WHERE purge_at IS NOT NULL`,
-    );
+    await q.query(`CREATE INDEX bulk_jobs_purge_idx ON bulk_jobs (purge_at) WHERE purge_at IS NOT NULL`);
     await q.query(
       `CREATE INDEX bulk_jobs_active_idx ON bulk_jobs (created_at, id)
          WHERE status IN ('pending', 'running', 'cancelling') AND deleted_at IS NULL`,
