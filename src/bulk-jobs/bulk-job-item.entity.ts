@@ -1,19 +1,33 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
-import type { ItemStatus } from './bulk-job-status';
-import type { JobError } from './bulk-job.entity';
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { sqlLiterals } from '../database/sql';
+import { ITEM_STATUSES, type ItemStatus } from './bulk-job-status';
+import { BulkJob, type JobError } from './bulk-job.entity';
 
 /**
  * One target of a job. The key is (job_id, seq): seq is the target's position
  * in the request, which keeps items in request order and makes keyset paging
- * over a job's items an index range scan.
+ * over a job's items an index range scan. Like BulkJob, it declares the whole
+ * schema but the storage parameters (migration HotTableStorage).
  */
 @Entity({ name: 'bulk_job_items' })
+@Check('bulk_job_items_status_check', `status IN (${sqlLiterals(ITEM_STATUSES)})`)
+/** Claims scan only pending items, in order, per job. */
+@Index('bulk_job_items_pending_idx', ['jobId', 'seq'], { where: `status = 'pending'` })
+/** Lease sweeps scan only running items. */
+@Index('bulk_job_items_running_idx', ['leaseExpiresAt'], { where: `status = 'running'` })
+/** Failed items are few; this keeps "show me the failures" of a large job cheap. */
+@Index('bulk_job_items_failed_idx', ['jobId', 'seq'], { where: `status = 'failed'` })
 export class BulkJobItem {
-  @PrimaryColumn('uuid', { name: 'job_id' })
+  @PrimaryColumn('uuid', { name: 'job_id', primaryKeyConstraintName: 'bulk_job_items_pkey' })
   jobId: string;
 
-  @PrimaryColumn('integer')
+  @PrimaryColumn('integer', { primaryKeyConstraintName: 'bulk_job_items_pkey' })
   seq: number;
+
+  /** A purge of the job removes its items with it. */
+  @ManyToOne(() => BulkJob, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'job_id', foreignKeyConstraintName: 'bulk_job_items_job_id_fkey' })
+  job?: BulkJob;
 
   @Column('text', { name: 'target_id' })
   targetId: string;
@@ -51,11 +65,13 @@ export class BulkJobItem {
 
 /** Idempotency-Key records: one per (owner, key), kept 24 hours. */
 @Entity({ name: 'bulk_job_idempotency_keys' })
+/** The purge removes expired records by age. */
+@Index('bulk_job_idempotency_keys_created_idx', ['createdAt'])
 export class BulkJobIdempotencyKey {
-  @PrimaryColumn('text')
+  @PrimaryColumn('text', { primaryKeyConstraintName: 'bulk_job_idempotency_keys_pkey' })
   owner: string;
 
-  @PrimaryColumn('text')
+  @PrimaryColumn('text', { primaryKeyConstraintName: 'bulk_job_idempotency_keys_pkey' })
   key: string;
 
   @Column('text', { name: 'request_hash' })
@@ -63,6 +79,11 @@ export class BulkJobIdempotencyKey {
 
   @Column('uuid', { name: 'job_id' })
   jobId: string;
+
+  /** A purge of the job removes its key with it. */
+  @ManyToOne(() => BulkJob, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'job_id', foreignKeyConstraintName: 'bulk_job_idempotency_keys_job_id_fkey' })
+  job?: BulkJob;
 
   @Column('timestamp with time zone', { name: 'created_at', precision: 3, default: () => 'now()' })
   createdAt: Date;

@@ -10,6 +10,13 @@ export const TERMINAL_JOB_STATUSES = [
 ] as const satisfies readonly JobStatus[];
 export type TerminalJobStatus = (typeof TERMINAL_JOB_STATUSES)[number];
 
+/** Not finished: they count against BULK_JOBS_MAX_ACTIVE_PER_OWNER. */
+export const ACTIVE_JOB_STATUSES = [
+  'pending',
+  'running',
+  'cancelling',
+] as const satisfies readonly JobStatus[];
+
 /** A client may cancel these; cancelling a `cancelling` job is a no-op. */
 export const CANCELLABLE_JOB_STATUSES = ['pending', 'running'] as const satisfies readonly JobStatus[];
 

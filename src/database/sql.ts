@@ -35,3 +35,8 @@ function poolOf(db: DataSource | EntityManager): Pool | undefined {
   if (db.options.type !== 'postgres') return undefined;
   return (db.driver as unknown as { master?: Pool }).master;
 }
+
+/** `'a', 'b'`: constant strings as SQL literals, for an `IN (…)` list in DDL and in fixed statements. */
+export function sqlLiterals(values: readonly string[]): string {
+  return values.map((v) => `'${v.replaceAll("'", "''")}'`).join(', ');
+}
