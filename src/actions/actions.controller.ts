@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swa
 import { RequireScope } from '../auth/auth.decorators';
 import { SCOPES } from '../auth/scopes';
 import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
-import { ActionListResponseDto } from '../bulk-jobs/dto/bulk-job-response.dto';
+import { ActionListResponseDto } from './dto/action-list-response.dto';
 import { ActionsRegistry } from './actions.registry';
 
 @ApiTags('bulk-jobs')

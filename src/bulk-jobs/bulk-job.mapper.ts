@@ -1,5 +1,5 @@
-import type { ItemStatus, JobStatus } from './bulk-job-status';
-import type { JobError } from './bulk-job.entity';
+import type { ItemStatus, JobStatus } from '../jobs/job-status';
+import type { JobError } from '../jobs/job-types';
 import type { BulkJobItemResponseDto, BulkJobResponseDto } from './dto/bulk-job-response.dto';
 
 /** Column list of a job as the API shows it; every job query selects these. */

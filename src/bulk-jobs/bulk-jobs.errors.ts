@@ -1,5 +1,5 @@
 import { DomainError } from '../common/problem-details/domain-error';
-import type { JobStatus } from './bulk-job-status';
+import type { JobStatus } from '../jobs/job-status';
 
 /** Unknown id, another owner's job, or (for DELETE) an already deleted one. */
 export class BulkJobNotFoundError extends DomainError {

@@ -6,7 +6,7 @@ import { ActionsRegistry } from '../actions/actions.registry';
 import type { Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { queryRows } from '../database/sql';
-import { isLockNotAvailable } from '../common/problem-details/database-errors';
+import { isLockNotAvailable } from '../database/database-errors';
 import { ServiceUnavailableError, ValidationFailedError } from '../common/problem-details/domain-error';
 import {
   clampLimit,
@@ -21,7 +21,7 @@ import {
   isDeletable,
   TERMINAL_JOB_STATUSES,
   type JobStatus,
-} from './bulk-job-status';
+} from '../jobs/job-status';
 import {
   ITEM_COLUMNS,
   JOB_COLUMNS,

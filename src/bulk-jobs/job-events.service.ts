@@ -10,7 +10,7 @@ import { ServiceUnavailableError } from '../common/problem-details/domain-error'
 import { buildProblem, mapDomainError } from '../common/problem-details/problem-details';
 import { Env } from '../config/env';
 import { queryRows } from '../database/sql';
-import { isTerminal } from './bulk-job-status';
+import { isTerminal } from '../jobs/job-status';
 import { JOB_COLUMNS, toJobResponse, type JobRow } from './bulk-job.mapper';
 import { BulkJobNotFoundError } from './bulk-jobs.errors';
 import { BulkJobsService } from './bulk-jobs.service';

@@ -1,9 +1,5 @@
 import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
-import { BulkJobIdempotencyKey, BulkJobItem } from '../bulk-jobs/bulk-job-item.entity';
-import { BulkJob } from '../bulk-jobs/bulk-job.entity';
-
-export const ENTITIES = [BulkJob, BulkJobItem, BulkJobIdempotencyKey];
 
 export interface DatabaseSettings {
   url: string;
@@ -11,6 +7,11 @@ export interface DatabaseSettings {
   applicationName?: string;
   /** Longest wait for a connection (a new one, or a free one from the pool). */
   connectTimeoutMs?: number;
+  /**
+   * The entities, for a DataSource made outside Nest (the CLI, specs). In the
+   * application each feature registers its own (TypeOrmModule.forFeature).
+   */
+  entities?: DataSourceOptions['entities'];
 }
 
 /** The one place that says how the service talks to PostgreSQL. */
@@ -18,7 +19,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
   return {
     type: 'postgres',
     url: settings.url,
-    entities: ENTITIES,
+    entities: settings.entities ?? [],
     migrations: [join(__dirname, 'migrations', '*.{ts,js}')],
     migrationsTableName: 'bulk_jobs_migrations',
     migrationsRun: false,

@@ -14,13 +14,16 @@ export class DatabaseModule {
       imports: [
         TypeOrmModule.forRootAsync({
           inject: [Env],
-          useFactory: (env: Env) =>
-            dataSourceOptions({
+          useFactory: (env: Env) => ({
+            ...dataSourceOptions({
               url,
               poolSize: env.DATABASE_POOL_SIZE,
               applicationName,
               connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
             }),
+            // The features' entities (TypeOrmModule.forFeature): this module knows none of them.
+            autoLoadEntities: true,
+          }),
           dataSourceFactory: async (options) => new DataSource(options!).initialize(),
         }),
       ],

@@ -1,4 +1,4 @@
-import type { JobOptions } from '../bulk-jobs/bulk-job.entity';
+import type { JobOptions } from '../jobs/job-types';
 
 export const DEFAULT_MAX_ATTEMPTS = 3;
 

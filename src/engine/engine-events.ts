@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { isTerminal, type JobStatus } from '../bulk-jobs/bulk-job-status';
-import { isDatabaseUnavailable } from '../common/problem-details/database-errors';
+import { isTerminal, type JobStatus } from '../jobs/job-status';
+import { isDatabaseUnavailable } from '../database/database-errors';
 import type { Metrics } from '../metrics/metrics';
 
 /** A job whose counters a write or a sweep changed, with its status after it. */

@@ -1,8 +1,8 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
-import type { JobOptions } from '../bulk-jobs/bulk-job.entity';
-import { isLockNotAvailable } from '../common/problem-details/database-errors';
-import type { JobStatus } from '../bulk-jobs/bulk-job-status';
+import type { JobOptions } from '../jobs/job-types';
+import { isLockNotAvailable } from '../database/database-errors';
+import type { JobStatus } from '../jobs/job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
 import { CLAIM_POOL, ENGINE_POOL } from './engine-pool';
 import type { SweptJob, TouchedJob } from './engine-events';

@@ -1,5 +1,5 @@
 import { ActionFailure } from '../actions/bulk-action';
-import type { JobError } from '../bulk-jobs/bulk-job.entity';
+import type { JobError } from '../jobs/job-types';
 import { isUnstorableJsonText, toStorableText } from '../common/storable-json';
 import { retryDelayMs, type BackoffPolicy } from './backoff';
 import type { RunningItem } from './types';

@@ -1,5 +1,5 @@
 import type { BulkActionHandler } from '../actions/bulk-action';
-import type { JobError } from '../bulk-jobs/bulk-job.entity';
+import type { JobError } from '../jobs/job-types';
 
 /** A job as a worker sees it while it runs items of it. */
 export interface ClaimedJob {

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { isDatabaseUnavailable } from '../common/problem-details/database-errors';
+import { isDatabaseUnavailable } from '../database/database-errors';
 import { queryRows } from '../database/sql';
 
 /** Each check gives up after this long, so that a probe never waits on a database that does not answer. */

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import { JOB_STATUSES } from '../bulk-jobs/bulk-job-status';
+import { JOB_STATUSES } from '../jobs/job-status';
 import { queryRows } from '../database/sql';
 import { Metrics } from './metrics';
 

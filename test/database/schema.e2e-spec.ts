@@ -2,8 +2,9 @@ import { expect } from 'expect';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { DataSource } from 'typeorm';
-import { DESCENDING_INDEXES } from '../../src/bulk-jobs/bulk-job.entity';
+import { DESCENDING_INDEXES } from '../../src/jobs/bulk-job.entity';
 import { dataSourceOptions } from '../../src/database/data-source-options';
+import { JOB_ENTITIES } from '../../src/jobs/job-entities';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
 
 // `npm test` runs from the repository root.
@@ -64,7 +65,9 @@ describe('schema: the entities and the migrations describe the same database', (
 
   before(async () => {
     migratedDb = await createEngineDatabase();
-    migrated = await new DataSource(dataSourceOptions({ url: migratedDb.url, poolSize: 2 })).initialize();
+    migrated = await new DataSource(
+      dataSourceOptions({ url: migratedDb.url, poolSize: 2, entities: JOB_ENTITIES }),
+    ).initialize();
     await migrated.runMigrations({ transaction: 'each' });
     tables = migrated.entityMetadatas.map((m) => m.tableName);
   });
@@ -72,6 +75,15 @@ describe('schema: the entities and the migrations describe the same database', (
   after(async () => {
     await migrated?.destroy();
     await migratedDb?.drop();
+  });
+
+  it('has an entity for every table the migrations build', async () => {
+    const rows = await migrated.query<{ tablename: string }[]>(
+      `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1`,
+      [migrated.options.migrationsTableName],
+    );
+    expect(rows.map((r) => r.tablename).sort()).toEqual([...tables].sort());
+    expect(tables.length).toBeGreaterThan(0);
   });
 
   it('TypeORM finds nothing to change on a database the migrations built (schema:log)', async () => {
@@ -90,7 +102,9 @@ describe('schema: the entities and the migrations describe the same database', (
   // check expressions, types, defaults, key names).
   it('the schema TypeORM builds from the entities alone is the one the migrations build', async () => {
     const scratchDb = await createEngineDatabase();
-    const scratch = await new DataSource(dataSourceOptions({ url: scratchDb.url, poolSize: 2 })).initialize();
+    const scratch = await new DataSource(
+      dataSourceOptions({ url: scratchDb.url, poolSize: 2, entities: JOB_ENTITIES }),
+    ).initialize();
     try {
       await scratch.synchronize();
       const fromEntities = await describeSchema(scratch, tables);

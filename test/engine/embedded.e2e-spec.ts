@@ -7,7 +7,7 @@ import {
   type ActionContext,
   type BulkActionHandler,
 } from '../../src/actions/bulk-action';
-import type { ActionListResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import type { ActionListResponseDto } from '../../src/actions/dto/action-list-response.dto';
 import type { TestApp } from '../support/app';
 import { expectProblem } from '../support/problem-matcher';
 import { createJob, JOBS } from '../support/api';

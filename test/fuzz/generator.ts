@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { JOB_STATUSES, ITEM_STATUSES } from '../../src/bulk-jobs/bulk-job-status';
+import { JOB_STATUSES, ITEM_STATUSES } from '../../src/jobs/job-status';
 import { claims, hmacToken, nowSeconds, unsignedToken } from '../support/jwt';
 import { TEST_JWT_SECRET } from '../support/test-env';
 import { tokenFor } from '../support/tokens';

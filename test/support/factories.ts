@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import type { ItemStatus, JobStatus } from '../../src/bulk-jobs/bulk-job-status';
+import type { ItemStatus, JobStatus } from '../../src/jobs/job-status';
 
 export interface JobFactoryOptions {
   owner: string;

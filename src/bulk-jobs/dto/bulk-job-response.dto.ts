@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../bulk-job-status';
+import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../../jobs/job-status';
 
 export class JobErrorDto {
   @ApiProperty({ example: 'ACTION_ERROR' })
@@ -149,20 +149,4 @@ export class DeleteBulkJobResponseDto {
 
   @ApiProperty({ type: 'boolean', required: true, example: true })
   success: boolean;
-}
-
-export class ActionDescriptionDto {
-  @ApiProperty({ example: 'noop' })
-  name: string;
-
-  @ApiProperty({ example: 'Does nothing and succeeds at once.' })
-  description: string;
-
-  @ApiProperty({ type: 'object', additionalProperties: true, description: 'JSON Schema of the params.' })
-  params_schema: Record<string, unknown>;
-}
-
-export class ActionListResponseDto {
-  @ApiProperty({ type: () => [ActionDescriptionDto] })
-  items: ActionDescriptionDto[];
 }

@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, MaxLength, Min } from 'class-validator';
-import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../bulk-job-status';
+import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../../jobs/job-status';
 import { MAX_PAGE_SIZE } from '../../common/pagination/cursor';
 
 // Query values arrive as strings: accept only a plain positive integer, so

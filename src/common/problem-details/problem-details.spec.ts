@@ -21,7 +21,7 @@ import {
   IdempotencyKeyReusedError,
   TooManyActiveJobsError,
 } from '../../bulk-jobs/bulk-jobs.errors';
-import { isDatabaseUnavailable, isLockNotAvailable } from './database-errors';
+import { isDatabaseUnavailable, isLockNotAvailable } from '../../database/database-errors';
 import {
   ForbiddenError,
   RateLimitedError,

@@ -1,7 +1,7 @@
 import { HttpException } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import type { DomainError, RateLimitedError } from './domain-error';
-import { isDatabaseUnavailable } from './database-errors';
+import { isDatabaseUnavailable } from '../../database/database-errors';
 
 /** RFC 9457 problem details plus the legacy members older clients read. */
 export interface ProblemDetails {

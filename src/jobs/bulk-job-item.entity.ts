@@ -1,7 +1,8 @@
 import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { sqlLiterals } from '../database/sql';
-import { ITEM_STATUSES, type ItemStatus } from './bulk-job-status';
-import { BulkJob, type JobError } from './bulk-job.entity';
+import { BulkJob } from './bulk-job.entity';
+import { ITEM_STATUSES, type ItemStatus } from './job-status';
+import type { JobError } from './job-types';
 
 /**
  * One target of a job. The key is (job_id, seq): seq is the target's position

@@ -9,7 +9,7 @@ import {
   ITEM_STATUSES,
   JOB_STATUSES,
   type JobStatus,
-} from './bulk-job-status';
+} from './job-status';
 
 const EXPECTED: Record<JobStatus, { terminal: boolean; deletable: boolean; cancellable: boolean }> = {
   pending: { terminal: false, deletable: false, cancellable: true },

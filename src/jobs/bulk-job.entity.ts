@@ -9,20 +9,9 @@ import {
   UpdateDateColumn,
 } from 'typeorm';
 import { sqlLiterals } from '../database/sql';
-import { ACTIVE_JOB_STATUSES, JOB_STATUSES, TERMINAL_JOB_STATUSES, type JobStatus } from './bulk-job-status';
-
-export interface JobError {
-  code: string;
-  message: string;
-}
-
-export interface JobOptions {
-  max_attempts?: number;
-  concurrency?: number;
-  rate_limit_per_second?: number;
-}
-
-const ACTIVE = `status IN (${sqlLiterals(ACTIVE_JOB_STATUSES)}) AND deleted_at IS NULL`;
+import { ACTIVE } from './job-conditions';
+import { JOB_STATUSES, TERMINAL_JOB_STATUSES, type JobStatus } from './job-status';
+import type { JobError, JobOptions } from './job-types';
 
 /**
  * Indexes with descending columns. TypeORM's @Index takes columns without a

@@ -1,0 +1,24 @@
+import { sqlLiterals } from '../database/sql';
+import { ACTIVE_JOB_STATUSES, CANCELLABLE_JOB_STATUSES, TERMINAL_JOB_STATUSES } from './job-status';
+
+/*
+ * Conditions on a bulk_jobs row, in SQL, written once from the status
+ * constants. The partial indexes (bulk-job.entity.ts) are declared with
+ * the same text as the statements that must use them, so that PostgreSQL
+ * sees the index predicate in the query.
+ */
+
+/** Not finished: what BULK_JOBS_MAX_ACTIVE_PER_OWNER counts. */
+export const ACTIVE = `status IN (${sqlLiterals(ACTIVE_JOB_STATUSES)}) AND deleted_at IS NULL`;
+
+/** What a client may delete: a finished job not deleted yet. */
+export const DELETABLE = `status IN (${sqlLiterals(TERMINAL_JOB_STATUSES)}) AND deleted_at IS NULL`;
+
+/** What a client may cancel: a pending or running job not deleted. */
+export const CANCELLABLE = `status IN (${sqlLiterals(CANCELLABLE_JOB_STATUSES)}) AND deleted_at IS NULL`;
+
+/** Clients see a job, deleted or not, until its purge time; a purged row is gone for them even before the purge removes it. */
+export const VISIBLE = `(purge_at IS NULL OR purge_at > now())`;
+
+/** Deleted and still retained: what a restore may bring back. */
+export const RESTORABLE = `deleted_at IS NOT NULL AND purge_at > now()`;
