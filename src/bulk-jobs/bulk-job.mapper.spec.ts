@@ -1,15 +1,15 @@
 import { expect } from 'expect';
 import { describe, it } from 'node:test';
-import { progressOf, toItemResponse, toJobResponse, type JobRow } from './bulk-job.mapper';
+import { progressOf, toItemResponse, toJobResponse, type JobView } from './bulk-job.mapper';
 
-const counts = (total_items: number, succeeded_items: number, failed_items = 0, skipped_items = 0) => ({
-  total_items,
-  succeeded_items,
-  failed_items,
-  skipped_items,
+const counts = (totalItems: number, succeededItems: number, failedItems = 0, skippedItems = 0) => ({
+  totalItems,
+  succeededItems,
+  failedItems,
+  skippedItems,
 });
 
-function jobRow(overrides: Partial<JobRow> = {}): JobRow {
+function jobRow(overrides: Partial<JobView> = {}): JobView {
   return {
     id: '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f',
     owner: 'alice',
@@ -19,12 +19,12 @@ function jobRow(overrides: Partial<JobRow> = {}): JobRow {
     status: 'running',
     ...counts(1000, 420, 3, 0),
     error: null,
-    created_at: new Date('2025-01-02T03:04:05.678Z'),
-    started_at: new Date('2025-01-02T03:04:06.000Z'),
-    finished_at: null,
-    updated_at: new Date('2025-01-02T03:05:00.001Z'),
-    deleted_at: null,
-    purge_at: null,
+    createdAt: new Date('2025-01-02T03:04:05.678Z'),
+    startedAt: new Date('2025-01-02T03:04:06.000Z'),
+    finishedAt: null,
+    updatedAt: new Date('2025-01-02T03:05:00.001Z'),
+    deletedAt: null,
+    purgeAt: null,
     ...overrides,
   };
 }
@@ -77,8 +77,8 @@ describe('toJobResponse', () => {
     const res = toJobResponse(
       jobRow({
         status: 'completed',
-        deleted_at: new Date('2025-02-01T00:00:00.000Z'),
-        purge_at: new Date('2025-03-03T00:00:00.000Z'),
+        deletedAt: new Date('2025-02-01T00:00:00.000Z'),
+        purgeAt: new Date('2025-03-03T00:00:00.000Z'),
       }),
     );
     expect(res.deleted_at).toBe('2025-02-01T00:00:00.000Z');
@@ -91,14 +91,14 @@ describe('toItemResponse', () => {
     expect(
       toItemResponse({
         seq: 4,
-        target_id: 'user-4',
+        targetId: 'user-4',
         data: { note: 'vip' },
         status: 'failed',
         attempts: 3,
-        last_error: { code: 'ACTION_ERROR', message: 'boom' },
+        lastError: { code: 'ACTION_ERROR', message: 'boom' },
         result: undefined,
-        started_at: new Date('2025-01-01T00:00:00.000Z'),
-        finished_at: null,
+        startedAt: new Date('2025-01-01T00:00:00.000Z'),
+        finishedAt: null,
       }),
     ).toEqual({
       seq: 4,

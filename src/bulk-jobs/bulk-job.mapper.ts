@@ -1,89 +1,92 @@
-import type { ItemStatus, JobStatus } from '../jobs/job-status';
-import type { JobError } from '../jobs/job-types';
+import type { BulkJobItem } from '../jobs/bulk-job-item.entity';
+import type { BulkJob } from '../jobs/bulk-job.entity';
 import type { BulkJobItemResponseDto, BulkJobResponseDto } from './dto/bulk-job-response.dto';
 
-/** Column list of a job as the API shows it; every job query selects these. */
-export const JOB_COLUMNS = `id, owner, action, params, options, status, total_items, succeeded_items,
-  failed_items, skipped_items, error, created_at, started_at, finished_at, updated_at, deleted_at, purge_at`;
+/**
+ * What the API reads of a job: the entity's columns but the workers'
+ * scheduling state. The repository reads rows straight into this shape
+ * (its select lists come from the entity's metadata); the mapper turns it
+ * into the response.
+ */
+export const JOB_VIEW = [
+  'id',
+  'owner',
+  'action',
+  'params',
+  'options',
+  'status',
+  'totalItems',
+  'succeededItems',
+  'failedItems',
+  'skippedItems',
+  'error',
+  'createdAt',
+  'startedAt',
+  'finishedAt',
+  'updatedAt',
+  'deletedAt',
+  'purgeAt',
+] as const satisfies readonly (keyof BulkJob)[];
+export type JobView = Pick<BulkJob, (typeof JOB_VIEW)[number]>;
 
-export interface JobRow {
-  id: string;
-  owner: string;
-  action: string;
-  params: Record<string, unknown>;
-  options: Record<string, unknown>;
-  status: JobStatus;
-  total_items: number;
-  succeeded_items: number;
-  failed_items: number;
-  skipped_items: number;
-  error: JobError | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  updated_at: Date;
-  deleted_at: Date | null;
-  purge_at: Date | null;
-}
-
-export const ITEM_COLUMNS = `seq, target_id, data, status, attempts, last_error, result, started_at, finished_at`;
-
-export interface ItemRow {
-  seq: number;
-  target_id: string;
-  data: Record<string, unknown> | null;
-  status: ItemStatus;
-  attempts: number;
-  last_error: JobError | null;
-  result: unknown;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
+/** What the API reads of an item. */
+export const ITEM_VIEW = [
+  'seq',
+  'targetId',
+  'data',
+  'status',
+  'attempts',
+  'lastError',
+  'result',
+  'startedAt',
+  'finishedAt',
+] as const satisfies readonly (keyof BulkJobItem)[];
+export type ItemView = Pick<BulkJobItem, (typeof ITEM_VIEW)[number]>;
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 
 export function progressOf(
-  row: Pick<JobRow, 'total_items' | 'succeeded_items' | 'failed_items' | 'skipped_items'>,
+  job: Pick<JobView, 'totalItems' | 'succeededItems' | 'failedItems' | 'skippedItems'>,
 ): number {
-  if (row.total_items <= 0) return 0;
-  const done = row.succeeded_items + row.failed_items + row.skipped_items;
+  if (job.totalItems <= 0) return 0;
+  const done = job.succeededItems + job.failedItems + job.skippedItems;
   // Rounded down, so that a job reads 1 only when every item is done.
-  return Math.floor((done * 10_000) / row.total_items) / 10_000;
+  return Math.floor((done * 10_000) / job.totalItems) / 10_000;
 }
 
-export function toJobResponse(row: JobRow): BulkJobResponseDto {
+export function toJobResponse(job: JobView): BulkJobResponseDto {
   return {
-    id: row.id,
-    action: row.action,
-    params: row.params,
-    options: row.options,
-    status: row.status,
-    total_items: row.total_items,
-    succeeded_items: row.succeeded_items,
-    failed_items: row.failed_items,
-    skipped_items: row.skipped_items,
-    progress: progressOf(row),
-    owner: row.owner,
-    error: row.error,
-    deleted_at: iso(row.deleted_at),
-    purge_at: iso(row.purge_at),
-    created_at: row.created_at.toISOString(),
-    started_at: iso(row.started_at),
-    finished_at: iso(row.finished_at),
-    updated_at: row.updated_at.toISOString(),
+    id: job.id,
+    action: job.action,
+    params: job.params,
+    options: job.options,
+    status: job.status,
+    total_items: job.totalItems,
+    succeeded_items: job.succeededItems,
+    failed_items: job.failedItems,
+    skipped_items: job.skippedItems,
+    progress: progressOf(job),
+    owner: job.owner,
+    error: job.error,
+    deleted_at: iso(job.deletedAt),
+    purge_at: iso(job.purgeAt),
+    created_at: job.createdAt.toISOString(),
+    started_at: iso(job.startedAt),
+    finished_at: iso(job.finishedAt),
+    updated_at: job.updatedAt.toISOString(),
   };
 }
 
-export function toItemResponse(row: ItemRow): BulkJobItemResponseDto {
+export function toItemResponse(item: ItemView): BulkJobItemResponseDto {
   return {
-    seq: row.seq,
-    target_id: row.target_id,
-    data: row.data,
-    status: row.status,
-    attempts: row.attempts,
-    last_error: row.last_error,
-    result: row.result ?? null,
-    started_at: iso(row.started_at),
-    finished_at: iso(row.finished_at),
+    seq: item.seq,
+    target_id: item.targetId,
+    data: item.data,
+    status: item.status,
+    attempts: item.attempts,
+    last_error: item.lastError,
+    result: item.result ?? null,
+    started_at: iso(item.startedAt),
+    finished_at: iso(item.finishedAt),
   };
 }

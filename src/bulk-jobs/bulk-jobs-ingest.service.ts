@@ -1,17 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { PoolClient } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { flattenValidationErrors } from '../common/validation';
+import { BulkJobsRepository, type Transaction } from './bulk-jobs.repository';
 import { BulkJobsService, KeyTakenSignal, type CreateResult } from './bulk-jobs.service';
 import {
   CreateBulkJobSpecDto,
@@ -64,7 +60,7 @@ const CLIENT_GONE_CODES = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', '
 @Injectable()
 export class BulkJobsIngestService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: BulkJobsRepository,
     private readonly jobs: BulkJobsService,
     private readonly env: Env,
   ) {}
@@ -75,7 +71,6 @@ export class BulkJobsIngestService {
     idempotencyKey?: string,
   ): Promise<CreateResult> {
     const lines = ndjsonLines(requestChunks(body), MAX_LINE_BYTES);
-    const runner = this.db.createQueryRunner();
     const id = randomUUID();
     let hash = '';
     try {
@@ -88,23 +83,25 @@ export class BulkJobsIngestService {
       if (!idempotencyKey) await this.jobs.precheckActiveJobRoom(principal.sub);
       const hasher = new RequestHasher({ ...spec, params });
 
-      const client = (await runner.connect()) as PoolClient;
-      await runner.startTransaction();
-      await runner.query(
-        `INSERT INTO bulk_jobs (id, owner, action, params, options, total_items) VALUES ($1, $2, $3, $4, $5, 0)`,
-        [id, principal.sub, spec.action, params, spec.options ?? {}],
-      );
-      const count = await this.copyTargets(client, id, lines, hasher);
-      if (count === 0) throw new ValidationFailedError({ targets: 'must contain at least one target line' });
-      await runner.query(`UPDATE bulk_jobs SET total_items = $2 WHERE id = $1`, [id, count]);
-      hash = hasher.digest();
-      if (idempotencyKey) {
-        await this.jobs.claimIdempotencyKey(runner.manager, principal.sub, idempotencyKey, hash, id);
-      }
-      await this.jobs.assertActiveJobRoom(runner.manager, principal.sub, id);
-      await runner.commitTransaction();
+      await this.repository.transaction(async (tx) => {
+        await this.repository.insertJob(tx, {
+          id,
+          owner: principal.sub,
+          action: spec.action,
+          params,
+          options: spec.options ?? {},
+        });
+        const count = await this.copyTargets(tx, id, lines, hasher);
+        if (count === 0)
+          throw new ValidationFailedError({ targets: 'must contain at least one target line' });
+        await this.repository.setTotalItems(tx, id, count);
+        hash = hasher.digest();
+        if (idempotencyKey) {
+          await this.jobs.claimIdempotencyKey(tx, principal.sub, idempotencyKey, hash, id);
+        }
+        await this.jobs.assertActiveJobRoom(tx, principal.sub, id);
+      });
     } catch (err) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       if (err instanceof KeyTakenSignal) return this.jobs.replay(principal, idempotencyKey!, hash);
       if (err instanceof LineTooLongError) {
         throw new BadLineError(err.line, `is longer than ${MAX_LINE_BYTES} bytes`);
@@ -115,7 +112,6 @@ export class BulkJobsIngestService {
       // still sends: a client that writes its whole body before it reads the answer
       // would otherwise stall until the keep-alive timeout and never see the error.
       await lines.return(undefined);
-      await runner.release();
       if (!body.readableEnded && !body.destroyed) body.resume();
     }
     return { job: await this.jobs.get(principal, id), replayed: false };
@@ -152,13 +148,12 @@ export class BulkJobsIngestService {
   }
 
   /**
-   * Streams the target lines into COPY; returns how many there were. pipeline()
-   * applies back-pressure both ways and owns the errors of the COPY stream: a bad
-   * line aborts the COPY (CopyFail, then the caller rolls back), and a failing
-   * connection rejects here instead of being an unhandled 'error' event.
+   * Streams the target lines into COPY; returns how many there were. The
+   * stream applies back-pressure both ways: a bad line aborts the COPY
+   * (CopyFail, then the transaction rolls back).
    */
   private async copyTargets(
-    client: PoolClient,
+    tx: Transaction,
     jobId: string,
     lines: AsyncGenerator<{ line: number; text: string }>,
     hasher: RequestHasher,
@@ -179,10 +174,7 @@ export class BulkJobsIngestService {
       }
       if (chunk) yield chunk;
     }
-    await pipeline(
-      rows,
-      client.query(copyFrom('COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN')),
-    );
+    await this.repository.copyItems(tx, rows);
     return count;
   }
 }

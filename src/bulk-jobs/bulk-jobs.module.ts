@@ -5,13 +5,22 @@ import { JOB_ENTITIES } from '../jobs/job-entities';
 import { BulkJobsController } from './bulk-jobs.controller';
 import { BulkJobsIngestService } from './bulk-jobs-ingest.service';
 import { BulkJobsPurger } from './bulk-jobs-purger';
+import { BulkJobsRepository } from './bulk-jobs.repository';
 import { BulkJobsService } from './bulk-jobs.service';
+import { JobGauges } from './job-gauges';
 import { JobEventsService } from './job-events.service';
 
 @Module({
   imports: [ActionsModule, TypeOrmModule.forFeature(JOB_ENTITIES)],
   controllers: [BulkJobsController],
-  providers: [BulkJobsService, BulkJobsIngestService, BulkJobsPurger, JobEventsService],
+  providers: [
+    BulkJobsRepository,
+    BulkJobsService,
+    BulkJobsIngestService,
+    BulkJobsPurger,
+    JobEventsService,
+    JobGauges,
+  ],
   exports: [BulkJobsService],
 })
 export class BulkJobsModule {}

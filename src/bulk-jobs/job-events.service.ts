@@ -1,18 +1,16 @@
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth/scopes';
 import { ServiceUnavailableError } from '../common/problem-details/domain-error';
 import { buildProblem, mapDomainError } from '../common/problem-details/problem-details';
 import { Env } from '../config/env';
-import { queryRows } from '../database/sql';
 import { isTerminal } from '../jobs/job-status';
-import { JOB_COLUMNS, toJobResponse, type JobRow } from './bulk-job.mapper';
+import { toJobResponse } from './bulk-job.mapper';
 import { BulkJobNotFoundError } from './bulk-jobs.errors';
+import { BulkJobsRepository } from './bulk-jobs.repository';
 import { BulkJobsService } from './bulk-jobs.service';
 import type { BulkJobResponseDto } from './dto/bulk-job-response.dto';
 import { isWritable, SSE_HEARTBEAT, sseEvent, startEventStream } from './sse';
@@ -73,7 +71,7 @@ export class JobEventsService implements OnModuleDestroy {
   private closing = false;
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly repository: BulkJobsRepository,
     private readonly jobs: BulkJobsService,
     private readonly env: Env,
   ) {}
@@ -196,13 +194,7 @@ export class JobEventsService implements OnModuleDestroy {
     const ids = [...this.byJob.keys()];
     if (ids.length === 0) return;
     this.ticks++;
-    const rows = await queryRows<JobRow>(
-      this.db,
-      `SELECT ${JOB_COLUMNS} FROM bulk_jobs
-       WHERE id = ANY($1::uuid[]) AND (purge_at IS NULL OR purge_at > now())`,
-      [ids],
-    );
-    const found = new Map(rows.map((row) => [row.id, row]));
+    const found = new Map((await this.repository.findJobs(ids)).map((job) => [job.id, job]));
     const now = performance.now();
     for (const id of ids) {
       const subs = this.byJob.get(id);

@@ -3,14 +3,20 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Env } from '../config/env';
 import { dataSourceOptions } from './data-source-options';
+import { Database } from './database';
 import { runMigrationsLocked } from './migrate';
 
 @Module({})
 export class DatabaseModule {
-  /** Connects to `url` and, unless DATABASE_MIGRATIONS_RUN=false, applies pending migrations. */
+  /**
+   * Connects to `url` (TypeORM's DataSource and the pool the statements run
+   * on, Database) and, unless DATABASE_MIGRATIONS_RUN=false, applies pending
+   * migrations.
+   */
   static forRoot(url: string, applicationName: string): DynamicModule {
     return {
       module: DatabaseModule,
+      global: true,
       imports: [
         TypeOrmModule.forRootAsync({
           inject: [Env],
@@ -29,6 +35,17 @@ export class DatabaseModule {
       ],
       providers: [
         {
+          provide: Database,
+          inject: [Env],
+          useFactory: (env: Env) =>
+            new Database({
+              url,
+              poolSize: env.DATABASE_POOL_SIZE,
+              applicationName,
+              connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+            }),
+        },
+        {
           provide: 'DATABASE_MIGRATIONS',
           inject: [DataSource, Env],
           useFactory: async (dataSource: DataSource, env: Env) => {
@@ -39,7 +56,7 @@ export class DatabaseModule {
           },
         },
       ],
-      exports: ['DATABASE_MIGRATIONS'],
+      exports: ['DATABASE_MIGRATIONS', Database],
     };
   }
 }

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { Queryable } from './sql';
 
 // Arbitrary, fixed key: every process of this service serialises migrations on it.
 const MIGRATION_LOCK_KEY = 746_201_915;
@@ -21,7 +22,13 @@ export async function runMigrationsLocked(dataSource: DataSource): Promise<strin
   }
 }
 
-/** True when every migration the code knows of has been applied. */
-export async function migrationsUpToDate(dataSource: DataSource): Promise<boolean> {
-  return !(await dataSource.showMigrations());
+/**
+ * The migrations this code knows of that the database has not applied,
+ * read on `on` (the connections the caller serves requests with).
+ */
+export async function pendingMigrations(dataSource: DataSource, on: Queryable): Promise<string[]> {
+  const table = dataSource.options.migrationsTableName ?? 'migrations';
+  const { rows } = await on.query<{ name: string }>(`SELECT name FROM "${table}"`);
+  const applied = new Set(rows.map((r) => r.name));
+  return dataSource.migrations.map((m) => m.name ?? m.constructor.name).filter((name) => !applied.has(name));
 }

@@ -1,42 +1,153 @@
-import type { Pool } from 'pg';
-import { type DataSource, EntityManager } from 'typeorm';
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { EntityMetadata } from 'typeorm';
+
+/** Where a statement runs: the pool (on a connection of its own) or the connection of a transaction. */
+export type Queryable = Pool | PoolClient;
 
 /**
- * Runs hand-written SQL and returns its rows, so that `… RETURNING` reads the
- * same as a SELECT (TypeORM's raw `query()` answers UPDATE and DELETE with
- * `[rows, rowCount]` on PostgreSQL and with the rows for everything else).
- *
- * Outside a transaction the statement goes straight to the pg pool under the
- * DataSource: TypeORM's query runner adds a checkout object, two event
- * broadcasts and several awaits per statement, a measurable share of a
- * request that is one primary-key lookup (bench/README.md). Inside a
- * transaction (an EntityManager with a query runner) it runs on that runner.
+ * A statement with named parameters (`:jobId`), compiled once to
+ * PostgreSQL's positional ones; `P` names its parameters and their types.
+ * A colon followed by a name is a parameter wherever it is not in a string, a
+ * quoted identifier or a comment; `::type` casts are left alone.
  */
-export async function queryRows<T>(
-  db: DataSource | EntityManager,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const pool = poolOf(db);
-  if (pool) return (await pool.query(sql, params)).rows as T[];
-  const raw: unknown = await db.query(sql, params);
-  if (Array.isArray(raw) && raw.length === 2 && Array.isArray(raw[0]) && typeof raw[1] === 'number') {
-    return raw[0] as T[];
+export class Statement<P extends object = Record<string, never>> {
+  /** The SQL as PostgreSQL receives it ($1, $2, …). */
+  readonly text: string;
+  /** The parameter behind each position. */
+  readonly names: readonly string[];
+
+  constructor(named: string) {
+    const names: string[] = [];
+    this.text = replaceParameters(named, (name) => {
+      let i = names.indexOf(name);
+      if (i < 0) i = names.push(name) - 1;
+      return `$${i + 1}`;
+    });
+    this.names = names;
   }
-  return raw as T[];
+
+  /** The positional values; a parameter left undefined is a bug, not a NULL. */
+  values(params: P): unknown[] {
+    const record = params as Record<string, unknown>;
+    return this.names.map((name) => {
+      const value = record[name];
+      if (value === undefined) throw new Error(`statement parameter :${name} is undefined`);
+      return value;
+    });
+  }
 }
 
-/** The pg pool of a PostgreSQL DataSource (or of a manager outside a transaction); undefined otherwise. */
-function poolOf(db: DataSource | EntityManager): Pool | undefined {
-  if (db instanceof EntityManager) {
-    if (db.queryRunner) return undefined;
-    db = db.connection;
+/** A named statement: `sql<{ jobId: string }>('SELECT … WHERE id = :jobId')`. */
+export function sql<P extends object = Record<string, never>>(text: string): Statement<P> {
+  return new Statement<P>(text);
+}
+
+export function query<R extends QueryResultRow, P extends object>(
+  on: Queryable,
+  statement: Statement<P>,
+  params: P,
+): Promise<QueryResult<R>> {
+  return on.query<R>(statement.text, statement.values(params));
+}
+
+export async function rows<R extends QueryResultRow, P extends object>(
+  on: Queryable,
+  statement: Statement<P>,
+  params: P,
+): Promise<R[]> {
+  return (await on.query<R>(statement.text, statement.values(params))).rows;
+}
+
+/**
+ * Runs `fn` in a transaction on a connection of `pool`: committed when `fn`
+ * resolves, rolled back when it throws. A connection that failed (or whose
+ * rollback failed) is closed instead of going back to the pool.
+ */
+export async function transaction<T>(pool: Pool, fn: (tx: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  // A connection that breaks while it is checked out (the server ended it, say
+  // mid-COPY) reports it as an 'error' event, which must not crash the process.
+  const lost = (err: Error) => {
+    broken ??= err;
+  };
+  client.on('error', lost);
+  try {
+    return await inTransaction(client, fn, lost);
+  } finally {
+    if (!broken) client.removeListener('error', lost);
+    client.release(broken);
   }
-  if (db.options.type !== 'postgres') return undefined;
-  return (db.driver as unknown as { master?: Pool }).master;
+}
+
+/** The same on a connection the caller holds (and releases). */
+export async function inTransaction<T>(
+  client: PoolClient,
+  fn: (tx: PoolClient) => Promise<T>,
+  onRollbackFailed: (err: Error) => void = () => undefined,
+): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(onRollbackFailed);
+    throw err;
+  }
 }
 
 /** `'a', 'b'`: constant strings as SQL literals, for an `IN (…)` list in DDL and in fixed statements. */
 export function sqlLiterals(values: readonly string[]): string {
   return values.map((v) => `'${v.replaceAll("'", "''")}'`).join(', ');
+}
+
+/**
+ * A select list that reads columns into an entity's property names
+ * (`"job"."total_items" AS "totalItems"`), from the entity's metadata, so
+ * that a row is already in the entity's shape.
+ */
+export function selectList(metadata: EntityMetadata, properties: readonly string[], alias?: string): string {
+  return properties
+    .map((property) => {
+      const column = metadata.findColumnWithPropertyName(property);
+      if (!column) throw new Error(`${metadata.name} has no column for ${property}`);
+      const name = `"${column.databaseName}"`;
+      return `${alias ? `"${alias}".${name}` : name} AS "${property}"`;
+    })
+    .join(', ');
+}
+
+/** Replaces each `:name` outside strings, quoted identifiers and comments. */
+function replaceParameters(text: string, replace: (name: string) => string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const skipped = endOfQuoted(text, i);
+    if (skipped > i) {
+      out += text.slice(i, skipped);
+      i = skipped;
+      continue;
+    }
+    if (text[i] === ':' && text[i - 1] !== ':') {
+      const name = /^[A-Za-z_]\w*/.exec(text.slice(i + 1, i + 65))?.[0];
+      if (name) {
+        out += replace(name);
+        i += 1 + name.length;
+        continue;
+      }
+    }
+    out += text[i++];
+  }
+  return out;
+}
+
+/** Where a string, quoted identifier or comment that starts at `i` ends; `i` when none starts there. */
+function endOfQuoted(text: string, i: number): number {
+  const after = (index: number, length: number) => (index < 0 ? text.length : index + length);
+  const c = text[i];
+  if (c === "'" || c === '"') return after(text.indexOf(c, i + 1), 1);
+  if (text.startsWith('--', i)) return after(text.indexOf('\n', i), 1);
+  if (text.startsWith('/*', i)) return after(text.indexOf('*/', i + 2), 2);
+  return i;
 }

@@ -2,8 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { Database } from '../database/database';
 import { isDatabaseUnavailable } from '../database/database-errors';
-import { queryRows } from '../database/sql';
+import { pendingMigrations } from '../database/migrate';
 
 /** Each check gives up after this long, so that a probe never waits on a database that does not answer. */
 export const CHECK_TIMEOUT_MS = 2000;
@@ -16,16 +17,17 @@ export const CHECK_TIMEOUT_MS = 2000;
 export class DatabaseHealthIndicators {
   constructor(
     private readonly health: HealthIndicatorService,
-    @InjectDataSource() private readonly db: DataSource,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly db: Database,
   ) {}
 
-  /** The database answers a query. */
+  /** The database answers a query, on the connections the API's requests use. */
   database<const Key extends string>(key: Key) {
     return this.health
       .check(key)
       .attempt(async () => {
         try {
-          await this.db.query('SELECT 1');
+          await this.db.pool.query('SELECT 1');
         } catch (err) {
           throw new Error(unreachable(err), { cause: err });
         }
@@ -38,23 +40,17 @@ export class DatabaseHealthIndicators {
     return this.health
       .check(key)
       .attempt(async () => {
-        const known = this.db.migrations.map((m) => m.name ?? m.constructor.name);
-        let applied: Set<string>;
+        let pending: string[];
         try {
-          const table = this.db.options.migrationsTableName ?? 'migrations';
-          const rows = await queryRows<{ name: string }>(this.db, `SELECT name FROM "${table}"`);
-          applied = new Set(rows.map((r) => r.name));
+          pending = await pendingMigrations(this.dataSource, this.db.pool);
         } catch (err) {
           throw new Error(
             isDatabaseUnavailable(err) ? unreachable(err) : 'the applied migrations cannot be read',
-            {
-              cause: err,
-            },
+            { cause: err },
           );
         }
-        const pending = known.filter((name) => !applied.has(name));
         if (pending.length > 0) throw new Error(`not applied: ${pending.join(', ')}`);
-        return { applied: known.length };
+        return { applied: this.dataSource.migrations.length };
       })
       .withTimeout(CHECK_TIMEOUT_MS);
   }

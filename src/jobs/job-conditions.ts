@@ -1,5 +1,10 @@
 import { sqlLiterals } from '../database/sql';
-import { ACTIVE_JOB_STATUSES, CANCELLABLE_JOB_STATUSES, TERMINAL_JOB_STATUSES } from './job-status';
+import {
+  ACTIVE_JOB_STATUSES,
+  CANCELLABLE_JOB_STATUSES,
+  CLAIMABLE_JOB_STATUSES,
+  TERMINAL_JOB_STATUSES,
+} from './job-status';
 
 /*
  * Conditions on a bulk_jobs row, in SQL, written once from the status
@@ -22,3 +27,6 @@ export const VISIBLE = `(purge_at IS NULL OR purge_at > now())`;
 
 /** Deleted and still retained: what a restore may bring back. */
 export const RESTORABLE = `deleted_at IS NOT NULL AND purge_at > now()`;
+
+/** A job whose items workers claim (its unclaimed items are the queue). */
+export const CLAIMABLE = `status IN (${sqlLiterals(CLAIMABLE_JOB_STATUSES)})`;

@@ -17,6 +17,9 @@ export const ACTIVE_JOB_STATUSES = [
   'cancelling',
 ] as const satisfies readonly JobStatus[];
 
+/** Workers claim items of jobs in these statuses. */
+export const CLAIMABLE_JOB_STATUSES = ['pending', 'running'] as const satisfies readonly JobStatus[];
+
 /** A client may cancel these; cancelling a `cancelling` job is a no-op. */
 export const CANCELLABLE_JOB_STATUSES = ['pending', 'running'] as const satisfies readonly JobStatus[];
 

@@ -4,9 +4,9 @@ export interface JobError {
   message: string;
 }
 
-/** A job's `options`, as a client sends them at create. */
-export interface JobOptions {
+/** A job's `options`, as a client sends them at create (a type, not an interface: it is also a JSON object). */
+export type JobOptions = {
   max_attempts?: number;
   concurrency?: number;
   rate_limit_per_second?: number;
-}
+};

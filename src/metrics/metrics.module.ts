@@ -1,13 +1,13 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { JobGauges } from './job-gauges';
 import { Metrics } from './metrics';
 import { MetricsController } from './metrics.controller';
 import { MetricsServer } from './metrics-server';
 
 /**
  * Prometheus metrics. A process with the HTTP API serves them at GET /metrics
- * (with the jobs-by-status and queue-depth gauges, read from the database);
- * a worker-only process serves its own on METRICS_PORT when that is set.
+ * (with the jobs-by-status and queue-depth gauges that src/bulk-jobs
+ * registers); a worker-only process serves its own on METRICS_PORT when that
+ * is set.
  */
 @Module({})
 export class MetricsModule {
@@ -16,7 +16,7 @@ export class MetricsModule {
       module: MetricsModule,
       global: true,
       controllers: api ? [MetricsController] : [],
-      providers: [Metrics, ...(api ? [JobGauges] : [MetricsServer])],
+      providers: [Metrics, ...(api ? [] : [MetricsServer])],
       exports: [Metrics],
     };
   }

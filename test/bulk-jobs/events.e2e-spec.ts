@@ -1,9 +1,11 @@
 import { expect } from 'expect';
 import type { AddressInfo } from 'node:net';
+import type { Pool } from 'pg';
 import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import { JobEventsService } from '../../src/bulk-jobs/job-events.service';
+import { Database } from '../../src/database/database';
 import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import { waitFor } from '../support/engine';
@@ -45,26 +47,19 @@ async function setCounters(
  * outside transactions).
  */
 function countStatements(
-  db: DataSource,
+  pool: Pool,
   match: (sql: string) => boolean,
 ): { count: () => number; restore: () => void } {
   let n = 0;
-  const pool = (db.driver as unknown as { master: { query: (...args: unknown[]) => unknown } }).master;
   const viaPool = pool.query;
-  const viaDataSource = db.query;
-  const counted =
-    <A extends unknown[], R>(fn: (...args: A) => R, self: unknown) =>
-    (...args: A): R => {
-      if (typeof args[0] === 'string' && match(args[0])) n++;
-      return fn.apply(self, args);
-    };
-  pool.query = counted(viaPool, pool);
-  db.query = counted(viaDataSource, db) as typeof db.query;
+  pool.query = ((...args: Parameters<Pool['query']>) => {
+    if (typeof args[0] === 'string' && match(args[0])) n++;
+    return (viaPool as (...a: unknown[]) => unknown).apply(pool, args);
+  }) as Pool['query'];
   return {
     count: () => n,
     restore: () => {
       pool.query = viaPool;
-      db.query = viaDataSource;
     },
   };
 }
@@ -360,8 +355,8 @@ describe('GET /api/actions/bulk/jobs/{id}/events', () => {
 
     // Count the poller's statements where they leave for the database, independently of the hub's own counter.
     const counter = countStatements(
-      t.db,
-      (sql) => sql.includes('FROM bulk_jobs') && sql.includes('ANY($1::uuid[])'),
+      t.app.get(Database).pool,
+      (sql) => sql.includes('bulk_jobs') && sql.includes('ANY($1::uuid[])'),
     );
     try {
       const ticksBefore = hub.stats().ticks;

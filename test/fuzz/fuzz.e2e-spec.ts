@@ -5,7 +5,9 @@ import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
 import type { Response } from 'supertest';
-import { JOB_COLUMNS, toJobResponse, type JobRow } from '../../src/bulk-jobs/bulk-job.mapper';
+import { JOB_VIEW, toJobResponse, type JobView } from '../../src/bulk-jobs/bulk-job.mapper';
+import { selectList } from '../../src/database/sql';
+import { BulkJob } from '../../src/jobs/bulk-job.entity';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import { createTestApp, type TestApp } from '../support/app';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
@@ -168,15 +170,15 @@ async function snapshotAll(db: DataSource): Promise<Record<string, { n: number; 
 }
 
 interface JobSnapshot {
-  row: JobRow;
+  row: JobView;
   rowSum: string;
   items: Record<string, unknown>[];
   itemSum: string;
 }
 
 async function snapshotJobs(db: DataSource): Promise<Map<string, JobSnapshot>> {
-  const jobs: (JobRow & { row_sum: string })[] = await db.query(
-    `SELECT ${JOB_COLUMNS}, md5(j::text) AS row_sum FROM bulk_jobs j`,
+  const jobs: (JobView & { row_sum: string })[] = await db.query(
+    `SELECT ${selectList(db.getMetadata(BulkJob), JOB_VIEW, 'j')}, md5(j::text) AS row_sum FROM bulk_jobs j`,
   );
   const items: { job_id: string; items: Record<string, unknown>[]; sum: string }[] = await db.query(
     `SELECT job_id, json_agg(to_jsonb(i) - 'job_id' ORDER BY seq) AS items,
@@ -400,7 +402,7 @@ describe('fuzz: generated requests against the running app', () => {
       const id = req.jobId ?? (body.id as string | undefined) ?? (body.job_id as string);
       const previous = expected.get(id) ?? {
         job: toJobResponse(initial.get(id)!.row),
-        deleted: initial.get(id)!.row.deleted_at !== null,
+        deleted: initial.get(id)!.row.deletedAt !== null,
         cancelled: false,
       };
       if (req.kind === 'delete') {

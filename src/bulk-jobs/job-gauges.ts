@@ -1,17 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { Gauge } from 'prom-client';
-import type { DataSource } from 'typeorm';
 import { JOB_STATUSES } from '../jobs/job-status';
-import { queryRows } from '../database/sql';
-import { Metrics } from './metrics';
-
-interface StatusRow {
-  status: string;
-  jobs: number;
-  pending_items: string;
-  running_items: string;
-}
+import { Metrics } from '../metrics/metrics';
+import { BulkJobsRepository } from './bulk-jobs.repository';
 
 interface Snapshot {
   jobs: Map<string, number>;
@@ -23,7 +14,8 @@ interface Snapshot {
  * Jobs by status and the queue depth, read from the jobs' own counters when
  * Prometheus scrapes: one GROUP BY over the jobs table, never a count over
  * the items. They describe the whole database, not this process, so only
- * API processes export them.
+ * API processes (which have this module) export them, in the registry of
+ * src/metrics.
  */
 @Injectable()
 export class JobGauges {
@@ -32,7 +24,7 @@ export class JobGauges {
 
   constructor(
     metrics: Metrics,
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly jobs: BulkJobsRepository,
   ) {
     const snapshot = () => this.snapshot();
     new Gauge({
@@ -79,19 +71,11 @@ export class JobGauges {
 
   private async read(): Promise<Snapshot | undefined> {
     try {
-      const rows = await queryRows<StatusRow>(
-        this.db,
-        `SELECT status, count(*)::int AS jobs,
-                COALESCE(sum(total_items - succeeded_items - failed_items - skipped_items - running_items)
-                  FILTER (WHERE status IN ('pending', 'running')), 0) AS pending_items,
-                COALESCE(sum(running_items), 0) AS running_items
-         FROM bulk_jobs WHERE deleted_at IS NULL GROUP BY status`,
-      );
       const snapshot: Snapshot = { jobs: new Map(), pendingItems: 0, runningItems: 0 };
-      for (const row of rows) {
+      for (const row of await this.jobs.countByStatus()) {
         snapshot.jobs.set(row.status, row.jobs);
-        snapshot.pendingItems += Math.max(0, Number(row.pending_items));
-        snapshot.runningItems += Number(row.running_items);
+        snapshot.pendingItems += Math.max(0, Number(row.pendingItems));
+        snapshot.runningItems += Number(row.runningItems);
       }
       return snapshot;
     } catch (err) {

@@ -1,0 +1,452 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { pipeline } from 'node:stream/promises';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type {
+  ObjectLiteral,
+  QueryDeepPartialEntity,
+  Repository,
+  SelectQueryBuilder,
+  UpdateQueryBuilder,
+} from 'typeorm';
+import { Database } from '../database/database';
+import { selectList, sql, type Queryable, type Statement } from '../database/sql';
+import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
+import { BulkJob } from '../jobs/bulk-job.entity';
+import { ACTIVE, CANCELLABLE, CLAIMABLE, DELETABLE, RESTORABLE, VISIBLE } from '../jobs/job-conditions';
+import type { ItemStatus, JobStatus } from '../jobs/job-status';
+import type { JobOptions } from '../jobs/job-types';
+import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
+
+/** A transaction's connection (BulkJobsRepository.transaction). */
+export type Transaction = PoolClient;
+
+/** Whose jobs a statement may see or touch: one owner's, or every owner's (null, for an admin). */
+export type OwnerScope = string | null;
+
+/** How long an Idempotency-Key record holds its key. */
+const IDEMPOTENCY_WINDOW = `interval '24 hours'`;
+/** First key of the advisory lock that serialises one owner's creates (the second is hashtext(owner)). */
+const OWNER_CREATES_LOCK = 746_201_916;
+
+export interface NewJob {
+  id: string;
+  owner: string;
+  action: string;
+  params: Record<string, unknown>;
+  options: JobOptions;
+}
+
+/** A job's targets for insertItems, as parallel arrays; `datas` holds JSON text or null. */
+export interface ItemBatch {
+  firstSeq: number;
+  targetIds: string[];
+  datas: (string | null)[];
+}
+
+export interface JobPageQuery {
+  owner: OwnerScope;
+  status?: JobStatus;
+  showDeleted: boolean;
+  /** Keyset position: the page starts after this job (newest first). */
+  before?: { createdAt: string; id: string };
+  limit: number;
+}
+
+export interface ItemPageQuery {
+  status?: ItemStatus;
+  /** Keyset position: the page starts after this seq. */
+  afterSeq?: number;
+  limit: number;
+}
+
+export interface JobCountsByStatus {
+  status: JobStatus;
+  jobs: number;
+  /** Items of pending and running jobs not claimed yet (bigint, as text). */
+  pendingItems: string;
+  /** Items claimed and not recorded yet (bigint, as text). */
+  runningItems: string;
+}
+
+/** One statement in two forms: for every owner's jobs (an admin) and for one owner's. */
+interface Scoped<P extends object> {
+  all: Statement<P>;
+  own: Statement<P & { owner: string }>;
+}
+
+/**
+ * Every statement the API runs on jobs, items and Idempotency-Key records.
+ *
+ * TypeORM says the statements it can say, from the entities: reads (select
+ * lists from their metadata, rows in the entity's shape; `withDeleted()` or
+ * not, as @DeleteDateColumn has it), the soft delete and the restore (with
+ * `updated_at` from @UpdateDateColumn), the inserts and deletes of whole
+ * rows. Those that do not depend on the request are built once, here; they
+ * all run on the service's pool (Database): building a statement per request
+ * costs about 11 µs of CPU, a tenth of a GET (bench/README.md, "API").
+ * Written by hand: what TypeORM cannot say (unnest, COPY, ON CONFLICT … DO
+ * UPDATE … WHERE, SKIP LOCKED, a CTE that updates two tables, advisory locks)
+ * and aggregates, which it would only wrap.
+ */
+@Injectable()
+export class BulkJobsRepository {
+  private readonly jobView: string;
+
+  private readonly findVisible: Scoped<{ id: string }>;
+  private readonly findVisibleMany: Statement<{ ids: string[] }>;
+  private readonly softDelete: Scoped<{ id: string; retentionDays: number }>;
+  private readonly lockVisible: Scoped<{ id: string }>;
+  private readonly restore: Scoped<{ id: string }>;
+  private readonly markCancelling: Scoped<{ id: string }>;
+  private readonly setTotal: Statement<{ id: string; totalItems: number }>;
+  private readonly cancelItems: Statement<{ id: string }>;
+  private readonly findKey: Statement<{ owner: string; key: string }>;
+  private readonly deleteExpiredKeys: Statement;
+
+  constructor(
+    private readonly db: Database,
+    @InjectRepository(BulkJob) private readonly jobs: Repository<BulkJob>,
+    @InjectRepository(BulkJobItem) private readonly items: Repository<BulkJobItem>,
+    @InjectRepository(BulkJobIdempotencyKey) private readonly keys: Repository<BulkJobIdempotencyKey>,
+  ) {
+    const job = jobs.metadata;
+    this.jobView = selectList(job, JOB_VIEW, 'job');
+    const visibleJob = () => this.selectJobs().withDeleted().where(VISIBLE);
+    const updateJob = () => jobs.createQueryBuilder().update();
+
+    this.findVisible = scoped(() => visibleJob().andWhere('job.id = :id'));
+    this.findVisibleMany = sql(visibleJob().andWhere('job.id = ANY(:ids::uuid[])').getQuery());
+    this.lockVisible = scoped(() =>
+      jobs
+        .createQueryBuilder('job')
+        .select(selectList(job, ['status', 'deletedAt'], 'job'))
+        .withDeleted()
+        .where(VISIBLE)
+        .andWhere('job.id = :id')
+        .setLock('for_no_key_update'),
+    );
+    // The seeded DELETE: the status condition, the soft delete and the purge time in one statement.
+    this.softDelete = scoped(() =>
+      updateJob()
+        .set({ deletedAt: () => 'now()', purgeAt: () => 'now() + make_interval(days => :retentionDays)' })
+        .where('id = :id')
+        .andWhere(DELETABLE)
+        .returning(selectList(job, ['id', 'status'])),
+    );
+    this.restore = scoped(() =>
+      updateJob()
+        .set({ deletedAt: () => 'NULL', purgeAt: () => 'NULL' })
+        .where('id = :id')
+        .andWhere(RESTORABLE)
+        .returning(selectList(job, JOB_VIEW)),
+    );
+    // Locks the job row: concurrent cancels and the workers' status updates queue behind it.
+    this.markCancelling = scoped(() =>
+      updateJob()
+        .set({ status: () => `'cancelling'` })
+        .where('id = :id')
+        .andWhere(CANCELLABLE)
+        .returning(selectList(job, ['id'])),
+    );
+    this.setTotal = sql(
+      updateJob()
+        .set({ totalItems: () => ':totalItems' })
+        .where('id = :id')
+        .getQuery(),
+    );
+    this.findKey = sql(
+      keys
+        .createQueryBuilder('k')
+        .select(selectList(keys.metadata, ['jobId', 'requestHash'], 'k'))
+        .where('k.owner = :owner AND k.key = :key')
+        .getQuery(),
+    );
+    this.deleteExpiredKeys = sql(
+      keys.createQueryBuilder().delete().where(`created_at < now() - ${IDEMPOTENCY_WINDOW}`).getQuery(),
+    );
+    this.cancelItems = sql(`
+      WITH skipped AS (
+        UPDATE bulk_job_items SET status = 'skipped', finished_at = now()
+        WHERE job_id = :id AND status = 'pending'
+        RETURNING 1
+      )
+      UPDATE bulk_jobs j SET
+        skipped_items = j.skipped_items + (SELECT count(*) FROM skipped),
+        status = CASE WHEN EXISTS (SELECT 1 FROM bulk_job_items WHERE job_id = :id AND status = 'running')
+                      THEN 'cancelling' ELSE 'cancelled' END,
+        finished_at = CASE WHEN EXISTS (SELECT 1 FROM bulk_job_items WHERE job_id = :id AND status = 'running')
+                      THEN NULL ELSE now() END,
+        updated_at = now()
+      WHERE j.id = :id
+      RETURNING ${selectList(job, JOB_VIEW, 'j')}`);
+  }
+
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
+  }
+
+  // --- jobs as clients see them -------------------------------------------
+
+  /** The job if it is the owner's (or any owner's) and not past its purge time, deleted or not. */
+  async findJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return (await this.scopedRows<JobView, { id: string }>(this.findVisible, owner, { id }))[0];
+  }
+
+  /** The jobs of `ids` that are not past their purge time (the event streams' poll). */
+  findJobs(ids: string[]): Promise<JobView[]> {
+    return this.db.rows<JobView, { ids: string[] }>(this.findVisibleMany, { ids });
+  }
+
+  /** One page of jobs, newest first. */
+  listJobs(query: JobPageQuery): Promise<JobView[]> {
+    const page = this.selectJobs().where(VISIBLE);
+    if (query.showDeleted) page.withDeleted();
+    if (query.owner !== null) page.andWhere('job.owner = :owner', { owner: query.owner });
+    if (query.status) page.andWhere('job.status = :status', { status: query.status });
+    if (query.before) {
+      page.andWhere('(job.createdAt, job.id) < (:createdAt::timestamptz, :id::uuid)', query.before);
+    }
+    page.orderBy('job.createdAt', 'DESC').addOrderBy('job.id', 'DESC').limit(query.limit);
+    return this.db.rowsOf<JobView>(page);
+  }
+
+  /** One page of a job's items, in target order. */
+  listItems(jobId: string, query: ItemPageQuery): Promise<ItemView[]> {
+    const page = this.items
+      .createQueryBuilder('item')
+      .select(selectList(this.items.metadata, ITEM_VIEW, 'item'))
+      .where('item.jobId = :jobId', { jobId });
+    if (query.status) page.andWhere('item.status = :status', { status: query.status });
+    if (query.afterSeq !== undefined) page.andWhere('item.seq > :afterSeq', { afterSeq: query.afterSeq });
+    page.orderBy('item.seq').limit(query.limit);
+    return this.db.rowsOf<ItemView>(page);
+  }
+
+  // --- lifecycle ------------------------------------------------------------
+
+  /**
+   * Soft-deletes the job if it is deletable (finished, not deleted), in one
+   * conditional UPDATE: a job whose status changes at the same moment is
+   * either deleted as it was, or not at all.
+   */
+  async softDeleteJob(
+    owner: OwnerScope,
+    id: string,
+    retentionDays: number,
+    tx?: Transaction,
+  ): Promise<{ id: string; status: JobStatus } | undefined> {
+    const params = { id, retentionDays };
+    return (
+      await this.scopedRows<{ id: string; status: JobStatus }, typeof params>(
+        this.softDelete,
+        owner,
+        params,
+        tx,
+      )
+    )[0];
+  }
+
+  /**
+   * Locks the job's row for the rest of the transaction, waiting at most
+   * `lockTimeout` (an interval, e.g. '2s') for a change in flight, and reads
+   * its status under the lock.
+   */
+  async lockJob(
+    tx: Transaction,
+    owner: OwnerScope,
+    id: string,
+    lockTimeout: string,
+  ): Promise<Pick<JobView, 'status' | 'deletedAt'> | undefined> {
+    await this.db.rows(SET_LOCK_TIMEOUT, { lockTimeout }, tx);
+    return (
+      await this.scopedRows<Pick<JobView, 'status' | 'deletedAt'>, { id: string }>(
+        this.lockVisible,
+        owner,
+        { id },
+        tx,
+      )
+    )[0];
+  }
+
+  /** Undoes a soft delete while the job is retained; undefined when it is not deleted (or not visible). */
+  async restoreJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return (await this.scopedRows<JobView, { id: string }>(this.restore, owner, { id }))[0];
+  }
+
+  /**
+   * Cancels a pending or running job in one transaction: the job row first
+   * (locked, so that concurrent cancels and the workers' updates queue behind
+   * it), then its pending items are skipped and the job becomes cancelled, or
+   * cancelling while items are in flight. Undefined when the job was not
+   * cancellable (or not visible).
+   */
+  cancelJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return this.transaction(async (tx) => {
+      const locked = await this.scopedRows<{ id: string }, { id: string }>(
+        this.markCancelling,
+        owner,
+        { id },
+        tx,
+      );
+      if (locked.length === 0) return undefined;
+      return (await this.db.rows<JobView, { id: string }>(this.cancelItems, { id }, tx))[0];
+    });
+  }
+
+  // --- creates --------------------------------------------------------------
+
+  /** The job's row, with no items yet (setTotalItems counts them). */
+  async insertJob(tx: Transaction, job: NewJob): Promise<void> {
+    await this.db.rowsOf(
+      this.jobs
+        .createQueryBuilder()
+        .insert()
+        .values({ ...job, totalItems: 0 } as QueryDeepPartialEntity<BulkJob>)
+        .updateEntity(false),
+      tx,
+    );
+  }
+
+  async setTotalItems(tx: Transaction, id: string, totalItems: number): Promise<void> {
+    await this.db.rows(this.setTotal, { id, totalItems }, tx);
+  }
+
+  /** Items from parallel arrays, in one statement (`unnest`). */
+  async insertItems(tx: Transaction, jobId: string, batch: ItemBatch): Promise<void> {
+    await this.db.rows(INSERT_ITEMS, { jobId, ...batch }, tx);
+  }
+
+  /**
+   * Items from rows in COPY's text format (job_id, seq, target_id, data).
+   * pipeline() applies back-pressure both ways and owns the errors of the
+   * COPY stream: an error of `rows` aborts the COPY (CopyFail), and a failing
+   * connection rejects here instead of being an unhandled 'error' event.
+   */
+  async copyItems(tx: Transaction, rows: () => AsyncIterable<string>): Promise<void> {
+    await pipeline(rows, tx.query(copyFrom(COPY_ITEMS)));
+  }
+
+  /**
+   * Takes the key for this job, unless a live (under 24 h) record holds it:
+   * false then. The primary key on (owner, key) settles concurrent requests:
+   * the second waits for the first to commit and then sees its record.
+   */
+  async claimIdempotencyKey(
+    tx: Transaction,
+    record: { owner: string; key: string; requestHash: string; jobId: string },
+  ): Promise<boolean> {
+    return (await this.db.rows(CLAIM_KEY, record, tx)).length > 0;
+  }
+
+  /** The record of an Idempotency-Key, if any. */
+  async findIdempotencyKey(
+    owner: string,
+    key: string,
+  ): Promise<{ jobId: string; requestHash: string } | undefined> {
+    return (
+      await this.db.rows<{ jobId: string; requestHash: string }, { owner: string; key: string }>(
+        this.findKey,
+        { owner, key },
+      )
+    )[0];
+  }
+
+  /**
+   * Serialises the owner's creates until the transaction ends: a count of
+   * active jobs taken after it cannot be overtaken by another create.
+   */
+  async lockOwnerCreates(tx: Transaction, owner: string): Promise<void> {
+    await this.db.rows(LOCK_OWNER_CREATES, { lockKey: OWNER_CREATES_LOCK, owner }, tx);
+  }
+
+  /** The owner's pending, running and cancelling jobs (but `except`). */
+  async countActiveJobs(owner: string, except: string | null, on?: Queryable): Promise<number> {
+    const [row] = await this.db.rows<{ n: number }, { owner: string; except: string | null }>(
+      COUNT_ACTIVE,
+      { owner, except },
+      on,
+    );
+    return row.n;
+  }
+
+  // --- upkeep ---------------------------------------------------------------
+
+  /** Hard-deletes up to `batch` jobs past their purge time (and, by cascade, their items and key); returns how many. */
+  async purgeJobs(batch: number): Promise<number> {
+    return (await this.db.rows(PURGE_JOBS, { batch })).length;
+  }
+
+  async purgeExpiredKeys(): Promise<void> {
+    await this.db.rows(this.deleteExpiredKeys, {});
+  }
+
+  /** Jobs (not deleted) by status, with the queue depth; one pass over the jobs, none over the items. */
+  countByStatus(): Promise<JobCountsByStatus[]> {
+    return this.db.rows<JobCountsByStatus, Record<string, never>>(COUNT_BY_STATUS, {});
+  }
+
+  private selectJobs(): SelectQueryBuilder<BulkJob> {
+    return this.jobs.createQueryBuilder('job').select(this.jobView);
+  }
+
+  private scopedRows<R extends ObjectLiteral, P extends object>(
+    statement: Scoped<P>,
+    owner: OwnerScope,
+    params: P,
+    on?: Queryable,
+  ): Promise<R[]> {
+    return owner === null
+      ? this.db.rows<R, P>(statement.all, params, on)
+      : this.db.rows<R, P & { owner: string }>(statement.own, { ...params, owner }, on);
+  }
+}
+
+/** Both forms of a statement TypeORM builds: `build` is called once for each. */
+function scoped<P extends object>(
+  build: () => SelectQueryBuilder<BulkJob> | UpdateQueryBuilder<BulkJob>,
+): Scoped<P> {
+  return { all: sql(build().getQuery()), own: sql(build().andWhere('owner = :owner').getQuery()) };
+}
+
+const SET_LOCK_TIMEOUT = sql<{ lockTimeout: string }>(
+  `SELECT set_config('lock_timeout', :lockTimeout, true)`,
+);
+
+const INSERT_ITEMS = sql<{ jobId: string } & ItemBatch>(`
+  INSERT INTO bulk_job_items (job_id, seq, target_id, data)
+  SELECT :jobId, :firstSeq + t.ord - 1, t.id, t.data
+  FROM unnest(:targetIds::text[], :datas::jsonb[]) WITH ORDINALITY AS t(id, data, ord)`);
+
+const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
+
+const CLAIM_KEY = sql<{ owner: string; key: string; requestHash: string; jobId: string }>(`
+  INSERT INTO bulk_job_idempotency_keys AS k (owner, key, request_hash, job_id)
+  VALUES (:owner, :key, :requestHash, :jobId)
+  ON CONFLICT (owner, key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_at = now()
+    WHERE k.created_at < now() - ${IDEMPOTENCY_WINDOW}
+  RETURNING job_id`);
+
+const LOCK_OWNER_CREATES = sql<{ lockKey: number; owner: string }>(
+  `SELECT pg_advisory_xact_lock(:lockKey, hashtext(:owner))`,
+);
+
+// ACTIVE is the predicate of the partial index bulk_jobs_owner_active_idx.
+const COUNT_ACTIVE = sql<{ owner: string; except: string | null }>(`
+  SELECT count(*)::int AS n FROM bulk_jobs
+  WHERE owner = :owner AND ${ACTIVE} AND id IS DISTINCT FROM :except::uuid`);
+
+const PURGE_JOBS = sql<{ batch: number }>(`
+  DELETE FROM bulk_jobs WHERE id IN (
+    SELECT id FROM bulk_jobs WHERE purge_at <= now()
+    ORDER BY purge_at LIMIT :batch FOR UPDATE SKIP LOCKED)
+  RETURNING id`);
+
+const COUNT_BY_STATUS = sql(`
+  SELECT status, count(*)::int AS jobs,
+         COALESCE(sum(total_items - succeeded_items - failed_items - skipped_items - running_items)
+           FILTER (WHERE ${CLAIMABLE}), 0) AS "pendingItems",
+         COALESCE(sum(running_items), 0) AS "runningItems"
+  FROM bulk_jobs WHERE deleted_at IS NULL GROUP BY status`);
