@@ -196,7 +196,7 @@ export class BulkJobsRepository {
 
   /** The jobs of `ids` that are not past their purge time (the event streams' poll). */
   findJobs(ids: string[]): Promise<JobView[]> {
-    return this.db.rows<JobView, { ids: string[] }>(this.findVisibleMany, { ids });
+    return this.findVisibleMany.rows<JobView>(this.db.pool, { ids });
   }
 
   /** One page of jobs, newest first. */
@@ -259,7 +259,7 @@ export class BulkJobsRepository {
     id: string,
     lockTimeout: string,
   ): Promise<Pick<JobView, 'status' | 'deletedAt'> | undefined> {
-    await this.db.rows(SET_LOCK_TIMEOUT, { lockTimeout }, tx);
+    await SET_LOCK_TIMEOUT.query(tx, { lockTimeout });
     return (
       await this.scopedRows<Pick<JobView, 'status' | 'deletedAt'>, { id: string }>(
         this.lockVisible,
@@ -291,7 +291,7 @@ export class BulkJobsRepository {
         tx,
       );
       if (locked.length === 0) return undefined;
-      return (await this.db.rows<JobView, { id: string }>(this.cancelItems, { id }, tx))[0];
+      return (await this.cancelItems.rows<JobView>(tx, { id }))[0];
     });
   }
 
@@ -310,12 +310,12 @@ export class BulkJobsRepository {
   }
 
   async setTotalItems(tx: Transaction, id: string, totalItems: number): Promise<void> {
-    await this.db.rows(this.setTotal, { id, totalItems }, tx);
+    await this.setTotal.query(tx, { id, totalItems });
   }
 
   /** Items from parallel arrays, in one statement (`unnest`). */
   async insertItems(tx: Transaction, jobId: string, batch: ItemBatch): Promise<void> {
-    await this.db.rows(INSERT_ITEMS, { jobId, ...batch }, tx);
+    await INSERT_ITEMS.query(tx, { jobId, ...batch });
   }
 
   /**
@@ -337,7 +337,7 @@ export class BulkJobsRepository {
     tx: Transaction,
     record: { owner: string; key: string; requestHash: string; jobId: string },
   ): Promise<boolean> {
-    return (await this.db.rows(CLAIM_KEY, record, tx)).length > 0;
+    return (await CLAIM_KEY.rows(tx, record)).length > 0;
   }
 
   /** The record of an Idempotency-Key, if any. */
@@ -345,12 +345,7 @@ export class BulkJobsRepository {
     owner: string,
     key: string,
   ): Promise<{ jobId: string; requestHash: string } | undefined> {
-    return (
-      await this.db.rows<{ jobId: string; requestHash: string }, { owner: string; key: string }>(
-        this.findKey,
-        { owner, key },
-      )
-    )[0];
+    return (await this.findKey.rows<{ jobId: string; requestHash: string }>(this.db.pool, { owner, key }))[0];
   }
 
   /**
@@ -358,16 +353,12 @@ export class BulkJobsRepository {
    * active jobs taken after it cannot be overtaken by another create.
    */
   async lockOwnerCreates(tx: Transaction, owner: string): Promise<void> {
-    await this.db.rows(LOCK_OWNER_CREATES, { lockKey: OWNER_CREATES_LOCK, owner }, tx);
+    await LOCK_OWNER_CREATES.query(tx, { lockKey: OWNER_CREATES_LOCK, owner });
   }
 
   /** The owner's pending, running and cancelling jobs (but `except`). */
-  async countActiveJobs(owner: string, except: string | null, on?: Queryable): Promise<number> {
-    const [row] = await this.db.rows<{ n: number }, { owner: string; except: string | null }>(
-      COUNT_ACTIVE,
-      { owner, except },
-      on,
-    );
+  async countActiveJobs(owner: string, except: string | null, on: Queryable = this.db.pool): Promise<number> {
+    const [row] = await COUNT_ACTIVE.rows<{ n: number }>(on, { owner, except });
     return row.n;
   }
 
@@ -375,16 +366,16 @@ export class BulkJobsRepository {
 
   /** Hard-deletes up to `batch` jobs past their purge time (and, by cascade, their items and key); returns how many. */
   async purgeJobs(batch: number): Promise<number> {
-    return (await this.db.rows(PURGE_JOBS, { batch })).length;
+    return (await PURGE_JOBS.query(this.db.pool, { batch })).rowCount ?? 0;
   }
 
   async purgeExpiredKeys(): Promise<void> {
-    await this.db.rows(this.deleteExpiredKeys, {});
+    await this.deleteExpiredKeys.query(this.db.pool, {});
   }
 
   /** Jobs (not deleted) by status, with the queue depth; one pass over the jobs, none over the items. */
   countByStatus(): Promise<JobCountsByStatus[]> {
-    return this.db.rows<JobCountsByStatus, Record<string, never>>(COUNT_BY_STATUS, {});
+    return COUNT_BY_STATUS.rows<JobCountsByStatus>(this.db.pool, {});
   }
 
   private selectJobs(): SelectQueryBuilder<BulkJob> {
@@ -395,11 +386,11 @@ export class BulkJobsRepository {
     statement: Scoped<P>,
     owner: OwnerScope,
     params: P,
-    on?: Queryable,
+    on: Queryable = this.db.pool,
   ): Promise<R[]> {
     return owner === null
-      ? this.db.rows<R, P>(statement.all, params, on)
-      : this.db.rows<R, P & { owner: string }>(statement.own, { ...params, owner }, on);
+      ? statement.all.rows<R>(on, params)
+      : statement.own.rows<R>(on, { ...params, owner });
   }
 }
 
@@ -441,8 +432,7 @@ const COUNT_ACTIVE = sql<{ owner: string; except: string | null }>(`
 const PURGE_JOBS = sql<{ batch: number }>(`
   DELETE FROM bulk_jobs WHERE id IN (
     SELECT id FROM bulk_jobs WHERE purge_at <= now()
-    ORDER BY purge_at LIMIT :batch FOR UPDATE SKIP LOCKED)
-  RETURNING id`);
+    ORDER BY purge_at LIMIT :batch FOR UPDATE SKIP LOCKED)`);
 
 const COUNT_BY_STATUS = sql(`
   SELECT status, count(*)::int AS jobs,

@@ -2,7 +2,7 @@ import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
 import type { ObjectLiteral, QueryBuilder } from 'typeorm';
 import { poolSettings, type DatabaseSettings } from './data-source-options';
-import { rows, transaction, type Queryable, type Statement } from './sql';
+import { transaction, type Queryable } from './sql';
 
 /**
  * The connections the API's statements run on: a pg pool of the service's
@@ -24,14 +24,6 @@ export class Database implements OnApplicationShutdown {
     });
     // An idle connection that breaks must not crash the process; the next checkout reconnects.
     this.pool.on('error', (err) => this.logger.warn(`idle database connection failed: ${err.message}`));
-  }
-
-  rows<R extends QueryResultRow, P extends object>(
-    statement: Statement<P>,
-    params: P,
-    on: Queryable = this.pool,
-  ): Promise<R[]> {
-    return rows<R, P>(on, statement, params);
   }
 
   /** A statement TypeORM's query builder made for this request, with its parameters. */

@@ -35,27 +35,19 @@ export class Statement<P extends object = Record<string, never>> {
       return value;
     });
   }
+
+  query<R extends QueryResultRow = QueryResultRow>(on: Queryable, params: P): Promise<QueryResult<R>> {
+    return on.query<R>(this.text, this.values(params));
+  }
+
+  async rows<R extends QueryResultRow>(on: Queryable, params: P): Promise<R[]> {
+    return (await on.query<R>(this.text, this.values(params))).rows;
+  }
 }
 
 /** A named statement: `sql<{ jobId: string }>('SELECT … WHERE id = :jobId')`. */
 export function sql<P extends object = Record<string, never>>(text: string): Statement<P> {
   return new Statement<P>(text);
-}
-
-export function query<R extends QueryResultRow, P extends object>(
-  on: Queryable,
-  statement: Statement<P>,
-  params: P,
-): Promise<QueryResult<R>> {
-  return on.query<R>(statement.text, statement.values(params));
-}
-
-export async function rows<R extends QueryResultRow, P extends object>(
-  on: Queryable,
-  statement: Statement<P>,
-  params: P,
-): Promise<R[]> {
-  return (await on.query<R>(statement.text, statement.values(params))).rows;
 }
 
 /**

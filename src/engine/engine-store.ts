@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 import type { JobOptions } from '../jobs/job-types';
 import { isLockNotAvailable } from '../database/database-errors';
+import { inTransaction, transaction } from '../database/sql';
 import type { JobStatus } from '../jobs/job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
 import { CLAIM_POOL, ENGINE_POOL } from './engine-pool';
@@ -23,6 +24,7 @@ import {
   RETURN_EXPIRED,
   SKIP_RETURNED,
   STILL_LEASED,
+  type RecordParams,
 } from './engine.sql';
 import type { OutcomeKind, RunningItem } from './types';
 
@@ -68,10 +70,8 @@ export type ClaimResult =
   /** Nothing to claim; the next job is due in waitMs at the earliest (null: none is waiting for time). */
   | { kind: 'idle'; waitMs: number | null };
 
-/** The outcome codes of RECORD_RESULTS. */
-const OUTCOME_CODE: Record<OutcomeKind, number> = { succeeded: 0, failed: 1, retry: 2, release: 3 };
-
-const intArray = (values: number[]): string => `{${values.join(',')}}`;
+/** An array literal (`{a,b}`) of integers or outcome names, which need no quoting. */
+const arrayLiteral = (values: (number | OutcomeKind)[]): string => `{${values.join(',')}}`;
 
 const LEASE_EXPIRED_ERROR = JSON.stringify({
   code: 'LEASE_EXPIRED',
@@ -106,17 +106,16 @@ export class EngineStore implements OnApplicationShutdown {
     let broken: Error | undefined;
     let jobId: string | undefined;
     try {
-      const { rows } = await client.query<PickedJob & ClaimedArrays>(CLAIM_NEXT, [
+      const [job] = await CLAIM_NEXT.rows<PickedJob & ClaimedArrays>(client, {
         actions,
         avoid,
-        workerId,
+        worker: workerId,
         leaseMs,
-        wanted,
-      ]);
-      const job = rows[0];
+        count: wanted,
+      });
       if (!job) {
-        const { rows: due } = await client.query<{ next_in_ms: number | null }>(NEXT_DUE, [actions, avoid]);
-        const next = due[0]?.next_in_ms ?? null;
+        const [due] = await NEXT_DUE.rows<{ next_in_ms: number | null }>(client, { actions, avoid });
+        const next = due?.next_in_ms ?? null;
         return { kind: 'idle', waitMs: next === null ? null : Math.max(0, next) };
       }
       jobId = job.id;
@@ -133,7 +132,12 @@ export class EngineStore implements OnApplicationShutdown {
       // (or a long sweep) holds it, and the claim, rolled back, no longer
       // holds any item. Leave that job alone for a moment; which one it was
       // is asked again when the failed statement picked it itself.
-      jobId ??= (await client.query<{ id: string }>(PICK_NEXT, [actions, avoid])).rows[0]?.id;
+      jobId ??= (
+        await PICK_NEXT.rows<{ id: string }>(client, {
+          actions,
+          avoid,
+        })
+      )[0]?.id;
       return jobId ? { kind: 'busy', jobId } : { kind: 'idle', waitMs: 0 };
     } finally {
       client.release(broken);
@@ -149,38 +153,30 @@ export class EngineStore implements OnApplicationShutdown {
     workerId: string,
     leaseMs: number,
   ): Promise<ClaimedArrays | null> {
-    await client.query('BEGIN');
-    try {
-      const { rows } = await client.query<LimitedJobRow>(LOCK_LIMITED_JOB, [actions, job.id]);
-      let claimed: ClaimedArrays | null = null;
-      if (rows.length > 0) {
-        const plan = planClaim({
-          wanted,
-          options: job.options,
-          runningItems: rows[0].running_items,
-          tokens: rows[0].rate_tokens,
-          elapsedSeconds: rows[0].rate_elapsed,
-        });
-        if (plan.count === 0) {
-          await client.query(DEFER_RATE_LIMITED, [job.id, plan.tokens, plan.waitMs]);
-        } else {
-          const res = await client.query<ClaimedArrays>(CLAIM_LIMITED, [
-            job.id,
-            workerId,
-            leaseMs,
-            plan.count,
-            plan.tokens,
-            job.options.rate_limit_per_second ?? null,
-          ]);
-          claimed = res.rows[0];
-        }
+    return inTransaction(client, async () => {
+      const [room] = await LOCK_LIMITED_JOB.rows<LimitedJobRow>(client, { actions, jobId: job.id });
+      if (!room) return null;
+      const plan = planClaim({
+        wanted,
+        options: job.options,
+        runningItems: room.running_items,
+        tokens: room.rate_tokens,
+        elapsedSeconds: room.rate_elapsed,
+      });
+      if (plan.count === 0) {
+        await DEFER_RATE_LIMITED.query(client, { jobId: job.id, tokens: plan.tokens, waitMs: plan.waitMs });
+        return null;
       }
-      await client.query('COMMIT');
+      const [claimed] = await CLAIM_LIMITED.rows<ClaimedArrays>(client, {
+        jobId: job.id,
+        worker: workerId,
+        leaseMs,
+        count: plan.count,
+        tokens: plan.tokens,
+        rate: job.options.rate_limit_per_second ?? null,
+      });
       return claimed;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+    });
   }
 
   /**
@@ -196,13 +192,13 @@ export class EngineStore implements OnApplicationShutdown {
   async record(workerId: string, items: RunningItem[]): Promise<TouchedJob[]> {
     const n = items.length;
     if (n === 0) return [];
-    // Integer arrays go as array literals built here: much cheaper than the
-    // driver's per-element escaping, and the noop path writes nothing else.
+    // Integer and outcome arrays go as array literals built here: much cheaper
+    // than the driver's per-element escaping, and the noop path writes nothing else.
     const jobIndex = new Map<string, number>();
     const jobIds: string[] = [];
     const idx = new Array<number>(n);
     const seqs = new Array<number>(n);
-    const outcomes = new Array<number>(n);
+    const outcomes = new Array<OutcomeKind>(n);
     let results: (string | null)[] | null = null;
     let errors: (string | null)[] | null = null;
     let delays: (number | null)[] | null = null;
@@ -218,57 +214,57 @@ export class EngineStore implements OnApplicationShutdown {
       }
       idx[i] = j;
       seqs[i] = item.seq;
-      const outcome = OUTCOME_CODE[item.outcome!];
+      const outcome = item.outcome!;
       outcomes[i] = outcome;
-      if (outcome === 0 && item.result !== null)
+      if (outcome === 'succeeded' && item.result !== null)
         (results ??= new Array<string | null>(n).fill(null))[i] = item.result as string;
       if (item.error) (errors ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(item.error);
-      if (outcome === 2) (delays ??= new Array<number | null>(n).fill(null))[i] = item.delayMs;
-      if (outcome >= 2) returning = true;
+      if (outcome === 'retry') (delays ??= new Array<number | null>(n).fill(null))[i] = item.delayMs;
+      // Back to pending: not for RECORD_FINAL_RESULTS, which takes final outcomes only.
+      if (outcome === 'retry' || outcome === 'release') returning = true;
     }
-    const params = [
-      workerId,
+    const params: RecordParams = {
+      worker: workerId,
       jobIds,
-      intArray(idx),
-      intArray(seqs),
-      intArray(outcomes),
+      jobIndexes: arrayLiteral(idx),
+      seqs: arrayLiteral(seqs),
+      outcomes: arrayLiteral(outcomes),
       results,
       errors,
       delays,
-    ];
+    };
     if (jobIds.length === 1 && !returning) {
       // The usual batch: one statement, one round trip.
-      return (await this.pool.query<TouchedJob>(RECORD_FINAL_RESULTS, params)).rows;
+      return RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
     }
-    return this.transaction(async (client) => {
-      const { rows: totals } = await client.query<RecordedTotals>(RECORD_RESULTS, params);
+    return transaction(this.pool, async (client) => {
+      const totals = await RECORD_RESULTS.rows<RecordedTotals>(client, params);
       if (totals.length === 0) return [];
       const skipped = new Array<number>(totals.length).fill(0);
       // One job and nothing made pending (the usual batch): APPLY_RESULTS locks the one row itself.
       if (totals.length > 1 || totals.some((t) => t.pending_seqs)) {
-        const { rows: locked } = await client.query<{ id: string; status: JobStatus }>(LOCK_JOBS, [
-          totals.map((t) => t.job_id),
-        ]);
+        const locked = await LOCK_JOBS.rows<{ id: string; status: JobStatus }>(client, {
+          jobIds: totals.map((t) => t.job_id),
+        });
         const statusOf = new Map(locked.map((j) => [j.id, j.status]));
         for (let i = 0; i < totals.length; i++) {
           const t = totals[i];
           const status = statusOf.get(t.job_id);
           if (t.pending_seqs && status !== 'pending' && status !== 'running') {
-            const res = await client.query(SKIP_RETURNED, [t.job_id, t.pending_seqs]);
+            const res = await SKIP_RETURNED.query(client, { jobId: t.job_id, seqs: t.pending_seqs });
             skipped[i] = res.rowCount ?? 0;
             t.next_at = null;
           }
         }
       }
-      const applied = await client.query<TouchedJob>(APPLY_RESULTS, [
-        totals.map((t) => t.job_id),
-        totals.map((t) => t.n),
-        totals.map((t) => t.s),
-        totals.map((t) => t.f),
+      return APPLY_RESULTS.rows<TouchedJob>(client, {
+        jobIds: totals.map((t) => t.job_id),
+        left: totals.map((t) => t.n),
+        succeeded: totals.map((t) => t.s),
+        failed: totals.map((t) => t.f),
         skipped,
-        totals.map((t) => t.next_at),
-      ]);
-      return applied.rows;
+        nextAt: totals.map((t) => t.next_at),
+      });
     });
   }
 
@@ -278,21 +274,23 @@ export class EngineStore implements OnApplicationShutdown {
    * expired and was swept), unless it was being recorded at that moment.
    */
   async extendLeases(workerId: string, leaseMs: number): Promise<Map<string, Set<number>>> {
-    const { rows } = await this.pool.query<{ job_id: string; seq: number }>(EXTEND_LEASES, [
-      workerId,
-      leaseMs,
-    ]);
-    return groupBySeq(rows);
+    return groupBySeq(
+      await EXTEND_LEASES.rows<{ job_id: string; seq: number }>(this.pool, {
+        worker: workerId,
+        leaseMs,
+      }),
+    );
   }
 
   /** Which of `items` are still leased to `workerId`. */
   async stillLeased(workerId: string, items: RunningItem[]): Promise<Map<string, Set<number>>> {
-    const { rows } = await this.pool.query<{ job_id: string; seq: number }>(STILL_LEASED, [
-      workerId,
-      items.map((i) => i.job.id),
-      items.map((i) => i.seq),
-    ]);
-    return groupBySeq(rows);
+    return groupBySeq(
+      await STILL_LEASED.rows<{ job_id: string; seq: number }>(this.pool, {
+        worker: workerId,
+        jobIds: items.map((i) => i.job.id),
+        seqs: items.map((i) => i.seq),
+      }),
+    );
   }
 
   /**
@@ -301,52 +299,36 @@ export class EngineStore implements OnApplicationShutdown {
    * Returns what it did to each job.
    */
   async sweepExpiredLeases(): Promise<SweptJob[]> {
-    const { rows: jobs } = await this.pool.query<{ job_id: string }>(JOBS_WITH_EXPIRED_LEASES);
+    const jobs = await JOBS_WITH_EXPIRED_LEASES.rows<{ job_id: string }>(this.pool, {});
     const swept: SweptJob[] = [];
     for (const { job_id: jobId } of jobs) {
-      const done = await this.transaction(async (client): Promise<SweptJob | undefined> => {
-        const { rows } = await client.query<{ status: JobStatus; options: JobOptions }>(LOCK_JOB, [jobId]);
-        if (rows.length === 0) return undefined;
-        const cancelling = rows[0].status !== 'pending' && rows[0].status !== 'running';
-        const { rows: totals } = await client.query<{
-          n: number;
-          f: number;
-          k: number;
-          next_at: Date | null;
-        }>(RETURN_EXPIRED, [jobId, cancelling, maxAttemptsOf(rows[0].options), LEASE_EXPIRED_ERROR]);
-        const t = totals[0];
+      const done = await transaction(this.pool, async (client): Promise<SweptJob | undefined> => {
+        const [job] = await LOCK_JOB.rows<{ status: JobStatus; options: JobOptions }>(client, { jobId });
+        if (!job) return undefined;
+        const cancelling = job.status !== 'pending' && job.status !== 'running';
+        const [t] = await RETURN_EXPIRED.rows<{ n: number; f: number; k: number; next_at: Date | null }>(
+          client,
+          {
+            jobId,
+            cancelling,
+            maxAttempts: maxAttemptsOf(job.options),
+            error: LEASE_EXPIRED_ERROR,
+          },
+        );
         if (t.n === 0) return undefined;
-        const applied = await client.query<TouchedJob>(APPLY_RESULTS, [
-          [jobId],
-          [t.n],
-          [0],
-          [t.f],
-          [t.k],
-          [t.next_at],
-        ]);
-        return { id: jobId, status: applied.rows[0]?.status ?? rows[0].status, returned: t.n };
+        const [applied] = await APPLY_RESULTS.rows<TouchedJob>(client, {
+          jobIds: [jobId],
+          left: [t.n],
+          succeeded: [0],
+          failed: [t.f],
+          skipped: [t.k],
+          nextAt: [t.next_at],
+        });
+        return { id: jobId, status: applied?.status ?? job.status, returned: t.n };
       });
       if (done) swept.push(done);
     }
     return swept;
-  }
-
-  private async transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-        broken = rollbackErr;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
   }
 }
 

@@ -1,5 +1,9 @@
+import { sql } from '../database/sql';
+import type { OutcomeKind } from './types';
+
 /**
- * Every statement the workers run, in one place.
+ * Every statement the workers run, in one place: each a named constant with
+ * its parameters spelled out (`:name`, see Statement in src/database/sql.ts).
  *
  * Locks, and why they cannot deadlock:
  * - a result write updates its own running items, then locks the rows of
@@ -19,14 +23,14 @@
 
 /** A job workers may claim from (cancelled, cancelling and deleted jobs get no new claims). */
 const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
-  AND action = ANY($1::text[])
+  AND action = ANY(:actions::text[])
   AND running_items < COALESCE((options->>'concurrency')::int, 2147483647)`;
 
 const PICK = `
   SELECT id, action, params, options, status, xmin AS version,
          (options ? 'concurrency' OR options ? 'rate_limit_per_second') AS limited
   FROM bulk_jobs
-  WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY($2::uuid[]))
+  WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY(:avoid::uuid[]))
   ORDER BY last_claimed_at ASC NULLS FIRST, created_at, id
   LIMIT 1`;
 
@@ -38,26 +42,28 @@ const PICK = `
  */
 const RECHECK = `interval '10 seconds'`;
 
-interface ClaimParams {
-  worker: string;
-  leaseMs: string;
-  count: string;
+/** How a claim statement gives the job's rate bucket: SQL for the tokens before the claim and the rate per second. */
+interface RateBucket {
   tokens: string;
   rate: string;
 }
 
-/** The item claim and job update shared by both claim statements; the CTE `target` (id, version) names the job. */
-const claimFrom = ({ worker, leaseMs, count, tokens, rate }: ClaimParams) => `
+/**
+ * The item claim and job update shared by both claim statements; the CTE
+ * `target` (id, version) names the job. Claims up to :count items for worker
+ * :worker, leased for :leaseMs ms.
+ */
+const claimFrom = ({ tokens, rate }: RateBucket) => `
   picked AS (
     SELECT seq FROM bulk_job_items
     WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
     ORDER BY seq
-    LIMIT ${count}
+    LIMIT :count
     FOR UPDATE SKIP LOCKED
   ), claimed AS (
     UPDATE bulk_job_items i
-    SET status = 'running', attempts = i.attempts + 1, lease_owner = ${worker},
-        lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+    SET status = 'running', attempts = i.attempts + 1, lease_owner = :worker,
+        lease_expires_at = now() + :leaseMs * interval '1 millisecond',
         started_at = COALESCE(i.started_at, now())
     FROM picked p
     WHERE i.job_id = (SELECT id FROM target) AND i.seq = p.seq
@@ -73,7 +79,7 @@ const claimFrom = ({ worker, leaseMs, count, tokens, rate }: ClaimParams) => `
       rate_tokens = ${tokens} - n.k,
       rate_updated_at = CASE WHEN ${tokens} IS NULL THEN NULL ELSE now() END,
       claimable_at = CASE
-        WHEN n.k < ${count} AND j.xmin = t.version THEN COALESCE((
+        WHEN n.k < :count AND j.xmin = t.version THEN COALESCE((
           SELECT min(available_at) FROM bulk_job_items
           WHERE job_id = t.id AND status = 'pending' AND seq NOT IN (SELECT seq FROM picked)
         ), now() + ${RECHECK})
@@ -91,13 +97,20 @@ const CLAIMED_ARRAYS = `
          array_agg(data) AS datas, array_agg(attempts) AS attempts
   FROM claimed`;
 
+interface PickParams {
+  /** The actions this worker has. */
+  actions: string[];
+  /** Jobs to leave alone for now. */
+  avoid: string[];
+}
+
 /**
  * One round trip for the usual claim. Picks, round robin, the job served
  * least recently (never served first) whose backoff or rate limit allows a
- * claim now, except the jobs in $2 - without locking it: several workers
+ * claim now, except the jobs in :avoid - without locking it: several workers
  * may pick the same job and claim disjoint items. If the job has no
- * concurrency or rate limit, claims up to $5 of its pending items in seq
- * order (SKIP LOCKED), leases them to worker $3 for $4 ms, and then updates
+ * concurrency or rate limit, claims up to :count of its pending items in seq
+ * order (SKIP LOCKED), leases them to worker :worker for :leaseMs ms, and then updates
  * the job in the same statement: running_items, pending → running, the
  * round-robin stamp, and claimable_at - when fewer items were found than
  * asked for, the earliest pending item it did not take: in the future for a
@@ -107,52 +120,60 @@ const CLAIMED_ARRAYS = `
  * job row since (same xmin); otherwise the next claim looks again.
  * A limited job is returned without items: see CLAIM_LIMITED.
  */
-export const CLAIM_NEXT = `
+export const CLAIM_NEXT = sql<PickParams & { worker: string; leaseMs: number; count: number }>(`
   WITH job AS (${PICK}
   ), target AS (
     SELECT id, version FROM job WHERE NOT limited
-  ),${claimFrom({ worker: '$3', leaseMs: '$4', count: '$5', tokens: 'NULL::float8', rate: 'NULL::float8' })}
+  ),${claimFrom({ tokens: 'NULL::float8', rate: 'NULL::float8' })}
   SELECT job.id, job.action, job.params, job.options, job.status, job.limited, c.*
-  FROM job, (${CLAIMED_ARRAYS}) c`;
+  FROM job, (${CLAIMED_ARRAYS}) c`);
 
-/** The job CLAIM_NEXT would pick now ($1 actions, $2 jobs to leave out). */
-export const PICK_NEXT = `SELECT id FROM (${PICK}) next`;
+/** The job CLAIM_NEXT would pick now. */
+export const PICK_NEXT = sql<PickParams>(`SELECT id FROM (${PICK}) next`);
 
 /** A limited job: lock its row and read its room, if it is still claimable. */
-export const LOCK_LIMITED_JOB = `
+export const LOCK_LIMITED_JOB = sql<{ actions: string[]; jobId: string }>(`
   SELECT running_items, rate_tokens,
          EXTRACT(EPOCH FROM (now() - rate_updated_at))::float8 AS rate_elapsed
   FROM bulk_jobs
-  WHERE id = $2 AND ${CLAIMABLE} AND claimable_at <= now()
-  FOR NO KEY UPDATE`;
+  WHERE id = :jobId AND ${CLAIMABLE} AND claimable_at <= now()
+  FOR NO KEY UPDATE`);
 
 /** Nothing to pick: when is the next job due (null: none is waiting for time)? */
-export const NEXT_DUE = `
+export const NEXT_DUE = sql<PickParams>(`
   SELECT (EXTRACT(EPOCH FROM (min(claimable_at) - now())) * 1000)::float8 AS next_in_ms
   FROM bulk_jobs
-  WHERE ${CLAIMABLE} AND NOT (id = ANY($2::uuid[]))`;
+  WHERE ${CLAIMABLE} AND NOT (id = ANY(:avoid::uuid[]))`);
 
 /**
- * Claims up to $4 items of job $1, whose row the transaction has locked
- * (LOCK_LIMITED_JOB), for worker $2 and $3 ms, as CLAIM_NEXT does, and takes
- * them from its rate bucket ($5 tokens before the claim, $6 per second);
- * when the bucket runs dry, claimable_at moves to the time of the next token.
+ * Claims up to :count items of job :jobId, whose row the transaction has
+ * locked (LOCK_LIMITED_JOB), for worker :worker and :leaseMs ms, as
+ * CLAIM_NEXT does, and takes them from its rate bucket (:tokens before the
+ * claim, :rate per second); when the bucket runs dry, claimable_at moves to
+ * the time of the next token.
  */
-export const CLAIM_LIMITED = `
+export const CLAIM_LIMITED = sql<{
+  jobId: string;
+  worker: string;
+  leaseMs: number;
+  count: number;
+  tokens: number | null;
+  rate: number | null;
+}>(`
   WITH target AS (
-    SELECT id, xmin AS version FROM bulk_jobs WHERE id = $1
-  ),${claimFrom({ worker: '$2', leaseMs: '$3', count: '$4', tokens: '$5::float8', rate: '$6::float8' })}
-  ${CLAIMED_ARRAYS}`;
+    SELECT id, xmin AS version FROM bulk_jobs WHERE id = :jobId
+  ),${claimFrom({ tokens: ':tokens::float8', rate: ':rate::float8' })}
+  ${CLAIMED_ARRAYS}`);
 
-/** A rate-limited job without a token: store the bucket and come back when the next token is due. */
-export const DEFER_RATE_LIMITED = `
+/** A rate-limited job without a token: store the bucket and come back in :waitMs, when the next token is due. */
+export const DEFER_RATE_LIMITED = sql<{ jobId: string; tokens: number | null; waitMs: number }>(`
   UPDATE bulk_jobs
-  SET rate_tokens = $2, rate_updated_at = now(), claimable_at = now() + $3 * interval '1 millisecond'
-  WHERE id = $1`;
+  SET rate_tokens = :tokens, rate_updated_at = now(), claimable_at = now() + :waitMs * interval '1 millisecond'
+  WHERE id = :jobId`);
 
 /** Locks the rows of the jobs a batch of results belongs to, in id order. */
-export const LOCK_JOBS = `
-  SELECT id, status FROM bulk_jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+export const LOCK_JOBS = sql<{ jobIds: string[] }>(`
+  SELECT id, status FROM bulk_jobs WHERE id = ANY(:jobIds::uuid[]) ORDER BY id FOR NO KEY UPDATE`);
 
 /** The job reaches its end with this batch (j: the job row, x: the batch's totals). */
 const DONE = `(j.status IN ('pending', 'running')
@@ -191,21 +212,52 @@ const applyToJobs = (totals: string, before = '') => `
   RETURNING j.id, j.status`;
 
 /**
- * Records a batch of results of worker $1. $2 lists the batch's jobs; per
- * item: $3 the job's index in $2 (from 1), $4 seq, $5 outcome (0 succeeded,
- * 1 failed, 2 retry, 3 release: pending again, the attempt taken back),
- * $6 result, $7 error, $8 retry delay in ms - the last three may be NULL for
- * a batch without any. Only items still leased to $1 are touched, so a
- * worker that lost a lease cannot overwrite an item another worker has
- * claimed since. Returns the changes per job, for APPLY_RESULTS.
+ * A batch of results of worker :worker, as parallel arrays over its items
+ * (array literals, `{…}`, for the integer and outcome arrays: much cheaper
+ * to build than the driver's per-element escaping).
+ */
+export interface RecordParams {
+  worker: string;
+  /** The batch's jobs. */
+  jobIds: string[];
+  /** Per item: its job's index in jobIds, from 1. */
+  jobIndexes: string;
+  seqs: string;
+  /** Per item: its OutcomeKind. */
+  outcomes: string;
+  /** Per item: the result (JSON text) of a succeeded one; null when the batch has none. */
+  results: (string | null)[] | null;
+  /** Per item: the error (JSON text) of a failed or retried one; null when the batch has none. */
+  errors: (string | null)[] | null;
+  /** Per item: a retry's delay in ms; null when the batch has none. */
+  delays: (number | null)[] | null;
+}
+
+/** The item status each outcome leaves: a retried or released item is pending again. */
+const STATUS_AFTER: Record<OutcomeKind, string> = {
+  succeeded: 'succeeded',
+  failed: 'failed',
+  retry: 'pending',
+  release: 'pending',
+};
+
+/**
+ * Records a batch of results (RecordParams). A released item (`release`:
+ * given back unfinished) gets its attempt back. Only items still leased to
+ * :worker are touched, so a worker that lost a lease cannot overwrite an item
+ * another worker has claimed since. Returns the changes per job, for
+ * APPLY_RESULTS.
  */
 const RECORD_ITEMS = `
   input AS (
-    SELECT ($2::uuid[])[u.j] AS job_id, u.seq,
-           (ARRAY['succeeded', 'failed', 'pending', 'pending'])[u.outcome + 1] AS status,
-           (u.outcome = 3)::int AS undo,
+    SELECT (:jobIds::uuid[])[u.j] AS job_id, u.seq,
+           CASE u.outcome ${Object.entries(STATUS_AFTER)
+             .map(([outcome, status]) => `WHEN '${outcome}' THEN '${status}'`)
+             .join(' ')} END AS status,
+           (u.outcome = 'release')::int AS undo,
            u.result, u.error, COALESCE(u.delay_ms, 0) AS delay_ms
-    FROM unnest($3::int[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[], $8::int[])
+    FROM unnest(:jobIndexes::int[], :seqs::int[], :outcomes::text[], :results::jsonb[], :errors::jsonb[],
+                :delays::int[])
       AS u(j, seq, outcome, result, error, delay_ms)
   ), upd AS (
     UPDATE bulk_job_items i SET
@@ -219,7 +271,7 @@ const RECORD_ITEMS = `
       lease_expires_at = NULL,
       finished_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END
     FROM input u
-    WHERE i.job_id = u.job_id AND i.seq = u.seq AND i.lease_owner = $1
+    WHERE i.job_id = u.job_id AND i.seq = u.seq AND i.lease_owner = :worker
       -- "status is running", written so that it does not match the running-items index's
       -- predicate: given that index, the planner scanned all of it for a hash join, dead
       -- entries of every item recorded since the last vacuum included, instead of looking
@@ -228,7 +280,7 @@ const RECORD_ITEMS = `
     RETURNING i.job_id, i.seq, i.status, i.available_at
   )`;
 
-export const RECORD_RESULTS = `
+export const RECORD_RESULTS = sql<RecordParams>(`
   WITH ${RECORD_ITEMS}
   SELECT job_id,
          count(*)::int AS n,
@@ -236,7 +288,7 @@ export const RECORD_RESULTS = `
          count(*) FILTER (WHERE status = 'failed')::int AS f,
          min(available_at) FILTER (WHERE status = 'pending') AS next_at,
          array_agg(seq) FILTER (WHERE status = 'pending') AS pending_seqs
-  FROM upd GROUP BY job_id`;
+  FROM upd GROUP BY job_id`);
 
 /**
  * RECORD_RESULTS and APPLY_RESULTS in one statement (one round trip, no
@@ -244,78 +296,99 @@ export const RECORD_RESULTS = `
  * succeeded or failed. The items are updated first and the one job row
  * last, the same order as the two-statement form.
  */
-export const RECORD_FINAL_RESULTS = applyToJobs(
-  `
+export const RECORD_FINAL_RESULTS = sql<RecordParams>(
+  applyToJobs(
+    `
     SELECT job_id, count(*)::int AS n,
            count(*) FILTER (WHERE status = 'succeeded')::int AS s,
            count(*) FILTER (WHERE status = 'failed')::int AS f,
            0 AS k, NULL::timestamptz AS next_at
     FROM upd GROUP BY job_id`,
-  `${RECORD_ITEMS}, `,
+    `${RECORD_ITEMS}, `,
+  ),
 );
 
-/** Items of job $1 (seqs $2) that this batch made pending, skipped instead because the job is being cancelled. */
-export const SKIP_RETURNED = `
+/** Items of job :jobId (:seqs) that this batch made pending, skipped instead because the job is being cancelled. */
+export const SKIP_RETURNED = sql<{ jobId: string; seqs: number[] }>(`
   UPDATE bulk_job_items SET status = 'skipped', finished_at = now()
-  WHERE job_id = $1 AND seq = ANY($2::int[]) AND status = 'pending'`;
-
-/** Applies per-job totals given as arrays ($1 jobs, $2 n, $3 s, $4 f, $5 k, $6 next_at). */
-export const APPLY_RESULTS = applyToJobs(`
-    SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::timestamptz[])
-      AS t(job_id, n, s, f, k, next_at)`);
-
-/** Extends the leases of worker $1 by $2 ms; rows locked by a sweep or a recording are left alone. */
-export const EXTEND_LEASES = `
-  WITH mine AS (
-    SELECT job_id, seq FROM bulk_job_items
-    WHERE status = 'running' AND lease_owner = $1
-    FOR UPDATE SKIP LOCKED
-  )
-  UPDATE bulk_job_items i SET lease_expires_at = now() + $2 * interval '1 millisecond'
-  FROM mine m
-  WHERE i.job_id = m.job_id AND i.seq = m.seq
-  RETURNING i.job_id, i.seq`;
-
-/** Which of the items ($2 jobs, $3 seqs) are still leased to worker $1. */
-export const STILL_LEASED = `
-  SELECT i.job_id, i.seq
-  FROM unnest($2::uuid[], $3::int[]) AS u(job_id, seq)
-  JOIN bulk_job_items i ON i.job_id = u.job_id AND i.seq = u.seq
-  WHERE i.status = 'running' AND i.lease_owner = $1`;
-
-/** Jobs that have items whose lease expired. */
-export const JOBS_WITH_EXPIRED_LEASES = `
-  SELECT DISTINCT job_id FROM bulk_job_items
-  WHERE status = 'running' AND lease_expires_at < now()
-  LIMIT 100`;
-
-export const LOCK_JOB = `
-  SELECT status, options FROM bulk_jobs WHERE id = $1 FOR NO KEY UPDATE`;
+  WHERE job_id = :jobId AND seq = ANY(:seqs::int[]) AND status = 'pending'`);
 
 /**
- * Returns the expired items of job $1 (whose row the transaction holds):
- * skipped if the job is being cancelled ($2), failed if they have used
- * their $3 attempts, else pending again at once; error $4 says why.
+ * Applies per-job totals given as parallel arrays: per job, the items that
+ * left running (:left), succeeded, failed and skipped, and the earliest retry
+ * (:nextAt).
  */
-export const RETURN_EXPIRED = `
+export const APPLY_RESULTS = sql<{
+  jobIds: string[];
+  left: number[];
+  succeeded: number[];
+  failed: number[];
+  skipped: number[];
+  nextAt: (Date | null)[];
+}>(
+  applyToJobs(`
+    SELECT * FROM unnest(:jobIds::uuid[], :left::int[], :succeeded::int[], :failed::int[], :skipped::int[],
+                         :nextAt::timestamptz[])
+      AS t(job_id, n, s, f, k, next_at)`),
+);
+
+/** Extends the leases of worker :worker by :leaseMs ms; rows locked by a sweep or a recording are left alone. */
+export const EXTEND_LEASES = sql<{ worker: string; leaseMs: number }>(`
+  WITH mine AS (
+    SELECT job_id, seq FROM bulk_job_items
+    WHERE status = 'running' AND lease_owner = :worker
+    FOR UPDATE SKIP LOCKED
+  )
+  UPDATE bulk_job_items i SET lease_expires_at = now() + :leaseMs * interval '1 millisecond'
+  FROM mine m
+  WHERE i.job_id = m.job_id AND i.seq = m.seq
+  RETURNING i.job_id, i.seq`);
+
+/** Which of the items (parallel arrays :jobIds, :seqs) are still leased to worker :worker. */
+export const STILL_LEASED = sql<{ worker: string; jobIds: string[]; seqs: number[] }>(`
+  SELECT i.job_id, i.seq
+  FROM unnest(:jobIds::uuid[], :seqs::int[]) AS u(job_id, seq)
+  JOIN bulk_job_items i ON i.job_id = u.job_id AND i.seq = u.seq
+  WHERE i.status = 'running' AND i.lease_owner = :worker`);
+
+/** Jobs that have items whose lease expired. */
+export const JOBS_WITH_EXPIRED_LEASES = sql(`
+  SELECT DISTINCT job_id FROM bulk_job_items
+  WHERE status = 'running' AND lease_expires_at < now()
+  LIMIT 100`);
+
+export const LOCK_JOB = sql<{ jobId: string }>(`
+  SELECT status, options FROM bulk_jobs WHERE id = :jobId FOR NO KEY UPDATE`);
+
+/**
+ * Returns the expired items of job :jobId (whose row the transaction holds):
+ * skipped if the job is being cancelled (:cancelling), failed if they have
+ * used their :maxAttempts, else pending again at once; :error says why.
+ */
+export const RETURN_EXPIRED = sql<{
+  jobId: string;
+  cancelling: boolean;
+  maxAttempts: number;
+  error: string;
+}>(`
   WITH expired AS (
     SELECT seq FROM bulk_job_items
-    WHERE job_id = $1 AND status = 'running' AND lease_expires_at < now()
+    WHERE job_id = :jobId AND status = 'running' AND lease_expires_at < now()
     FOR UPDATE SKIP LOCKED
   ), upd AS (
     UPDATE bulk_job_items i SET
-      status = CASE WHEN $2::boolean THEN 'skipped' WHEN i.attempts >= $3 THEN 'failed' ELSE 'pending' END,
-      last_error = $4::jsonb,
+      status = CASE WHEN :cancelling::boolean THEN 'skipped' WHEN i.attempts >= :maxAttempts THEN 'failed' ELSE 'pending' END,
+      last_error = :error::jsonb,
       available_at = now(),
       lease_owner = NULL,
       lease_expires_at = NULL,
-      finished_at = CASE WHEN NOT $2::boolean AND i.attempts < $3 THEN NULL ELSE now() END
+      finished_at = CASE WHEN NOT :cancelling::boolean AND i.attempts < :maxAttempts THEN NULL ELSE now() END
     FROM expired e
-    WHERE i.job_id = $1 AND i.seq = e.seq
+    WHERE i.job_id = :jobId AND i.seq = e.seq
     RETURNING i.status, i.available_at
   )
   SELECT count(*)::int AS n,
          count(*) FILTER (WHERE status = 'failed')::int AS f,
          count(*) FILTER (WHERE status = 'skipped')::int AS k,
          min(available_at) FILTER (WHERE status = 'pending') AS next_at
-  FROM upd`;
+  FROM upd`);
