@@ -1,14 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
-import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { flattenValidationErrors } from '../common/validation';
+import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type Transaction } from './bulk-jobs.repository';
-import { BulkJobsService, KeyTakenSignal, type CreateResult } from './bulk-jobs.service';
 import {
   CreateBulkJobSpecDto,
   MAX_JSON_DEPTH,
@@ -60,8 +59,8 @@ const CLIENT_GONE_CODES = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', '
 @Injectable()
 export class BulkJobsIngestService {
   constructor(
-    private readonly repository: BulkJobsRepository,
-    private readonly jobs: BulkJobsService,
+    private readonly creator: BulkJobCreator,
+    private readonly jobs: BulkJobsRepository,
     private readonly env: Env,
   ) {}
 
@@ -71,38 +70,15 @@ export class BulkJobsIngestService {
     idempotencyKey?: string,
   ): Promise<CreateResult> {
     const lines = ndjsonLines(requestChunks(body), MAX_LINE_BYTES);
-    const id = randomUUID();
-    let hash = '';
     try {
       const first = await lines.next();
       if (first.done) {
         throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
       }
-      const { spec, params } = await this.parseSpec(first.value.line, first.value.text);
-      // Unless this is a replay, a caller at the active-jobs cap hears so before sending its targets.
-      if (!idempotencyKey) await this.jobs.precheckActiveJobRoom(principal.sub);
-      const hasher = new RequestHasher({ ...spec, params });
-
-      await this.repository.transaction(async (tx) => {
-        await this.repository.insertJob(tx, {
-          id,
-          owner: principal.sub,
-          action: spec.action,
-          params,
-          options: spec.options ?? {},
-        });
-        const count = await this.copyTargets(tx, id, lines, hasher);
-        if (count === 0)
-          throw new ValidationFailedError({ targets: 'must contain at least one target line' });
-        await this.repository.setTotalItems(tx, id, count);
-        hash = hasher.digest();
-        if (idempotencyKey) {
-          await this.jobs.claimIdempotencyKey(tx, principal.sub, idempotencyKey, hash, id);
-        }
-        await this.jobs.assertActiveJobRoom(tx, principal.sub, id);
-      });
+      const spec = await this.parseSpec(first.value.line, first.value.text);
+      const items = new StreamedItems(this.jobs, spec, lines, this.env.BULK_JOBS_MAX_TARGETS);
+      return await this.creator.create(principal, spec, items, idempotencyKey);
     } catch (err) {
-      if (err instanceof KeyTakenSignal) return this.jobs.replay(principal, idempotencyKey!, hash);
       if (err instanceof LineTooLongError) {
         throw new BadLineError(err.line, `is longer than ${MAX_LINE_BYTES} bytes`);
       }
@@ -114,14 +90,10 @@ export class BulkJobsIngestService {
       await lines.return(undefined);
       if (!body.readableEnded && !body.destroyed) body.resume();
     }
-    return { job: await this.jobs.get(principal, id), replayed: false };
   }
 
-  /** The validated spec and its params (defaults filled in); errors name the line. */
-  private async parseSpec(
-    line: number,
-    text: string,
-  ): Promise<{ spec: CreateBulkJobSpecDto; params: Record<string, unknown> }> {
+  /** The validated spec, its params with their defaults filled in; errors name the line. */
+  private async parseSpec(line: number, text: string): Promise<JobSpec> {
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -140,25 +112,40 @@ export class BulkJobsIngestService {
     });
     if (errors.length > 0) throw new BadSpecError(line, flattenValidationErrors(errors));
     try {
-      return { spec, params: this.jobs.validSpec(spec) };
+      return { action: spec.action, params: this.creator.validParams(spec), options: spec.options };
     } catch (err) {
       if (err instanceof ValidationFailedError) throw new BadSpecError(line, err.details);
       throw err;
     }
   }
+}
 
-  /**
-   * Streams the target lines into COPY; returns how many there were. The
-   * stream applies back-pressure both ways: a bad line aborts the COPY
-   * (CopyFail, then the transaction rolls back).
-   */
-  private async copyTargets(
-    tx: Transaction,
-    jobId: string,
-    lines: AsyncGenerator<{ line: number; text: string }>,
-    hasher: RequestHasher,
-  ): Promise<number> {
-    const max = this.env.BULK_JOBS_MAX_TARGETS;
+/**
+ * The item writer of a streamed create: the target lines go into COPY as
+ * they arrive, so memory stays bounded however many there are, and each is
+ * hashed on the way.
+ */
+class StreamedItems implements ItemWriter {
+  private readonly hasher: RequestHasher;
+  private hash: string | undefined;
+
+  constructor(
+    private readonly jobs: BulkJobsRepository,
+    spec: JobSpec,
+    private readonly lines: AsyncGenerator<{ line: number; text: string }>,
+    private readonly maxTargets: number,
+  ) {
+    this.hasher = new RequestHasher(spec);
+  }
+
+  requestHash(): string {
+    this.hash ??= this.hasher.digest();
+    return this.hash;
+  }
+
+  /** Streams the target lines into COPY; a bad line aborts it (CopyFail) and the create rolls back. */
+  async write(tx: Transaction, jobId: string): Promise<number> {
+    const { lines, maxTargets: max, hasher } = this;
     let count = 0;
     async function* rows(): AsyncGenerator<string> {
       let chunk = '';
@@ -174,7 +161,8 @@ export class BulkJobsIngestService {
       }
       if (chunk) yield chunk;
     }
-    await this.repository.copyItems(tx, rows);
+    await this.jobs.copyItems(tx, rows);
+    if (count === 0) throw new ValidationFailedError({ targets: 'must contain at least one target line' });
     return count;
   }
 }

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { ActionsModule } from '../actions/actions.module';
 import { JOB_ENTITIES } from '../jobs/job-entities';
+import { BulkJobCreator } from './bulk-job-creator';
 import { BulkJobsController } from './bulk-jobs.controller';
 import { BulkJobsIngestService } from './bulk-jobs-ingest.service';
 import { BulkJobsPurger } from './bulk-jobs-purger';
@@ -15,6 +16,7 @@ import { JobEventsService } from './job-events.service';
   controllers: [BulkJobsController],
   providers: [
     BulkJobsRepository,
+    BulkJobCreator,
     BulkJobsService,
     BulkJobsIngestService,
     BulkJobsPurger,

@@ -1,6 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
-import { ActionsRegistry } from '../actions/actions.registry';
 import type { Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { isLockNotAvailable } from '../database/database-errors';
@@ -20,11 +18,9 @@ import {
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
-  IdempotencyKeyReusedError,
-  TooManyActiveJobsError,
 } from './bulk-jobs.errors';
+import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type OwnerScope, type Transaction } from './bulk-jobs.repository';
-import { isUnstorableJson } from '../common/storable-json';
 import type { CreateBulkJobDto, TargetInput } from './dto/create-bulk-job.dto';
 import { hashRequest } from './request-hash';
 import type {
@@ -37,12 +33,6 @@ import type { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 
 /** Items are written with one multi-row INSERT per this many targets. */
 const INSERT_CHUNK = 5_000;
-
-export interface CreateResult {
-  job: BulkJobResponseDto;
-  /** True when an Idempotency-Key replay returned an earlier job. */
-  replayed: boolean;
-}
 
 /** How long a DELETE that lost a race waits for a change of the job row in flight. */
 const DELETE_LOCK_TIMEOUT = '2s';
@@ -62,100 +52,25 @@ function scopeOf(principal: Principal): OwnerScope {
 export class BulkJobsService {
   constructor(
     private readonly jobs: BulkJobsRepository,
-    private readonly actions: ActionsRegistry,
+    private readonly creator: BulkJobCreator,
     private readonly env: Env,
   ) {}
 
+  /** A create with its targets in a JSON body. */
   async create(principal: Principal, dto: CreateBulkJobDto, idempotencyKey?: string): Promise<CreateResult> {
-    const params = this.validSpec(dto);
+    const params = this.creator.validParams(dto);
     if (dto.targets.length > this.env.BULK_JOBS_MAX_INLINE_TARGETS) {
       throw new ValidationFailedError({
         targets: `at most ${this.env.BULK_JOBS_MAX_INLINE_TARGETS} targets can be sent inline; stream larger jobs as application/x-ndjson`,
       });
     }
-    const options = { ...(dto.options ?? {}) };
-    const id = randomUUID();
-    // Hashed with the validated params (defaults filled in): omitted and default params are one request.
-    const requestHash = idempotencyKey ? hashRequest({ ...dto, params }, dto.targets) : undefined;
-
-    const created = await this.jobs
-      .transaction(async (tx) => {
-        await this.jobs.insertJob(tx, { id, owner: principal.sub, action: dto.action, params, options });
-        await this.jobs.setTotalItems(tx, id, dto.targets.length);
-        if (idempotencyKey)
-          await this.claimIdempotencyKey(tx, principal.sub, idempotencyKey, requestHash!, id);
-        await this.assertActiveJobRoom(tx, principal.sub, id);
-        await insertItems(this.jobs, tx, id, dto.targets);
-        return true;
-      })
-      .catch((err: unknown) => {
-        if (err instanceof KeyTakenSignal) return false;
-        throw err;
-      });
-
-    if (!created) return this.replay(principal, idempotencyKey!, requestHash!);
-    return { job: await this.get(principal, id), replayed: false };
-  }
-
-  /** The job's params, validated against its action's schema (defaults filled in). */
-  validSpec(spec: { action: string; params?: Record<string, unknown> }): Record<string, unknown> {
-    const params = spec.params ?? {};
-    const problems = this.actions.validateParams(spec.action, params);
-    if (problems) throw new ValidationFailedError(problems);
-    if (isUnstorableJson(params)) {
-      throw new ValidationFailedError({ params: 'must not contain \\u0000 or unpaired surrogates' });
-    }
-    return params;
-  }
-
-  /**
-   * Takes the key for this job, unless a live (under 24 h) record holds it.
-   * A taken key throws KeyTakenSignal, which rolls the whole transaction (the
-   * job row with it) back.
-   */
-  async claimIdempotencyKey(
-    tx: Transaction,
-    owner: string,
-    key: string,
-    requestHash: string,
-    jobId: string,
-  ): Promise<void> {
-    if (!(await this.jobs.claimIdempotencyKey(tx, { owner, key, requestHash, jobId }))) {
-      throw new KeyTakenSignal();
-    }
-  }
-
-  /**
-   * Refuses the job `jobId` being created when its owner already has
-   * BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs. Runs
-   * in the create's transaction under a lock on the owner's creates, held
-   * until it commits: two creates of one owner count one after the other, so
-   * that they cannot both see room for one more job.
-   */
-  async assertActiveJobRoom(tx: Transaction, owner: string, jobId: string): Promise<void> {
-    const max = this.env.BULK_JOBS_MAX_ACTIVE_PER_OWNER;
-    if (max === 0) return;
-    await this.jobs.lockOwnerCreates(tx, owner);
-    if ((await this.jobs.countActiveJobs(owner, jobId, tx)) >= max) throw new TooManyActiveJobsError(max);
-  }
-
-  /**
-   * The same check without the lock, for a create that will take long (a
-   * streamed one) to fail before it reads its body; assertActiveJobRoom
-   * still decides at its end.
-   */
-  async precheckActiveJobRoom(owner: string): Promise<void> {
-    const max = this.env.BULK_JOBS_MAX_ACTIVE_PER_OWNER;
-    if (max !== 0 && (await this.jobs.countActiveJobs(owner, null)) >= max)
-      throw new TooManyActiveJobsError(max);
-  }
-
-  /** The job an earlier request with this key created, or 422 when the key came with another body. */
-  async replay(principal: Principal, key: string, hash: string): Promise<CreateResult> {
-    const record = await this.jobs.findIdempotencyKey(principal.sub, key);
-    // No record: it expired or its job was purged in between; very unlikely, and safe to report.
-    if (!record || record.requestHash !== hash) throw new IdempotencyKeyReusedError();
-    return { job: await this.get(principal, record.jobId), replayed: true };
+    const spec = { action: dto.action, params, options: dto.options };
+    return this.creator.create(
+      principal,
+      spec,
+      new InlineItems(this.jobs, spec, dto.targets),
+      idempotencyKey,
+    );
   }
 
   async list(principal: Principal, query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
@@ -305,28 +220,39 @@ export class BulkJobsService {
   }
 }
 
-/** Thrown inside a create transaction to roll it back when the key is taken. */
-export class KeyTakenSignal extends Error {}
+/** The item writer of a JSON create: its targets in one `unnest` INSERT per INSERT_CHUNK. */
+class InlineItems implements ItemWriter {
+  constructor(
+    private readonly jobs: BulkJobsRepository,
+    private readonly spec: JobSpec,
+    private readonly targets: TargetInput[],
+  ) {}
 
-async function insertItems(
-  jobs: BulkJobsRepository,
-  tx: Transaction,
-  jobId: string,
-  targets: TargetInput[],
-): Promise<void> {
-  for (let start = 0; start < targets.length; start += INSERT_CHUNK) {
-    const chunk = targets.slice(start, start + INSERT_CHUNK);
-    const targetIds: string[] = new Array<string>(chunk.length);
-    const datas: (string | null)[] = new Array<string | null>(chunk.length);
-    chunk.forEach((t, i) => {
-      if (typeof t === 'string') {
-        targetIds[i] = t;
-        datas[i] = null;
-      } else {
-        targetIds[i] = t.id;
-        datas[i] = t.data === undefined ? null : JSON.stringify(t.data);
-      }
-    });
-    await jobs.insertItems(tx, jobId, { firstSeq: start, targetIds, datas });
+  private hash: string | undefined;
+
+  // Hashed with the validated params (defaults filled in): omitted and default params are one request.
+  requestHash(): string {
+    this.hash ??= hashRequest(this.spec, this.targets);
+    return this.hash;
+  }
+
+  async write(tx: Transaction, jobId: string): Promise<number> {
+    const targets = this.targets;
+    for (let start = 0; start < targets.length; start += INSERT_CHUNK) {
+      const chunk = targets.slice(start, start + INSERT_CHUNK);
+      const targetIds: string[] = new Array<string>(chunk.length);
+      const datas: (string | null)[] = new Array<string | null>(chunk.length);
+      chunk.forEach((t, i) => {
+        if (typeof t === 'string') {
+          targetIds[i] = t;
+          datas[i] = null;
+        } else {
+          targetIds[i] = t.id;
+          datas[i] = t.data === undefined ? null : JSON.stringify(t.data);
+        }
+      });
+      await this.jobs.insertItems(tx, jobId, { firstSeq: start, targetIds, datas });
+    }
+    return targets.length;
   }
 }
