@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { isTerminal, type JobStatus } from '../jobs/job-status';
 import { isDatabaseUnavailable } from '../database/database-errors';
 import type { Metrics } from '../metrics/metrics';
+import type { OutcomeKind, RunningItem } from './types';
 
 /** A job whose counters a write or a sweep changed, with its status after it. */
 export interface TouchedJob {
@@ -15,6 +16,15 @@ export interface SweptJob extends TouchedJob {
   returned: number;
 }
 
+/** What a recorded item outcome counts as in bulk_jobs_items_processed_total. */
+const OUTCOME_LABEL: Record<OutcomeKind, string | undefined> = {
+  succeeded: 'succeeded',
+  failed: 'failed',
+  retry: 'retried',
+  // Given back unfinished on shutdown: no attempt was used, nothing to count.
+  release: undefined,
+};
+
 /**
  * The engine's log lines for what happens to jobs (started, finished, leases
  * reclaimed), each with the job id as a field, and its metrics.
@@ -24,8 +34,23 @@ export class EngineEvents {
 
   constructor(
     readonly workerId: string,
-    readonly metrics: Metrics | undefined,
+    readonly metrics: Metrics,
   ) {}
+
+  /** Counts a recorded batch, one increment per action and outcome rather than per item. */
+  recorded(items: readonly RunningItem[]): void {
+    const counts = new Map<string, number>();
+    for (const item of items) {
+      const outcome = item.outcome ? OUTCOME_LABEL[item.outcome] : undefined;
+      if (!outcome) continue;
+      const key = `${item.job.action}\u0000${outcome}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of counts) {
+      const [action, outcome] = key.split('\u0000');
+      this.metrics.itemsProcessed.inc({ action, outcome }, n);
+    }
+  }
 
   /** This worker's claim moved the job from pending to running. */
   started(jobId: string, action: string, items: number): void {
@@ -58,7 +83,7 @@ export class EngineEvents {
         worker: this.workerId,
       });
     }
-    if (total > 0) this.metrics?.leaseReclaims.inc(total);
+    if (total > 0) this.metrics.leaseReclaims.inc(total);
     this.finished(swept);
   }
 }

@@ -36,7 +36,7 @@ export class LeaseKeeper {
     private readonly workerId: string,
     private readonly env: Env,
     private readonly items: HeldItems,
-    private readonly events?: EngineEvents,
+    private readonly events: EngineEvents,
   ) {}
 
   start(): void {
@@ -107,7 +107,7 @@ export class LeaseKeeper {
     try {
       const swept = await this.store.sweepExpiredLeases();
       this.sweepFailures.succeeded();
-      if (swept.length > 0) this.events?.reclaimed(swept);
+      if (swept.length > 0) this.events.reclaimed(swept);
     } catch (err) {
       this.sweepFailures.failed(err, sweepIntervalMs(this.env));
     }

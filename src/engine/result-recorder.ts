@@ -5,6 +5,19 @@ import type { RunningItem } from './types';
 /** After a failed write, the next try waits this long. */
 const RETRY_WRITE_MS = 1000;
 
+export interface ResultRecorderOptions {
+  /** Writes a batch of outcomes; a rejection keeps them for the next try. */
+  write: (items: RunningItem[]) => Promise<void>;
+  /** Outcomes per write, and how many waiting start one at once. */
+  flushSize: number;
+  /** The longest an outcome waits for its write otherwise. */
+  intervalMs: number;
+  /** True when no more outcomes are about to arrive (nothing is running). */
+  quiet: () => boolean;
+  /** A batch is written. */
+  onRecorded: (items: RunningItem[]) => void;
+}
+
 /**
  * Collects item outcomes and writes them in batches: at once when `flushSize`
  * are waiting or when nothing else is running (the end of a batch), else
@@ -22,14 +35,19 @@ export class ResultRecorder {
   /** Items in the write in flight (their rows are locked by it). */
   readonly inFlight = new Set<RunningItem>();
 
-  constructor(
-    private readonly write: (items: RunningItem[]) => Promise<void>,
-    private readonly flushSize: number,
-    private readonly intervalMs: number,
-    /** True when no more outcomes are about to arrive (nothing is running). */
-    private readonly quiet: () => boolean,
-    private readonly onRecorded: (items: RunningItem[]) => void,
-  ) {}
+  private readonly write: ResultRecorderOptions['write'];
+  private readonly flushSize: number;
+  private readonly intervalMs: number;
+  private readonly quiet: ResultRecorderOptions['quiet'];
+  private readonly onRecorded: ResultRecorderOptions['onRecorded'];
+
+  constructor(options: ResultRecorderOptions) {
+    this.write = options.write;
+    this.flushSize = options.flushSize;
+    this.intervalMs = options.intervalMs;
+    this.quiet = options.quiet;
+    this.onRecorded = options.onRecorded;
+  }
 
   /** Outcomes not yet written. */
   get pending(): number {

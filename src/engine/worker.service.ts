@@ -3,7 +3,6 @@ import {
   Injectable,
   Logger,
   type OnApplicationBootstrap,
-  Optional,
 } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -69,7 +68,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     private readonly store: EngineStore,
     private readonly registry: ActionsRegistry,
     private readonly env: Env,
-    @Optional() private readonly metrics?: Metrics,
+    private readonly metrics: Metrics,
   ) {
     this.events = new EngineEvents(this.workerId, metrics);
     const policy: BackoffPolicy = { baseMs: env.WORKER_RETRY_BASE_MS, maxMs: env.WORKER_RETRY_MAX_MS };
@@ -79,13 +78,13 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       (item) => this.recorder.add(item),
       (item) => this.forget([item]),
     );
-    this.recorder = new ResultRecorder(
-      (items) => this.write(items),
-      this.halfBatch,
-      env.WORKER_FLUSH_INTERVAL_MS,
-      () => this.runner.activeCount === 0 && this.runner.queued === 0,
-      (items) => this.forget(items),
-    );
+    this.recorder = new ResultRecorder({
+      write: (items) => this.write(items),
+      flushSize: this.halfBatch,
+      intervalMs: env.WORKER_FLUSH_INTERVAL_MS,
+      quiet: () => this.runner.activeCount === 0 && this.runner.queued === 0,
+      onRecorded: (items) => this.forget(items),
+    });
     this.leases = new LeaseKeeper(
       store,
       this.workerId,
@@ -109,7 +108,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     const live = items.filter((item) => !item.lost);
     if (live.length === 0) return;
     const jobs = await this.store.record(this.workerId, live);
-    this.metrics?.countRecorded(live);
+    this.events.recorded(live);
     this.events.finished(jobs);
   }
 
@@ -190,7 +189,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
           this.env.WORKER_LEASE_MS,
           this.avoided(),
         );
-        this.metrics?.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
+        this.metrics.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
         this.claimFailures.succeeded();
         if (res.kind === 'claimed') {
           this.accept(res.job, res.items);
@@ -200,7 +199,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
           await this.wake.wait(res.waitMs === null ? poll : Math.min(poll, Math.max(1, res.waitMs)));
         }
       } catch (err) {
-        this.metrics?.claimDuration.observe({ result: 'error' }, (performance.now() - started) / 1000);
+        this.metrics.claimDuration.observe({ result: 'error' }, (performance.now() - started) / 1000);
         // Jittered, so that the workers of a database that comes back do not all claim at once.
         const pause = retryDelayMs(this.claimFailures.consecutive + 1, CLAIM_ERROR_BACKOFF);
         this.claimFailures.failed(err, CLAIM_ERROR_BACKOFF.maxMs);
@@ -239,7 +238,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       seqs.set(item.seq, item);
     }
     this.heldCount += n;
-    this.metrics?.itemsClaimed.inc({ action: job.action }, n);
+    this.metrics.itemsClaimed.inc({ action: job.action }, n);
     if (row.status === 'pending') this.events.started(job.id, job.action, n);
     this.runner.enqueue(job.id, items);
   }

@@ -1,15 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import type { OutcomeKind } from '../engine/types';
-
-/** What a recorded item outcome counts as in bulk_jobs_items_processed_total. */
-const OUTCOME_LABEL: Record<OutcomeKind, string | undefined> = {
-  succeeded: 'succeeded',
-  failed: 'failed',
-  retry: 'retried',
-  // Given back unfinished on shutdown: no attempt was used, nothing to count.
-  release: undefined,
-};
 
 /**
  * The process's Prometheus metrics, in a registry of its own (not prom-client's
@@ -61,20 +51,5 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-  }
-
-  /** Counts a recorded batch, one increment per action and outcome rather than per item. */
-  countRecorded(items: readonly { job: { action: string }; outcome: OutcomeKind | null }[]): void {
-    const counts = new Map<string, number>();
-    for (const item of items) {
-      const outcome = item.outcome ? OUTCOME_LABEL[item.outcome] : undefined;
-      if (!outcome) continue;
-      const key = `${item.job.action}\u0000${outcome}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    for (const [key, n] of counts) {
-      const [action, outcome] = key.split('\u0000');
-      this.itemsProcessed.inc({ action, outcome }, n);
-    }
   }
 }
