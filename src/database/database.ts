@@ -1,16 +1,17 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { Pool, type PoolClient, type QueryResultRow } from 'pg';
-import type { ObjectLiteral, QueryBuilder } from 'typeorm';
+import { Pool, type PoolClient } from 'pg';
 import { poolSettings, type DatabaseSettings } from './data-source-options';
-import { transaction, type Queryable } from './sql';
+import { transaction } from './sql';
 
 /**
  * The connections the API's statements run on: a pg pool of the service's
- * own, beside TypeORM's. TypeORM knows the schema (the entities, the
+ * own, beside TypeORM's (which serves the migrations at start-up and holds no
+ * connection once idle). TypeORM knows the schema (the entities, the
  * migrations) and writes the statements it can say; they run here as plain
- * round trips. Measured on the API benchmark's GET (bench/README.md, "API"):
- * TypeORM's query runner costs 12 µs of CPU per statement more than the pool
- * (a tenth of a request), and reading rows into entity instances 150 µs.
+ * round trips. Measured with the api benchmark (bench/README.md, "Data
+ * access"): the same statements through TypeORM's query runner cost 12-14%
+ * more CPU per GET and DELETE, and reading rows into entity instances
+ * (findOne, the query builder's execute) 47-60% more.
  */
 export class Database implements OnApplicationShutdown {
   private readonly logger = new Logger('Database');
@@ -26,13 +27,9 @@ export class Database implements OnApplicationShutdown {
     this.pool.on('error', (err) => this.logger.warn(`idle database connection failed: ${err.message}`));
   }
 
-  /** A statement TypeORM's query builder made for this request, with its parameters. */
-  async rowsOf<R extends QueryResultRow>(
-    builder: QueryBuilder<ObjectLiteral>,
-    on: Queryable = this.pool,
-  ): Promise<R[]> {
-    const [text, values] = builder.getQueryAndParameters();
-    return (await on.query<R>(text, values)).rows;
+  /** Answers when the database does (readiness). */
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
   }
 
   /** The API's one way to run statements together: see transaction() in sql.ts. */

@@ -27,7 +27,7 @@ export class DatabaseHealthIndicators {
       .check(key)
       .attempt(async () => {
         try {
-          await this.db.pool.query('SELECT 1');
+          await this.db.ping();
         } catch (err) {
           throw new Error(unreachable(err), { cause: err });
         }
