@@ -109,7 +109,7 @@ export class BulkJobsRepository {
     @InjectRepository(BulkJobIdempotencyKey) private readonly keys: Repository<BulkJobIdempotencyKey>,
   ) {
     const job = jobs.metadata;
-    this.jobView = selectList(job, JOB_VIEW, 'job');
+    this.jobView = selectList(job, JOB_VIEW);
     const visibleJob = () => this.selectJobs().withDeleted().where(VISIBLE);
     const updateJob = () => jobs.createQueryBuilder().update();
 
@@ -118,7 +118,7 @@ export class BulkJobsRepository {
     this.lockVisible = scoped(() =>
       jobs
         .createQueryBuilder('job')
-        .select(selectList(job, ['status', 'deletedAt'], 'job'))
+        .select(selectList(job, ['status', 'deletedAt']))
         .withDeleted()
         .where(VISIBLE)
         .andWhere('job.id = :id')
@@ -172,7 +172,7 @@ export class BulkJobsRepository {
     this.findKey = sql(
       keys
         .createQueryBuilder('k')
-        .select(selectList(keys.metadata, ['jobId', 'requestHash'], 'k'))
+        .select(selectList(keys.metadata, ['jobId', 'requestHash']))
         .where('k.owner = :owner AND k.key = :key')
         .getQuery(),
     );
@@ -193,7 +193,7 @@ export class BulkJobsRepository {
                       THEN NULL ELSE now() END,
         updated_at = now()
       WHERE j.id = :id
-      RETURNING ${selectList(job, JOB_VIEW, 'j')}`);
+      RETURNING ${selectList(job, JOB_VIEW)}`);
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
@@ -234,7 +234,7 @@ export class BulkJobsRepository {
     const statement = this.pageShapes.get(shape, () => {
       const page = this.items
         .createQueryBuilder('item')
-        .select(selectList(this.items.metadata, ITEM_VIEW, 'item'))
+        .select(selectList(this.items.metadata, ITEM_VIEW))
         .where('item.jobId = :jobId');
       if (status) page.andWhere('item.status = :status');
       if (afterSeq !== undefined) page.andWhere('item.seq > :afterSeq');

@@ -96,16 +96,15 @@ export function sqlLiterals(values: readonly string[]): string {
 
 /**
  * A select list that reads columns into an entity's property names
- * (`"job"."total_items" AS "totalItems"`), from the entity's metadata, so
- * that a row is already in the entity's shape.
+ * (`total_items AS "totalItems"`), from the entity's metadata, so that a row
+ * is already in the entity's shape. Unqualified: for statements on one table.
  */
-export function selectList(metadata: EntityMetadata, properties: readonly string[], alias?: string): string {
+export function selectList(metadata: EntityMetadata, properties: readonly string[]): string {
   return properties
     .map((property) => {
       const column = metadata.findColumnWithPropertyName(property);
       if (!column) throw new Error(`${metadata.name} has no column for ${property}`);
-      const name = `"${column.databaseName}"`;
-      return `${alias ? `"${alias}".${name}` : name} AS "${property}"`;
+      return column.databaseName === property ? property : `${column.databaseName} AS "${property}"`;
     })
     .join(', ');
 }

@@ -178,7 +178,7 @@ interface JobSnapshot {
 
 async function snapshotJobs(db: DataSource): Promise<Map<string, JobSnapshot>> {
   const jobs: (JobView & { row_sum: string })[] = await db.query(
-    `SELECT ${selectList(db.getMetadata(BulkJob), JOB_VIEW, 'j')}, md5(j::text) AS row_sum FROM bulk_jobs j`,
+    `SELECT ${selectList(db.getMetadata(BulkJob), JOB_VIEW)}, md5(j::text) AS row_sum FROM bulk_jobs j`,
   );
   const items: { job_id: string; items: Record<string, unknown>[]; sum: string }[] = await db.query(
     `SELECT job_id, json_agg(to_jsonb(i) - 'job_id' ORDER BY seq) AS items,
