@@ -17,7 +17,10 @@ export class ActionsController {
   @ApiOperation({
     operationId: 'listBulkActions',
     summary: 'List the registered actions',
-    description: 'Each action with the JSON schema its params must match.',
+    description:
+      'Each action with the JSON schema its params must match. Delivery is at least once: an item may run more ' +
+      'than once (a retry, or a worker that crashed or lost its lease), and every attempt of an item carries the ' +
+      'same idempotency key, `<job id>:<seq>`, which the `http` action sends as the `Idempotency-Key` header.',
   })
   @ApiOkResponse({ type: ActionListResponseDto })
   @ApiProblemResponses(401, 403)

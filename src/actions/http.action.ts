@@ -9,6 +9,7 @@ import {
   type AllowedHost,
 } from './http-url';
 import { parseRetryAfter } from './retry-after';
+import { serializeSfString } from './structured-field';
 
 export interface HttpParams {
   url: string;
@@ -51,7 +52,9 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
     'Sends one HTTP request per target to a URL template ({id} becomes the URL-encoded target id), with the ' +
     "target's data as JSON body. 2xx succeeds; 429, 5xx and timeouts are retried (honouring Retry-After); other " +
     '4xx fail. Only hosts in ACTIONS_HTTP_ALLOWED_HOSTS can be called. Each request carries an Idempotency-Key ' +
-    'header that is stable for (job, item, attempt).';
+    'header, a quoted string "<job id>:<seq>" that is the same on every attempt of an item and differs between ' +
+    'items and between jobs: a downstream that stores it with the effect and answers a repeat with the first ' +
+    'result applies each item once, though a timeout, a 5xx or a worker crash makes the request run again.';
   readonly paramsSchema = {
     type: 'object',
     additionalProperties: false,
@@ -120,7 +123,7 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
 
     let method: string = params.method ?? 'POST';
     const headers: Record<string, string> = { ...(params.headers ?? {}) };
-    headers['idempotency-key'] = ctx.idempotencyKey;
+    headers['idempotency-key'] = serializeSfString(ctx.idempotencyKey);
     let body: string | undefined;
     if (BODY_METHODS.has(method)) {
       body = JSON.stringify(ctx.data ?? {});

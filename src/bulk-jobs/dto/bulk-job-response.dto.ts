@@ -98,7 +98,12 @@ export class BulkJobItemResponseDto {
   @ApiProperty({ enum: ITEM_STATUSES, example: 'succeeded' })
   status: ItemStatus;
 
-  @ApiProperty({ type: 'integer', example: 1 })
+  @ApiProperty({
+    type: 'integer',
+    example: 1,
+    description:
+      "Attempts made on this item so far; all of them carried the item's one idempotency key (`<job id>:<seq>`).",
+  })
   attempts: number;
 
   @ApiProperty({ type: () => JobErrorDto, nullable: true })
