@@ -23,8 +23,11 @@ interface Seen {
   key: string | undefined;
 }
 
-/** How to answer the nth (0-based) request for a path: at once, after a delay, or never. */
-type Answer = 'now' | 'hold' | { afterMs: number };
+/**
+ * How to answer the nth (0-based) request for a path: at once, after a delay, never, or as a
+ * downstream that honours the key (see Downstream.keyed).
+ */
+type Answer = 'now' | 'hold' | { afterMs: number } | { keyed: { effectMs: number } };
 type Plan = (path: string, nth: number) => Answer;
 
 /**
@@ -34,6 +37,9 @@ type Plan = (path: string, nth: number) => Answer;
  */
 class Downstream {
   readonly seen: Seen[] = [];
+  /** Effects applied per key by `keyed` answers: what a downstream that honours the key stores. */
+  readonly effects = new Map<string, number>();
+  private readonly inFlight = new Set<string>();
   private readonly plans = new Map<string, Plan>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private server!: Server;
@@ -61,10 +67,34 @@ class Downstream {
     const answer = prefix ? this.plans.get(prefix)!(path, nth) : 'now';
     if (answer === 'hold') return;
     if (answer === 'now') return void res.writeHead(200).end();
+    if ('keyed' in answer) return this.keyed(key as string, answer.keyed.effectMs, res);
+    this.later(answer.afterMs, () => {
+      if (!res.destroyed) res.writeHead(200).end();
+    });
+  }
+
+  /**
+   * A downstream as the IETF Idempotency-Key draft has it: the first request
+   * with a key applies the effect (taking effectMs, whatever the client does
+   * meanwhile); a repeat while it runs is a 409; a repeat after it is answered
+   * with the stored result, without applying the effect again.
+   */
+  private keyed(key: string, effectMs: number, res: ServerResponse): void {
+    if (this.inFlight.has(key)) return void res.writeHead(409).end();
+    if (this.effects.has(key)) return void res.writeHead(200).end();
+    this.inFlight.add(key);
+    this.later(effectMs, () => {
+      this.inFlight.delete(key);
+      this.effects.set(key, (this.effects.get(key) ?? 0) + 1);
+      if (!res.destroyed) res.writeHead(200).end();
+    });
+  }
+
+  private later(ms: number, fn: () => void): void {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      if (!res.destroyed) res.writeHead(200).end();
-    }, answer.afterMs);
+      fn();
+    }, ms);
     this.timers.add(timer);
   }
 
@@ -149,6 +179,31 @@ describe('Idempotency-Key: one per item of a job, across every attempt', () => {
       { seq: 0, attempts: 2, last_error: { code: 'HTTP_TIMEOUT', message: expect.any(String) } },
       { seq: 1, attempts: 1, last_error: null },
     ]);
+  });
+
+  it('retries a 409 for a repeat in flight, so that a downstream honouring the key applies the item once', async () => {
+    // Each request's effect takes 1.5 s; the action gives up after 0.5 s and retries while it still runs.
+    downstream.plan('/d/', () => ({ keyed: { effectMs: 1500 } }));
+    const job = await createJob(t, owner, {
+      action: 'http',
+      params: { url: `${base}/d/{id}`, timeout_ms: 500 },
+      targets: ['charge'],
+      options: { max_attempts: 10 },
+    });
+    expect(await waitForJob(t.db, job.id, ['completed', 'failed'], 30_000)).toMatchObject({
+      status: 'completed',
+      succeeded_items: 1,
+    });
+    const sent = downstream.requests('/d/charge');
+    // A timeout, at least one 409 while the first request was still being applied, then the stored answer.
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(sent.map((s) => s.key))).toEqual(new Set([keyOf(job.id, 0)]));
+    expect(downstream.effects.get(keyOf(job.id, 0))).toBe(1);
+    const [item]: { attempts: number }[] = await t.db.query(
+      'SELECT attempts FROM bulk_job_items WHERE job_id = $1',
+      [job.id],
+    );
+    expect(item.attempts).toBe(sent.length);
   });
 
   it('gives two items of one job, and the same target in two jobs, different keys', async () => {
