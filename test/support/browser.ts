@@ -62,7 +62,7 @@ async function untarBrotli(archive: string, dest: string): Promise<void> {
 
 /**
  * The npm registry's Chromium (@sparticuz/chromium), unpacked once per
- * package version under the temporary folder. The package unpacks into
+ * package version and user under the temporary folder. The package unpacks into
  * os.tmpdir() itself and takes whatever it finds there as done, so it is
  * pointed at a fresh folder of its own that is renamed into place when
  * complete: runs side by side, or one killed while unpacking, never leave
@@ -71,7 +71,8 @@ async function untarBrotli(archive: string, dest: string): Promise<void> {
 async function npmChromium(): Promise<{ executablePath: string; args: string[]; libs: string }> {
   const root = join(dirname(require.resolve('@sparticuz/chromium')), '..', '..');
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-  const cache = join(tmpdir(), `sparticuz-chromium-${version}`);
+  // One per user: the folder is private to whoever unpacked it.
+  const cache = join(tmpdir(), `sparticuz-chromium-${version}-${process.getuid?.() ?? 0}`);
   const executablePath = join(cache, 'chromium');
   const libs = join(cache, 'al2023', 'lib');
   if (!existsSync(executablePath)) {
