@@ -469,6 +469,48 @@ describe('OpenAPI document', () => {
       expect({ member, nullable: job[member].nullable }).toEqual({ member, nullable: undefined });
   });
 
+  it("the suite's response validator names the operation, the status and what breaks the document", () => {
+    const deleted = (status: number, body: unknown, type = 'application/json') =>
+      validator.check({
+        method: 'DELETE',
+        path: `${JOBS}/8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f?x=1`,
+        status,
+        headers: { 'content-type': `${type}; charset=utf-8` },
+        text: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    const ok = { job_id: '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f', status: 'completed', success: true };
+    expect(deleted(200, ok)).toBeUndefined();
+    expect(deleted(200, { ...ok, success: undefined })).toMatch(
+      /^deleteBulkActionJob \(DELETE \/api\/actions\/bulk\/jobs\/\{id\}\) answered 200 application\/json: response\.body must have required property 'success'/,
+    );
+    expect(deleted(200, { ...ok, job_id: null })).toMatch(/response\.body\/job_id must be string/);
+    expect(deleted(200, { ...ok, job_id: 'x' })).toMatch(/response\.body\/job_id must match format "uuid"/);
+    expect(deleted(200, '<p>ok</p>', 'text/html')).toMatch(
+      /answered 200 text\/html, but the document gives 200 only application\/json/,
+    );
+    expect(deleted(418, {}, 'application/problem+json')).toMatch(
+      /answered 418, which the document does not list/,
+    );
+    expect(
+      deleted(409, { type: '/problems/job-not-deletable', status: 409 }, 'application/problem+json'),
+    ).toMatch(
+      /answered 409 application\/problem\+json: response\.body must have required property 'job_status'/,
+    );
+    // No operation at this path: a problem must still be a problem.
+    const unknown = (text: string) =>
+      validator.check({
+        method: 'GET',
+        path: '/nowhere',
+        status: 404,
+        headers: { 'content-type': PROBLEM },
+        text,
+      });
+    expect(unknown(JSON.stringify({ type: 'about:blank', status: 404 }))).toBeUndefined();
+    expect(unknown(JSON.stringify({ status: 'not found' }))).toMatch(
+      /no documented operation.*status must be integer/,
+    );
+  });
+
   it('names a server, relative to where the document is served', () => {
     expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
   });
