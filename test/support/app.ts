@@ -69,7 +69,7 @@ interface SentResponse extends Response {
 }
 
 /** A response that breaks the OpenAPI document: the operation, the status and what is wrong. */
-export class OpenApiContractError extends Error {
+class OpenApiContractError extends Error {
   override readonly name = 'OpenApiContractError';
 }
 

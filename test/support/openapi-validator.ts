@@ -2,7 +2,7 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 
 /** The parts of an OpenAPI 3.0 document that a response is checked against. */
-export type SchemaObject = Record<string, unknown>;
+type SchemaObject = Record<string, unknown>;
 interface MediaTypeObject {
   schema?: SchemaObject;
 }
@@ -50,7 +50,7 @@ interface Route {
  * says, does nothing without one; the boolean `exclusiveMinimum`/`Maximum` of
  * draft 4 become numbers; component references point into one shared schema.
  */
-export function toJsonSchema(schema: unknown): unknown {
+function toJsonSchema(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(toJsonSchema);
   if (schema === null || typeof schema !== 'object') return schema;
   const source = schema as SchemaObject;

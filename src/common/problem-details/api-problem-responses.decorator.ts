@@ -25,10 +25,10 @@ import {
 import { ProblemDetailsDto } from './problem-details.dto';
 
 /** What an example problem is made from: what the service throws, mapped by the filter's own functions. */
-export type ProblemSource = DomainError | HttpException | ProblemMapping;
+type ProblemSource = DomainError | HttpException | ProblemMapping;
 
 /** The request id of every example problem. */
-export const SAMPLE_REQUEST_ID = '5f0c2b1e-7d3a-4c8e-9b6f-2a1d0e9c8b7a';
+const SAMPLE_REQUEST_ID = '5f0c2b1e-7d3a-4c8e-9b6f-2a1d0e9c8b7a';
 
 /** Stands for the operation's path in an example until documentProblemExamples() writes it in. */
 const OPERATION_PATH = '{operation path}';
@@ -37,7 +37,7 @@ const OPERATION_PATH = '{operation path}';
 const REFUSED_PATH_VALUE = 'not-a-uuid';
 
 /** The problem a client gets for `source`, as the filter would answer it (without its `instance`). */
-export function problemExample(source: ProblemSource): ProblemDetails {
+function problemExample(source: ProblemSource): ProblemDetails {
   const mapping =
     source instanceof DomainError
       ? mapDomainError(source)
