@@ -2,9 +2,19 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequireScope } from '../auth/auth.decorators';
 import { SCOPES } from '../auth/scopes';
-import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import { ApiProblemResponses, forbidden } from '../common/problem-details/api-problem-responses.decorator';
 import { ActionListResponseDto } from '../bulk-jobs/dto/bulk-job-response.dto';
 import { ActionsRegistry } from './actions.registry';
+
+const ACTIONS_EXAMPLE = {
+  items: [
+    {
+      name: 'noop',
+      description: 'Does nothing and succeeds at once (dry runs, benchmarks).',
+      params_schema: { type: 'object', additionalProperties: false, properties: {} },
+    },
+  ],
+};
 
 @ApiTags('bulk-jobs')
 @ApiBearerAuth()
@@ -22,8 +32,8 @@ export class ActionsController {
       'than once (a retry, or a worker that crashed or lost its lease), and every attempt of an item carries the ' +
       'same idempotency key, `<job id>:<seq>`, which the `http` action sends as the `Idempotency-Key` header.',
   })
-  @ApiOkResponse({ type: ActionListResponseDto })
-  @ApiProblemResponses(401, 403)
+  @ApiOkResponse({ type: ActionListResponseDto, example: ACTIONS_EXAMPLE })
+  @ApiProblemResponses(401, forbidden(SCOPES.read))
   list(): ActionListResponseDto {
     return {
       items: this.registry
