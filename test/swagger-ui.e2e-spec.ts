@@ -77,6 +77,24 @@ describe('Swagger UI in a real browser', () => {
       await dialog.waitFor({ state: 'detached' });
 
       await operation.locator('.opblock-summary').first().click();
+
+      // Each documented response shows an example of itself, not one shared problem.
+      for (const [code, type] of [
+        ['401', 'about:blank'],
+        ['404', '/problems/job-not-found'],
+        ['409', '/problems/job-not-deletable'],
+        ['500', 'about:blank'],
+      ] as const) {
+        const shown = operation.locator(`.responses-wrapper tr.response[data-code="${code}"] pre`).first();
+        const example = JSON.parse(await shown.innerText()) as Record<string, unknown>;
+        expect({ code, status: example.status, type: example.type }).toEqual({
+          code,
+          status: Number(code),
+          type,
+        });
+        expect(example.instance).toMatch(/^\/api\/actions\/bulk\/jobs\//);
+      }
+
       await operation.locator('button.try-out__btn').click();
 
       const deleted = await tryItOut(page, operation, completed);
