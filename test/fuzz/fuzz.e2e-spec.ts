@@ -7,6 +7,7 @@ import type { DataSource } from 'typeorm';
 import type { Response } from 'supertest';
 import { JOB_COLUMNS, toJobResponse, type JobRow } from '../../src/bulk-jobs/bulk-job.mapper';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
 import { insertJob } from '../support/factories';
@@ -14,7 +15,6 @@ import { expectProblem, LEAKS } from '../support/problem-matcher';
 import { tokenFor } from '../support/tokens';
 import {
   buildTokens,
-  JOBS,
   OWNERS,
   RequestGenerator,
   Rng,

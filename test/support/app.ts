@@ -31,22 +31,33 @@ export interface BootOptions {
   logger?: AppLogger;
   /** Extra modules, as an embedding application adds them. */
   imports?: (Type | DynamicModule)[];
+  /** Providers replaced by these values (Nest's overrideProvider), e.g. the Clock. */
+  overrides?: ProviderOverride[];
+}
+
+export interface ProviderOverride {
+  /** The provider's token: a class (an abstract one too), a string or a symbol. */
+  provide: unknown;
+  useValue: unknown;
 }
 
 /**
  * The real AppModule set up exactly as main.ts does it (pino, no urlencoded
  * body parser, configureApp), with what a spec may choose: any database (one
- * it starts and stops itself), a worker, a logger whose lines it reads, and
- * extra modules.
+ * it starts and stops itself), a worker, a logger whose lines it reads, extra
+ * modules, and providers replaced (a clock the spec moves itself).
  */
 export async function bootTestApp(opts: BootOptions = {}): Promise<TestApp> {
   const env = testEnv({ ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}), ...opts.env });
-  const moduleRef = await Test.createTestingModule({
+  const builder = Test.createTestingModule({
     imports: [
       AppModule.forRoot({ env, databaseUrl: env.DATABASE_URL!, api: true, worker: opts.worker ?? false }),
       ...(opts.imports ?? []),
     ],
-  }).compile();
+  });
+  for (const { provide, useValue } of opts.overrides ?? [])
+    builder.overrideProvider(provide).useValue(useValue);
+  const moduleRef = await builder.compile();
   const logger = opts.logger ?? createAppLogger(env);
   const app = moduleRef.createNestApplication<NestFastifyApplication>(createFastifyAdapter(env), {
     logger,
