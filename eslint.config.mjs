@@ -12,6 +12,8 @@ export default tseslint.config(
       'node_modules/',
       'coverage/',
       'bench/results/',
+      // Compiled by test/typed-client.e2e-spec.ts against types it generates from /docs-json first.
+      'test/consumer/',
     ],
   },
   js.configs.recommended,

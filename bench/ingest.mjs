@@ -25,7 +25,7 @@ function* chunks(n, line) {
   if (chunk) yield chunk;
 }
 
-function ndjsonBody(n) {
+export function ndjsonBody(n) {
   return Readable.from(
     (function* () {
       yield `${JSON.stringify({ action: 'noop' })}\n`;
@@ -34,7 +34,7 @@ function ndjsonBody(n) {
   );
 }
 
-function postNdjson(base, token, body) {
+export function postNdjson(base, token, body) {
   return new Promise((resolve, reject) => {
     const req = request(
       `${base}${JOBS_PATH}`,
@@ -62,7 +62,7 @@ function copyRow(jobId, i) {
     : `${jobId}\t${i}\t${t.id}\t${JSON.stringify(t.data)}\n`;
 }
 
-async function rawCopy(url, n) {
+export async function rawCopy(url, n) {
   return withClient(url, async (c) => {
     const t0 = performance.now();
     const id = randomUUID();

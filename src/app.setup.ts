@@ -12,6 +12,7 @@ import { observeRequests, refuseContentEncodings } from './logging/request-hooks
 import { Metrics } from './metrics/metrics';
 import { createValidationPipe } from './common/validation';
 import { documentStreamingCreate } from './bulk-jobs/bulk-jobs.openapi';
+import { documentProblemExamples } from './common/problem-details/api-problem-responses.decorator';
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
@@ -123,6 +124,8 @@ function setupOpenApi(app: INestApplication, env: Env): void {
         'Every error is application/problem+json (RFC 9457) with legacy `error`/`details` members.',
     )
     .setVersion('1.0')
+    // Relative: the API is wherever the document was fetched from.
+    .addServer('/', 'This server')
     .addBearerAuth({
       type: 'http',
       scheme: 'bearer',
@@ -135,8 +138,11 @@ function setupOpenApi(app: INestApplication, env: Env): void {
     // operation added without @ApiBearerAuth() is still documented as needing it.
     .addSecurityRequirements('bearer')
     .build();
+  // As package.json has it; DocumentBuilder.setLicense would add an empty `url`, which is not a URL.
+  config.info.license = { name: 'UNLICENSED' };
   const document = SwaggerModule.createDocument(app, config);
   documentStreamingCreate(document);
+  documentProblemExamples(document);
   SwaggerModule.setup(OPENAPI_PATH, app, document, {
     jsonDocumentUrl: `${OPENAPI_PATH}-json`,
     swaggerOptions: { persistAuthorization: true },

@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { StartupError } from './config/startup-error';
 import { ConfigError, type Env } from './config/env';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres';
 
@@ -9,15 +10,22 @@ export interface ResolvedDatabase {
 }
 
 /**
- * DATABASE_URL, or else the embedded PostgreSQL under DATA_DIR: started by
- * the first process, reused by the next ones on the same machine (same
- * DATA_DIR and EMBEDDED_PG_PORT). Processes on several machines need
- * DATABASE_URL.
+ * DATABASE_URL, or else the embedded PostgreSQL: started by the first
+ * process, reused by the next ones on the same machine (same DATA_DIR and
+ * EMBEDDED_PG_PORT). Processes on several machines need DATABASE_URL.
  */
 export async function resolveDatabase(env: Env, logger: Logger): Promise<ResolvedDatabase> {
   if (env.DATABASE_URL) return { url: env.DATABASE_URL };
-  logger.log(`DATABASE_URL is not set: using the embedded PostgreSQL under ${env.DATA_DIR}/postgres`);
-  const embedded = await startEmbeddedPostgres({ dataDir: env.DATA_DIR, port: env.EMBEDDED_PG_PORT });
+  const embedded = await startEmbeddedPostgres({
+    dataDir: env.DATA_DIR,
+    port: env.EMBEDDED_PG_PORT,
+    systemDir: env.EMBEDDED_PG_SYSTEM_DIR,
+  });
+  logger.log(
+    `DATABASE_URL is not set: using the embedded PostgreSQL on 127.0.0.1:${env.EMBEDDED_PG_PORT}, ` +
+      `data in ${embedded.dir}` +
+      (embedded.reused ? ' (already running)' : ''),
+  );
   return { url: embedded.url, embedded };
 }
 
@@ -54,13 +62,14 @@ export interface Started {
 
 /**
  * Runs a process's start-up. If it fails, the error is printed (a
- * configuration error as its message alone, without a stack), the embedded
- * PostgreSQL it may have started is stopped, and the process exits 1.
+ * configuration error or a StartupError as its message alone, without a
+ * stack), the embedded PostgreSQL it may have started is stopped, and the
+ * process exits 1.
  */
 export function runProcess(start: (started: Started) => Promise<void>): void {
   const started: Started = {};
   start(started).catch(async (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : err);
+    console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
     await started.database?.embedded?.stop().catch(() => undefined);
     process.exit(1);
   });

@@ -5,7 +5,8 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { configureApp, createFastifyAdapter, OPENAPI_PATH } from './app.setup';
 import { closeOnSignals, resolveDatabase, runProcess, type Started } from './bootstrap';
-import { loadEnv } from './config/env';
+import { StartupError } from './config/startup-error';
+import { loadEnv, type Env } from './config/env';
 import { createAppLogger } from './logging/app-logger';
 
 /**
@@ -33,13 +34,34 @@ async function bootstrap(started: Started): Promise<void> {
   // Installed before listening, so that a signal during start-up still drains the worker.
   closeOnSignals(() => app.close(), database, logger);
   await configureApp(app, env, appLogger);
-  await app.listen({ port: env.PORT, host: env.HOST });
+  await app.listen({ port: env.PORT, host: env.HOST }).catch((err: unknown) => {
+    throw cannotListen(err, env);
+  });
 
   const shown = env.HOST === '0.0.0.0' || env.HOST === '::' ? 'localhost' : env.HOST;
   logger.log(
     `API listening on http://${shown}:${env.PORT}, docs at http://${shown}:${env.PORT}/${OPENAPI_PATH}` +
       (worker ? '; a worker runs in this process' : '; no worker in this process'),
   );
+}
+
+/** A port that is taken, or closed to this user, is for the person starting the process to fix: one line. */
+function cannotListen(err: unknown, env: Env): unknown {
+  const where = `Cannot listen on ${env.HOST}:${env.PORT}`;
+  switch ((err as { code?: string }).code) {
+    case 'EADDRINUSE':
+      return new StartupError(`${where}: the port is in use (EADDRINUSE). Set PORT to a free port.`);
+    case 'EACCES':
+      return new StartupError(
+        `${where}: this user may not use that port (EACCES). Set PORT to 1024 or above.`,
+      );
+    case 'EADDRNOTAVAIL':
+      return new StartupError(
+        `${where}: no such address here (EADDRNOTAVAIL). Set HOST to an address of this machine.`,
+      );
+    default:
+      return err;
+  }
 }
 
 runProcess(bootstrap);

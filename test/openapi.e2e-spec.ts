@@ -1,6 +1,11 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
+import type { Response } from 'supertest';
 import { createTestApp, type TestApp } from './support/app';
+import { JOBS } from './support/api';
+import { insertJob } from './support/factories';
+import { responseValidatorFor, type ResponseValidator } from './support/openapi-validator';
+import { bearer, newOwner, tokenFor } from './support/tokens';
 
 type Schema = Record<string, unknown> & {
   $ref?: string;
@@ -11,6 +16,8 @@ type Schema = Record<string, unknown> & {
 };
 interface MediaType {
   schema: Schema;
+  example?: unknown;
+  examples?: Record<string, { summary?: string; value: unknown }>;
 }
 interface ResponseObject {
   description: string;
@@ -35,6 +42,7 @@ interface OpenApiDocument {
   paths: Record<string, Record<string, Operation>>;
   components: { schemas: Record<string, Schema>; securitySchemes?: Record<string, Record<string, unknown>> };
   security?: Record<string, string[]>[];
+  servers?: { url: string }[];
 }
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'];
@@ -76,9 +84,26 @@ const SEED_PROBLEM_PROPERTIES: Record<string, Schema> = {
   requestId: { type: 'string', description: 'The request id middleware-assigned identifier for tracing.' },
 };
 
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+/** A body with every UUID (ids, request ids) and timestamp made alike, to compare an example with a response. */
+const shapeOf = (body: unknown): unknown =>
+  JSON.parse(
+    JSON.stringify(body)
+      .replace(UUID, '<uuid>')
+      .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/g, '<time>'),
+  );
+
+/** The examples of one media type: its `example`, or each of its `examples`. */
+const examplesOf = (media: MediaType): [string, unknown][] =>
+  media.example !== undefined
+    ? [['example', media.example]]
+    : Object.entries(media.examples ?? {}).map(([name, e]) => [name, e.value]);
+
 describe('OpenAPI document', () => {
   let t: TestApp;
   let doc: OpenApiDocument;
+  let validator: ResponseValidator;
 
   /** Follows $ref (and a lone allOf wrapping one) to the schema itself. */
   const resolve = (schema: Schema): Schema => {
@@ -108,6 +133,7 @@ describe('OpenAPI document', () => {
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     doc = res.body as OpenApiDocument;
+    validator = responseValidatorFor(res.text);
   });
   after(() => t.close());
 
@@ -156,7 +182,9 @@ describe('OpenAPI document', () => {
       for (const status of ['400', '401', '403', '404', '409', '500']) {
         expect({ status, documented: status in responses }).toEqual({ status, documented: true });
         expect(Object.keys(responses[status].content ?? {})).toEqual([PROBLEM]);
-        expect(resolve(responses[status].content![PROBLEM].schema).properties).toBeDefined();
+        // The shared problem schema, alone or with the problem's extension members beside it.
+        const schema = responses[status].content![PROBLEM].schema;
+        expect(resolve(schema.allOf?.[0] ?? schema).properties).toBeDefined();
       }
     });
 
@@ -194,21 +222,53 @@ describe('OpenAPI document', () => {
       expect(details.additionalProperties).toEqual({ type: 'string' });
     });
 
-    it('is the one schema behind every problem+json response', () => {
+    it('is the one schema behind every problem+json response, extension members beside it', () => {
       const name = deleteOp().responses['500'].content![PROBLEM].schema.$ref;
       expect(name).toBeDefined();
+      let extended = 0;
       for (const [method, path, op] of operations()) {
         for (const [status, response] of Object.entries(op.responses)) {
           const media = response.content?.[PROBLEM];
-          if (media)
-            expect({ method, path, status, ref: media.schema.$ref }).toEqual({
-              method,
-              path,
-              status,
-              ref: name,
-            });
+          if (!media) continue;
+          const where = `${method.toUpperCase()} ${path} ${status}`;
+          const { allOf } = media.schema;
+          if (!allOf) {
+            expect({ where, ref: media.schema.$ref }).toEqual({ where, ref: name });
+            continue;
+          }
+          // Extension members (RFC 9457 §3.2) in an object beside the shared schema, never instead of it.
+          extended++;
+          expect({ where, ref: allOf[0].$ref, parts: allOf.length }).toEqual({ where, ref: name, parts: 2 });
+          const members = Object.keys(allOf[1].properties ?? {});
+          expect(members.length).toBeGreaterThan(0);
+          const seed = Object.keys(SEED_PROBLEM_PROPERTIES);
+          expect({ where, redefined: members.filter((m) => seed.includes(m)) }).toEqual({
+            where,
+            redefined: [],
+          });
         }
       }
+      expect(extended).toBeGreaterThan(0);
+    });
+
+    it('documents the extension members the service sends: job_status, max_active_jobs, required_scope', () => {
+      const extension = (path: string, method: string, status: string) =>
+        doc.paths[path][method].responses[status].content![PROBLEM].schema.allOf?.[1];
+      expect(extension('/api/actions/bulk/jobs/{id}', 'delete', '409')).toMatchObject({
+        required: ['job_status'],
+        properties: { job_status: { type: 'string', enum: ['pending', 'running', 'cancelling'] } },
+      });
+      expect(extension('/api/actions/bulk/jobs/{id}/cancel', 'post', '409')).toMatchObject({
+        required: ['job_status'],
+        properties: { job_status: { type: 'string', enum: ['completed', 'failed', 'cancelled'] } },
+      });
+      expect(extension('/api/actions/bulk/jobs', 'post', '429')).toMatchObject({
+        properties: { max_active_jobs: { type: 'integer' } },
+      });
+      expect(extension('/api/actions/bulk/jobs/{id}', 'delete', '403')).toMatchObject({
+        required: ['required_scope'],
+      });
+      expect(extension('/health/ready', 'get', '503')).toMatchObject({ required: ['checks'] });
     });
   });
 
@@ -375,10 +435,280 @@ describe('OpenAPI document', () => {
       expect({ where, type: schema?.type }).toEqual({ where, type: 'integer' });
   });
 
-  it("types an item's result as any JSON value, not as an object", () => {
+  it("types an item's result as any JSON value or null, not as an object", () => {
     const result = doc.components.schemas.BulkJobItemResponseDto?.properties?.result;
     expect(result).toBeDefined();
     expect(result!.type).toBeUndefined();
-    expect(result!.nullable).toBe(true);
+    const item = { seq: 0, target_id: 'a', data: null, status: 'succeeded', attempts: 1, last_error: null };
+    const times = { started_at: null, finished_at: null };
+    for (const value of [null, 'text', 42, true, { a: 1 }, [1, 'two']]) {
+      const body = JSON.stringify({ items: [{ ...item, result: value, ...times }], next_cursor: null });
+      const fault = validator.check({
+        method: 'GET',
+        path: `${JOBS}/00000000-0000-4000-8000-000000000000/items`,
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        text: body,
+      });
+      expect({ value, fault }).toEqual({ value, fault: undefined });
+    }
+  });
+
+  it('lets a nullable member be null, as OpenAPI 3.0 says, and only those', () => {
+    for (const [name, schema] of Object.entries(doc.components.schemas)) {
+      for (const [member, property] of Object.entries(schema.properties ?? {})) {
+        // nullable widens the type beside it; without one it does nothing (OpenAPI 3.0.3, 4.7.24.1).
+        if (property.nullable)
+          expect({ name, member, type: typeof property.type }).toEqual({ name, member, type: 'string' });
+      }
+    }
+    const job = doc.components.schemas.BulkJobResponseDto.properties!;
+    for (const member of ['error', 'deleted_at', 'purge_at', 'started_at', 'finished_at'])
+      expect({ member, nullable: job[member].nullable }).toEqual({ member, nullable: true });
+    for (const member of ['id', 'status', 'created_at'])
+      expect({ member, nullable: job[member].nullable }).toEqual({ member, nullable: undefined });
+  });
+
+  it("the suite's response validator names the operation, the status and what breaks the document", () => {
+    const deleted = (status: number, body: unknown, type = 'application/json') =>
+      validator.check({
+        method: 'DELETE',
+        path: `${JOBS}/8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f?x=1`,
+        status,
+        headers: { 'content-type': `${type}; charset=utf-8` },
+        text: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    const ok = { job_id: '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f', status: 'completed', success: true };
+    expect(deleted(200, ok)).toBeUndefined();
+    expect(deleted(200, { ...ok, success: undefined })).toMatch(
+      /^deleteBulkActionJob \(DELETE \/api\/actions\/bulk\/jobs\/\{id\}\) answered 200 application\/json: response\.body must have required property 'success'/,
+    );
+    expect(deleted(200, { ...ok, job_id: null })).toMatch(/response\.body\/job_id must be string/);
+    expect(deleted(200, { ...ok, job_id: 'x' })).toMatch(/response\.body\/job_id must match format "uuid"/);
+    expect(deleted(200, '<p>ok</p>', 'text/html')).toMatch(
+      /answered 200 text\/html, but the document gives 200 only application\/json/,
+    );
+    expect(deleted(418, {}, 'application/problem+json')).toMatch(
+      /answered 418, which the document does not list/,
+    );
+    expect(
+      deleted(409, { type: '/problems/job-not-deletable', status: 409 }, 'application/problem+json'),
+    ).toMatch(
+      /answered 409 application\/problem\+json: response\.body must have required property 'job_status'/,
+    );
+    // No operation at this path: a problem must still be a problem.
+    const unknown = (text: string) =>
+      validator.check({
+        method: 'GET',
+        path: '/nowhere',
+        status: 404,
+        headers: { 'content-type': PROBLEM },
+        text,
+      });
+    expect(unknown(JSON.stringify({ type: 'about:blank', status: 404 }))).toBeUndefined();
+    expect(unknown(JSON.stringify({ status: 'not found' }))).toMatch(
+      /no documented operation.*status must be integer/,
+    );
+  });
+
+  it('names a server, relative to where the document is served', () => {
+    expect(doc.servers).toEqual([expect.objectContaining({ url: '/' })]);
+  });
+
+  describe('examples', () => {
+    /** The path of an example instance: the operation's path, its parameters filled in. */
+    const pathPattern = (path: string) =>
+      new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\\?\{\w+\\?\}/g, '[^/]+')}$`);
+
+    it('every documented response shows an example of itself, which its schema accepts', () => {
+      let count = 0;
+      for (const [method, path, op] of operations()) {
+        for (const [status, response] of Object.entries(op.responses)) {
+          for (const [mediaType, media] of Object.entries(response.content ?? {})) {
+            const where = `${op.operationId} ${status} ${mediaType}`;
+            const examples = examplesOf(media);
+            expect({ where, examples: examples.length > 0 }).toEqual({ where, examples: true });
+            for (const [name, value] of examples) {
+              count++;
+              const fault = validator.check({
+                method,
+                path: path.replace(/\{\w+\}/g, '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f'),
+                status: Number(status),
+                headers: { 'content-type': mediaType },
+                text: typeof value === 'string' ? value : JSON.stringify(value),
+              });
+              expect({ where, name, fault }).toEqual({ where, name, fault: undefined });
+            }
+          }
+        }
+      }
+      expect(count).toBeGreaterThan(60);
+    });
+
+    it("every problem example is its own response's: status, type, title, detail, the operation's path", () => {
+      for (const [, path, op] of operations()) {
+        for (const [status, response] of Object.entries(op.responses)) {
+          const media = response.content?.[PROBLEM];
+          if (!media) continue;
+          const extensions = Object.keys(media.schema.allOf?.[1]?.properties ?? {});
+          for (const [name, value] of examplesOf(media)) {
+            const where = `${op.operationId} ${status} ${name}`;
+            const problem = value as Record<string, unknown>;
+            expect({ where, status: problem.status }).toEqual({ where, status: Number(status) });
+            expect({ where, instance: problem.instance }).toEqual({
+              where,
+              instance: expect.stringMatching(pathPattern(path)),
+            });
+            expect({ where, detail: problem.detail, error: problem.error }).toEqual({
+              where,
+              detail: expect.stringMatching(/^[A-Z].{10,}\.$/),
+              error: problem.detail,
+            });
+            expect({ where, type: problem.type }).toEqual({
+              where,
+              type: expect.stringMatching(/^(about:blank|\/problems\/[a-z-]+)$/),
+            });
+            // details belong to validation errors alone; other members only where the schema names them.
+            const members = Object.keys(problem).filter((k) => !(k in SEED_PROBLEM_PROPERTIES));
+            expect({ where, unknown: members.filter((m) => !extensions.includes(m)) }).toEqual({
+              where,
+              unknown: [],
+            });
+            expect({ where, details: 'details' in problem }).toEqual({
+              where,
+              details: problem.type === '/problems/validation-error',
+            });
+          }
+        }
+      }
+    });
+
+    it('no longer shows one problem everywhere: the shared schema carries no example of a status', () => {
+      const problem = resolve(deleteOp().responses['500'].content![PROBLEM].schema);
+      for (const member of ['type', 'title', 'status', 'instance'])
+        expect({ member, example: problem.properties![member].example }).toEqual({
+          member,
+          example: undefined,
+        });
+      const shown = new Set(
+        operations().flatMap(([, , op]) =>
+          Object.values(op.responses).flatMap((r) =>
+            r.content?.[PROBLEM]
+              ? examplesOf(r.content[PROBLEM]).map(([, v]) => (v as { type: string }).type)
+              : [],
+          ),
+        ),
+      );
+      expect(shown.size).toBeGreaterThanOrEqual(8);
+    });
+
+    it("shows the seeded DELETE's 200, 401, 404 and 500 in the seed's shape", () => {
+      const responses = deleteOp().responses;
+      const ok = responses['200'].content!['application/json'].example as Record<string, unknown>;
+      expect(ok).toEqual({
+        job_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        status: expect.stringMatching(/^(completed|failed|cancelled)$/),
+        success: true,
+      });
+      const seedMembers = Object.keys(SEED_PROBLEM_PROPERTIES);
+      for (const status of ['401', '404', '500']) {
+        const problem = responses[status].content![PROBLEM].example as Record<string, unknown>;
+        expect({ status, members: Object.keys(problem).filter((k) => !seedMembers.includes(k)) }).toEqual({
+          status,
+          members: [],
+        });
+        expect(problem.instance).toBe(`${JOBS}/${ok.job_id as string}`);
+      }
+      expect(responses['401'].content![PROBLEM].example).toMatchObject({
+        type: 'about:blank',
+        title: 'Unauthorized',
+      });
+      expect(responses['404'].content![PROBLEM].example).toMatchObject({ type: '/problems/job-not-found' });
+      expect(responses['500'].content![PROBLEM].example).toMatchObject({
+        type: 'about:blank',
+        title: 'Internal Server Error',
+      });
+    });
+  });
+
+  describe('examples are what a client really gets (ids and times aside)', () => {
+    const example = (path: string, method: string, status: string, name?: string): unknown => {
+      const media = Object.values(doc.paths[path][method].responses[status].content!)[0];
+      const found = examplesOf(media).find(([n]) => name === undefined || n === name);
+      expect(found).toBeDefined();
+      return found![1];
+    };
+    const expectLike = (res: Response, path: string, method: string, name?: string) =>
+      expect(shapeOf(res.body)).toEqual(shapeOf(example(path, method, String(res.status), name)));
+    const ONE = '/api/actions/bulk/jobs/{id}';
+    const write = () => bearer(tokenFor(newOwner()));
+
+    it('DELETE: 200, 400, 401, 403, 404 and 409', async () => {
+      const owner = newOwner();
+      const done = await insertJob(t.db, { owner, status: 'completed' });
+      expectLike(
+        await t
+          .http()
+          .delete(`${JOBS}/${done}`)
+          .set(bearer(tokenFor(owner))),
+        ONE,
+        'delete',
+      );
+      expectLike(await t.http().delete(`${JOBS}/not-a-uuid`).set(write()), ONE, 'delete');
+      expectLike(await t.http().delete(`${JOBS}/${done}`), ONE, 'delete');
+      const reader = bearer(tokenFor(owner, { scope: 'bulk-jobs:read' }));
+      expectLike(await t.http().delete(`${JOBS}/${done}`).set(reader), ONE, 'delete');
+      expectLike(
+        await t
+          .http()
+          .delete(`${JOBS}/${done}`)
+          .set(bearer(tokenFor(owner))),
+        ONE,
+        'delete',
+      );
+      const running = await insertJob(t.db, { owner, status: 'running' });
+      expectLike(
+        await t
+          .http()
+          .delete(`${JOBS}/${running}`)
+          .set(bearer(tokenFor(owner))),
+        ONE,
+        'delete',
+      );
+    });
+
+    it('the other operations: their 400, 404, 409 and 422', async () => {
+      const owner = newOwner();
+      const token = bearer(tokenFor(owner));
+      const done = await insertJob(t.db, { owner, status: 'completed' });
+      const jobs = '/api/actions/bulk/jobs';
+      expectLike(await t.http().get(`${JOBS}?limit=0`).set(token), jobs, 'get');
+      expectLike(
+        await t.http().get(`${JOBS}/${done}/items?limit=0`).set(token),
+        `${ONE}/items`,
+        'get',
+        'invalidLimit',
+      );
+      expectLike(
+        await t.http().get(`${JOBS}/not-a-uuid/items`).set(token),
+        `${ONE}/items`,
+        'get',
+        'invalidId',
+      );
+      expectLike(await t.http().get(`${JOBS}/${done}`).set(write()), ONE, 'get');
+      expectLike(await t.http().post(`${JOBS}/${done}/cancel`).set(token), `${ONE}/cancel`, 'post');
+      expectLike(await t.http().post(`${JOBS}/${done}/restore`).set(token), `${ONE}/restore`, 'post');
+      const create = (body: string, key?: string) => {
+        const req = t.http().post(JOBS).set(token).set('Content-Type', 'application/json');
+        return (key ? req.set('Idempotency-Key', key) : req).send(body);
+      };
+      expectLike(await create('{"action":"noop","targets":[]}'), jobs, 'post', 'invalidMember');
+      expectLike(await create('{"action":"noop","targets":['), jobs, 'post', 'malformedJson');
+      const key = `key-${newOwner()}`;
+      expect((await create('{"action":"noop","targets":["a"]}', key)).status).toBe(202);
+      expectLike(await create('{"action":"noop","targets":["b"]}', key), jobs, 'post');
+      const compressed = await t.http().get(`${JOBS}/${done}`).set(token).set('Content-Encoding', 'gzip');
+      expectLike(compressed, ONE, 'get');
+    });
   });
 });

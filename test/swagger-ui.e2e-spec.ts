@@ -1,16 +1,14 @@
 import { expect } from 'expect';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { createTestApp, type TestApp } from './support/app';
+import { launchChromium, type TestBrowser } from './support/browser';
 import { insertJob } from './support/factories';
 import { newOwner, tokenFor } from './support/tokens';
 
-/** Debian's package; CI installs it (.ci/run), and playwright cannot download browsers here. */
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve(process.cwd(), 'test-artifacts');
 const DELETE_OPERATION = '#operations-bulk-jobs-deleteBulkActionJob';
 const UI_TIMEOUT_MS = 20_000;
@@ -39,49 +37,32 @@ async function tryItOut(page: Page, operation: Locator, id: string): Promise<Sho
 describe('Swagger UI in a real browser', () => {
   let t: TestApp;
   let base: string;
-  let profile: string;
-  let browser: BrowserContext | undefined;
+  let launched: TestBrowser | undefined;
+  let context: BrowserContext | undefined;
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} is missing: this test drives Debian's chromium. Install it with ` +
-          '`apt-get install -y chromium` (.ci/run does so before the tests).',
-      );
-    }
     t = await createTestApp();
     await t.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
-    profile = mkdtempSync(join(tmpdir(), 'swagger-ui-chromium-'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-      viewport: { width: 1280, height: 1400 },
-    });
+    launched = await launchChromium();
+    context = await launched.browser.newContext({ viewport: { width: 1280, height: 1400 } });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   after(async () => {
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await context?.close();
+    await launched?.browser.close();
     await t?.close();
   });
 
-  it('authorizes with a token, deletes a completed job (200) and shows the 409 problem for a running one', async () => {
+  it('authorizes with a token, deletes a completed job (200) and shows the 409 problem for a running one', async (tc) => {
+    tc.diagnostic(
+      `${launched!.source} Chromium ${launched!.browser.version()} at ${launched!.executablePath}`,
+    );
     const owner = newOwner('swagger');
     const completed = await insertJob(t.db, { owner, status: 'completed' });
     const running = await insertJob(t.db, { owner, status: 'running' });
-    const page = await browser!.newPage();
+    const page = await context!.newPage();
     page.setDefaultTimeout(UI_TIMEOUT_MS);
     try {
       await page.goto(`${base}/docs`);
@@ -96,6 +77,24 @@ describe('Swagger UI in a real browser', () => {
       await dialog.waitFor({ state: 'detached' });
 
       await operation.locator('.opblock-summary').first().click();
+
+      // Each documented response shows an example of itself, not one shared problem.
+      for (const [code, type] of [
+        ['401', 'about:blank'],
+        ['404', '/problems/job-not-found'],
+        ['409', '/problems/job-not-deletable'],
+        ['500', 'about:blank'],
+      ] as const) {
+        const shown = operation.locator(`.responses-wrapper tr.response[data-code="${code}"] pre`).first();
+        const example = JSON.parse(await shown.innerText()) as Record<string, unknown>;
+        expect({ code, status: example.status, type: example.type }).toEqual({
+          code,
+          status: Number(code),
+          type,
+        });
+        expect(example.instance).toMatch(/^\/api\/actions\/bulk\/jobs\//);
+      }
+
       await operation.locator('button.try-out__btn').click();
 
       const deleted = await tryItOut(page, operation, completed);

@@ -2,9 +2,19 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequireScope } from '../auth/auth.decorators';
 import { SCOPES } from '../auth/scopes';
-import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import { ApiProblemResponses, forbidden } from '../common/problem-details/api-problem-responses.decorator';
 import { ActionListResponseDto } from './dto/action-list-response.dto';
 import { ActionsRegistry } from './actions.registry';
+
+const ACTIONS_EXAMPLE = {
+  items: [
+    {
+      name: 'noop',
+      description: 'Does nothing and succeeds at once (dry runs, benchmarks).',
+      params_schema: { type: 'object', additionalProperties: false, properties: {} },
+    },
+  ],
+};
 
 @ApiTags('bulk-jobs')
 @ApiBearerAuth()
@@ -17,10 +27,13 @@ export class ActionsController {
   @ApiOperation({
     operationId: 'listBulkActions',
     summary: 'List the registered actions',
-    description: 'Each action with the JSON schema its params must match.',
+    description:
+      'Each action with the JSON schema its params must match. Delivery is at least once: an item may run more ' +
+      'than once (a retry, or a worker that crashed or lost its lease), and every attempt of an item carries the ' +
+      'same idempotency key, `<job id>:<seq>`, which the `http` action sends as the `Idempotency-Key` header.',
   })
-  @ApiOkResponse({ type: ActionListResponseDto })
-  @ApiProblemResponses(401, 403)
+  @ApiOkResponse({ type: ActionListResponseDto, example: ACTIONS_EXAMPLE })
+  @ApiProblemResponses(401, forbidden(SCOPES.read))
   list(): ActionListResponseDto {
     return {
       items: this.registry

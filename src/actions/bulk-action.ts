@@ -11,12 +11,15 @@ export interface ActionContext<P = Record<string, unknown>> {
   targetId: string;
   data: Record<string, unknown> | null;
   params: P;
-  /** 1 for the first attempt. */
+  /** 1 for the first attempt; a retry, or a re-run after a crash or a lost lease, counts up. */
   attempt: number;
   /**
-   * Stable for (job, item, attempt). Delivery is at least once: an action that
-   * talks to another system can pass this on so that the other side drops a
-   * duplicate.
+   * One key per item of the job, the same on every attempt: `<job id>:<seq>`
+   * (printable ASCII, under 64 characters). Items of other jobs never share
+   * it. Delivery is at least once, so an action may run twice for one item; an
+   * action that talks to another system passes this on, so that the other
+   * side applies the item's effect once and answers a repeat with the first
+   * result.
    */
   idempotencyKey: string;
   /** Aborted when the worker shuts down or the item's lease is lost. */

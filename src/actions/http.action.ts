@@ -9,6 +9,7 @@ import {
   type AllowedHost,
 } from './http-url';
 import { parseRetryAfter } from './retry-after';
+import { serializeSfString } from './structured-field';
 
 export interface HttpParams {
   url: string;
@@ -49,9 +50,11 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
   readonly name = 'http';
   readonly description =
     'Sends one HTTP request per target to a URL template ({id} becomes the URL-encoded target id), with the ' +
-    "target's data as JSON body. 2xx succeeds; 429, 5xx and timeouts are retried (honouring Retry-After); other " +
-    '4xx fail. Only hosts in ACTIONS_HTTP_ALLOWED_HOSTS can be called. Each request carries an Idempotency-Key ' +
-    'header that is stable for (job, item, attempt).';
+    "target's data as JSON body. 2xx succeeds; 409 (a repeat of a request still in progress), 429, 5xx and " +
+    'timeouts are retried (honouring Retry-After); other 4xx fail. Only hosts in ACTIONS_HTTP_ALLOWED_HOSTS can be called. Each request carries an Idempotency-Key ' +
+    'header, a quoted string "<job id>:<seq>" that is the same on every attempt of an item and differs between ' +
+    'items and between jobs: a downstream that stores it with the effect and answers a repeat with the first ' +
+    'result applies each item once, though a timeout, a 5xx or a worker crash makes the request run again.';
   readonly paramsSchema = {
     type: 'object',
     additionalProperties: false,
@@ -120,7 +123,7 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
 
     let method: string = params.method ?? 'POST';
     const headers: Record<string, string> = { ...(params.headers ?? {}) };
-    headers['idempotency-key'] = ctx.idempotencyKey;
+    headers['idempotency-key'] = serializeSfString(ctx.idempotencyKey);
     let body: string | undefined;
     if (BODY_METHODS.has(method)) {
       body = JSON.stringify(ctx.data ?? {});
@@ -177,7 +180,9 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
       }
       if (status >= 200 && status < 300) return { status };
       const message = `${describe(method, url)} answered ${status}${res.statusText ? ` ${res.statusText}` : ''}`;
-      if (status === 429 || status >= 500) {
+      // 409 too: the IETF Idempotency-Key draft answers a repeat that arrives while the first
+      // request with its key is still being processed with a 409; a later try gets its result.
+      if (status === 429 || status === 409 || status >= 500) {
         throw new ActionFailure(
           `HTTP_${status}`,
           message,

@@ -19,7 +19,8 @@ export function resolveJwtSecret(env: Env): string | undefined {
   const existing = readSecret(file);
   if (existing !== undefined) return existing;
 
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // Private: it holds secrets (the embedded PostgreSQL run as root keeps its data elsewhere).
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(48).toString('base64url');
   // Written in full to a private temporary file and then linked into place, so
   // that the server and `npm run token` starting together never read a

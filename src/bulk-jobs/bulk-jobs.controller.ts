@@ -15,7 +15,12 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireScope } from '../auth/auth.decorators';
 import { SCOPES, type Principal } from '../auth/scopes';
-import { ApiProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import {
+  ApiProblemResponses,
+  describedAs,
+  forbidden,
+  UNSUPPORTED_BODY,
+} from '../common/problem-details/api-problem-responses.decorator';
 import { ParseUuidParamPipe } from '../common/uuid-param.pipe';
 import { BulkJobsIngestService } from './bulk-jobs-ingest.service';
 import { BulkJobsService } from './bulk-jobs.service';
@@ -30,13 +35,33 @@ import { CreateBulkJobDto } from './dto/create-bulk-job.dto';
 import { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 import { IdempotencyKey } from './idempotency-key.decorator';
 import { JobEventsService } from './job-events.service';
-import { EVENTS_DESCRIPTION, EVENTS_EXAMPLE } from './bulk-jobs.openapi';
+import {
+  CREATE_THROTTLED,
+  EVENTS_DESCRIPTION,
+  EVENTS_EXAMPLE,
+  IDEMPOTENCY_KEY_REUSED,
+  INVALID_CREATE,
+  INVALID_ITEMS_QUERY,
+  INVALID_JOB_ID,
+  INVALID_LIST_QUERY,
+  JOB_EXAMPLES,
+  JOB_NOT_CANCELLABLE,
+  JOB_NOT_DELETABLE,
+  JOB_NOT_DELETED,
+  JOB_NOT_FOUND,
+  SAMPLE_JOB_ID,
+} from './bulk-jobs.openapi';
 import { SSE_CONTENT_TYPE } from './sse';
 
 export const JOBS_PATH = 'api/actions/bulk/jobs';
 
 const JobId = () =>
-  ApiParam({ name: 'id', required: true, schema: { type: 'string' }, description: 'The job id (a UUID).' });
+  ApiParam({
+    name: 'id',
+    required: true,
+    schema: { type: 'string', example: SAMPLE_JOB_ID },
+    description: 'The job id (a UUID).',
+  });
 
 @ApiTags('bulk-jobs')
 @ApiBearerAuth()
@@ -72,13 +97,17 @@ export class BulkJobsController {
     type: BulkJobResponseDto,
     description: 'Accepted. `Location` points at the job.',
     headers: { Location: { schema: { type: 'string' }, description: 'The job URL.' } },
+    example: JOB_EXAMPLES.created,
   })
-  @ApiProblemResponses(400, 401, 403, 413, 415, 422, [
-    429,
-    'Too many requests from this caller (`about:blank`, with `Retry-After`), or the owner already has ' +
-      'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs (`/problems/too-many-active-jobs`, ' +
-      'with `max_active_jobs`).',
-  ])
+  @ApiProblemResponses(
+    INVALID_CREATE,
+    401,
+    forbidden(SCOPES.write),
+    413,
+    UNSUPPORTED_BODY,
+    IDEMPOTENCY_KEY_REUSED,
+    CREATE_THROTTLED,
+  )
   async create(
     @CurrentPrincipal() principal: Principal,
     @Body(CreateJobBodyPipe) body: CreateBulkJobDto | Readable,
@@ -102,8 +131,8 @@ export class BulkJobsController {
     description:
       "The caller's jobs (every owner's for admins), newest first, keyset-paginated. Deleted jobs are left out unless show_deleted=true.",
   })
-  @ApiOkResponse({ type: BulkJobListResponseDto })
-  @ApiProblemResponses(400, 401, 403)
+  @ApiOkResponse({ type: BulkJobListResponseDto, example: JOB_EXAMPLES.list })
+  @ApiProblemResponses(INVALID_LIST_QUERY, 401, forbidden(SCOPES.read))
   list(
     @CurrentPrincipal() principal: Principal,
     @Query() query: ListJobsQueryDto,
@@ -119,8 +148,8 @@ export class BulkJobsController {
     summary: 'Get a bulk action job',
     description: 'A soft-deleted job is still shown, with deleted_at and purge_at set, until it is purged.',
   })
-  @ApiOkResponse({ type: BulkJobResponseDto })
-  @ApiProblemResponses(400, 401, 403, 404)
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.running })
+  @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.read), JOB_NOT_FOUND)
   get(
     @CurrentPrincipal() principal: Principal,
     @Param('id', ParseUuidParamPipe) id: string,
@@ -142,13 +171,13 @@ export class BulkJobsController {
     content: { [SSE_CONTENT_TYPE.split(';')[0]]: { schema: { type: 'string' }, example: EVENTS_EXAMPLE } },
   })
   @ApiProblemResponses(
-    [400, 'The id is not a UUID (`/problems/validation-error`, with `details.id`).'],
+    INVALID_JOB_ID,
     401,
-    403,
-    [
-      404,
+    forbidden(SCOPES.read),
+    describedAs(
+      JOB_NOT_FOUND,
       'The job is unknown, not yours, or purged (`/problems/job-not-found`); checked before the stream starts.',
-    ],
+    ),
   )
   streamEvents(
     @CurrentPrincipal() principal: Principal,
@@ -167,8 +196,8 @@ export class BulkJobsController {
     summary: "List a job's items",
     description: 'In target order, keyset-paginated, optionally filtered by status.',
   })
-  @ApiOkResponse({ type: BulkJobItemListResponseDto })
-  @ApiProblemResponses(400, 401, 403, 404)
+  @ApiOkResponse({ type: BulkJobItemListResponseDto, example: JOB_EXAMPLES.items })
+  @ApiProblemResponses(INVALID_ITEMS_QUERY, 401, forbidden(SCOPES.read), JOB_NOT_FOUND)
   listItems(
     @CurrentPrincipal() principal: Principal,
     @Param('id', ParseUuidParamPipe) id: string,
@@ -187,11 +216,8 @@ export class BulkJobsController {
     description:
       'Pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.',
   })
-  @ApiOkResponse({ type: BulkJobResponseDto })
-  @ApiProblemResponses(400, 401, 403, 404, [
-    409,
-    'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).',
-  ])
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.cancelled })
+  @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_CANCELLABLE)
   cancel(
     @CurrentPrincipal() principal: Principal,
     @Param('id', ParseUuidParamPipe) id: string,
@@ -210,13 +236,17 @@ export class BulkJobsController {
     description:
       'Delete a bulk action job (soft-delete). Only allowed for jobs with status completed, failed, or cancelled.',
   })
-  @ApiOkResponse({ type: DeleteBulkJobResponseDto, description: 'Successful response' })
+  @ApiOkResponse({
+    type: DeleteBulkJobResponseDto,
+    description: 'Successful response',
+    example: JOB_EXAMPLES.deleted,
+  })
   @ApiProblemResponses(
-    [400, 'The id is not a UUID (`/problems/validation-error`, with `details.id`).'],
+    INVALID_JOB_ID,
     401,
-    403,
-    404,
-    [409, 'The job is pending or running (`/problems/job-not-deletable`, with `job_status`).'],
+    forbidden(SCOPES.write),
+    describedAs(JOB_NOT_FOUND, 'The requested resource was not found.'),
+    JOB_NOT_DELETABLE,
   )
   delete(
     @CurrentPrincipal() principal: Principal,
@@ -234,13 +264,16 @@ export class BulkJobsController {
     summary: 'Restore a soft-deleted bulk action job',
     description: 'Undoes a delete while the job is retained (until purge_at).',
   })
-  @ApiOkResponse({ type: BulkJobResponseDto })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.restored })
   @ApiProblemResponses(
-    400,
+    INVALID_JOB_ID,
     401,
-    403,
-    [404, 'The job is unknown, not yours, or already purged.'],
-    [409, 'The job is not deleted (`/problems/job-not-deleted`).'],
+    forbidden(SCOPES.write),
+    describedAs(
+      JOB_NOT_FOUND,
+      'The job is unknown, not yours, or already purged (`/problems/job-not-found`).',
+    ),
+    JOB_NOT_DELETED,
   )
   restore(
     @CurrentPrincipal() principal: Principal,

@@ -1,4 +1,17 @@
-import type { OpenAPIObject } from '@nestjs/swagger';
+import { BadRequestException } from '@nestjs/common';
+import type { OpenAPIObject, SchemaObject } from '@nestjs/swagger';
+import { problemResponse } from '../common/problem-details/api-problem-responses.decorator';
+import { DomainError, RateLimitedError, ValidationFailedError } from '../common/problem-details/domain-error';
+import { ParseUuidParamPipe } from '../common/uuid-param.pipe';
+import { isTerminal, JOB_STATUSES, TERMINAL_JOB_STATUSES } from '../jobs/job-status';
+import {
+  BulkJobNotCancellableError,
+  BulkJobNotDeletableError,
+  BulkJobNotDeletedError,
+  BulkJobNotFoundError,
+  IdempotencyKeyReusedError,
+  TooManyActiveJobsError,
+} from './bulk-jobs.errors';
 
 const NDJSON_EXAMPLE =
   '{"action":"noop","params":{}}\n"user-1"\n"user-2"\n{"id":"user-3","data":{"vip":true}}\n';
@@ -41,3 +54,202 @@ export const EVENTS_EXAMPLE =
   ': heartbeat\n\n' +
   'id: Zr9sT1uV2wX3yA4b\nevent: end\ndata: {"id":"8d7c0d1e-5b1f-4c55-9d8e-1f2a3b4c5d6e","status":"completed",' +
   '"total_items":1000,"succeeded_items":997,"failed_items":3,"skipped_items":0,"progress":1,"…":"…"}\n\n';
+
+/** The job every example shows: its id is in the example paths, bodies and problems alike. */
+export const SAMPLE_JOB_ID = '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f';
+
+const RUNNING_JOB = {
+  id: SAMPLE_JOB_ID,
+  action: 'http',
+  params: { url: 'https://api.example.com/users/{id}/notify' },
+  options: { max_attempts: 3 },
+  status: 'running',
+  total_items: 1000,
+  succeeded_items: 420,
+  failed_items: 3,
+  skipped_items: 0,
+  progress: 0.423,
+  owner: 'alice',
+  error: null,
+  deleted_at: null,
+  purge_at: null,
+  created_at: '2026-11-29T10:15:00.000Z',
+  started_at: '2026-11-29T10:15:00.412Z',
+  finished_at: null,
+  updated_at: '2026-11-29T10:15:42.108Z',
+};
+
+/** Example bodies of the successful responses, by operation. */
+export const JOB_EXAMPLES = {
+  created: {
+    ...RUNNING_JOB,
+    status: 'pending',
+    succeeded_items: 0,
+    failed_items: 0,
+    progress: 0,
+    started_at: null,
+    updated_at: RUNNING_JOB.created_at,
+  },
+  running: RUNNING_JOB,
+  cancelled: {
+    ...RUNNING_JOB,
+    status: 'cancelled',
+    skipped_items: 577,
+    progress: 1,
+    finished_at: '2026-11-29T10:15:43.020Z',
+    updated_at: '2026-11-29T10:15:43.020Z',
+  },
+  restored: {
+    ...RUNNING_JOB,
+    status: 'completed',
+    succeeded_items: 997,
+    progress: 1,
+    finished_at: '2026-11-29T10:17:05.331Z',
+    updated_at: '2026-12-01T08:02:11.540Z',
+  },
+  list: {
+    items: [RUNNING_JOB],
+    next_cursor: 'eyJ2IjoxLCJrIjoiam9icyIsImYiOiJ4N3FLMmJ0UnBMd0EiLCJwIjpbIjIwMjYtMTEtMjkifX0',
+  },
+  items: {
+    items: [
+      {
+        seq: 0,
+        target_id: 'user-1',
+        data: null,
+        status: 'succeeded',
+        attempts: 1,
+        last_error: null,
+        result: { status: 204 },
+        started_at: '2026-11-29T10:15:00.415Z',
+        finished_at: '2026-11-29T10:15:00.502Z',
+      },
+      {
+        seq: 1,
+        target_id: 'user-2',
+        data: { vip: true },
+        status: 'failed',
+        attempts: 3,
+        last_error: { code: 'HTTP_404', message: 'Upstream answered 404' },
+        result: null,
+        started_at: '2026-11-29T10:15:03.871Z',
+        finished_at: '2026-11-29T10:15:03.944Z',
+      },
+    ],
+    next_cursor: null,
+  },
+  deleted: { job_id: SAMPLE_JOB_ID, status: 'completed', success: true },
+};
+
+const jobStatusMember = (statuses: readonly string[], description: string): SchemaObject => ({
+  type: 'object',
+  required: ['job_status'],
+  properties: { job_status: { type: 'string', enum: [...statuses], description } },
+});
+
+/** The 400 of an operation on one job, when `{id}` is not a UUID: the pipe's own refusal. */
+export const INVALID_JOB_ID = problemResponse(
+  'The id is not a UUID (`/problems/validation-error`, with `details.id`).',
+  { invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))] },
+);
+
+const LIMIT_REFUSED = new ValidationFailedError({ limit: 'limit must be a positive integer' });
+
+export const INVALID_LIST_QUERY = problemResponse(
+  'A query parameter is not valid (`/problems/validation-error`, with `details` naming it): a limit that is ' +
+    'not a positive integer, an unknown status, or a cursor this server did not issue for these filters.',
+  { invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED] },
+);
+
+export const INVALID_ITEMS_QUERY = problemResponse(
+  'The id is not a UUID, or a query parameter is not valid (`/problems/validation-error`, with `details` ' +
+    'naming it).',
+  {
+    invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
+    invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED],
+  },
+);
+
+export const INVALID_CREATE = problemResponse(
+  'The body is not valid JSON (`about:blank`), or a member is not valid (`/problems/validation-error`, with ' +
+    '`details` naming it; for NDJSON, `line N`).',
+  {
+    invalidMember: [
+      'A member is not valid',
+      new ValidationFailedError({ targets: 'must contain at least one target' }),
+    ],
+    malformedJson: ['The body is not JSON', new BadRequestException('Unexpected end of JSON input')],
+  },
+);
+
+export const JOB_NOT_FOUND = problemResponse(
+  'The job is unknown, not yours, or purged (`/problems/job-not-found`).',
+  { notFound: ['No such job for this caller', new BulkJobNotFoundError(SAMPLE_JOB_ID)] },
+);
+
+export const JOB_NOT_DELETABLE = problemResponse(
+  'The job is pending or running (`/problems/job-not-deletable`, with `job_status`).',
+  { notDeletable: ['The job is still running', new BulkJobNotDeletableError(SAMPLE_JOB_ID, 'running')] },
+  {
+    extensions: jobStatusMember(
+      JOB_STATUSES.filter((s) => !isTerminal(s)),
+      'The status that keeps the job from being deleted.',
+    ),
+  },
+);
+
+export const JOB_NOT_CANCELLABLE = problemResponse(
+  'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).',
+  { notCancellable: ['The job has finished', new BulkJobNotCancellableError(SAMPLE_JOB_ID, 'completed')] },
+  {
+    extensions: jobStatusMember(TERMINAL_JOB_STATUSES, 'The status that keeps the job from being cancelled.'),
+  },
+);
+
+export const JOB_NOT_DELETED = problemResponse('The job is not deleted (`/problems/job-not-deleted`).', {
+  notDeleted: ['The job is not deleted', new BulkJobNotDeletedError(SAMPLE_JOB_ID)],
+});
+
+export const IDEMPOTENCY_KEY_REUSED = problemResponse(
+  'The Idempotency-Key was already used with a different body (`/problems/idempotency-key-reused`).',
+  { reused: ['Same key, another body', new IdempotencyKeyReusedError()] },
+);
+
+export const CREATE_THROTTLED = problemResponse(
+  'Too many requests from this caller (`about:blank`, with `Retry-After`), or the owner already has ' +
+    'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs (`/problems/too-many-active-jobs`, ' +
+    'with `max_active_jobs`).',
+  {
+    tooManyActiveJobs: ['The owner has too many active jobs', new TooManyActiveJobsError(100)],
+    rateLimited: ['Over the rate limit', new RateLimitedError(6000, 12)],
+  },
+  {
+    extensions: {
+      type: 'object',
+      properties: {
+        max_active_jobs: {
+          type: 'integer',
+          description: 'BULK_JOBS_MAX_ACTIVE_PER_OWNER (on `/problems/too-many-active-jobs`).',
+          example: 100,
+        },
+      },
+    },
+    headers: {
+      'Retry-After': {
+        description: 'Seconds to wait before retrying (on the rate limit only).',
+        schema: { type: 'integer', example: 12 },
+      },
+    },
+  },
+);
+
+/** The error `fn` throws: examples quote the service's own refusals rather than restating them. */
+function thrownBy(fn: () => unknown): DomainError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof DomainError) return err;
+    throw err;
+  }
+  throw new Error('expected a refusal');
+}

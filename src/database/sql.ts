@@ -18,11 +18,12 @@ export class Statement<P extends object = Record<string, never>> {
 
   constructor(named: string) {
     const names: string[] = [];
+    // Trimmed, so that pg_stat_activity and the logs show each statement from its first word.
     this.text = replaceParameters(named, (name) => {
       let i = names.indexOf(name);
       if (i < 0) i = names.push(name) - 1;
       return `$${i + 1}`;
-    });
+    }).trim();
     this.names = names;
   }
 

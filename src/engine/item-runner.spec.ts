@@ -71,7 +71,28 @@ describe('ItemRunner', () => {
     ]);
   });
 
-  it('gives every call its idempotency key and an abort signal made on demand', async () => {
+  it("gives every call its item's idempotency key, the same on every attempt and different for other items", () => {
+    const { handler, open } = manualAction();
+    const runner = new ItemRunner(
+      5,
+      policy,
+      () => undefined,
+      () => undefined,
+    );
+    const job = jobOf('j', handler);
+    // Item 0 again, as a retry or a re-claim after a crash or a lost lease brings it back.
+    const again = newRunningItem(job, 0, 't0', null, 3);
+    runner.enqueue('j', [...itemsOf(job, 2), again]);
+    runner.enqueue('k', itemsOf(jobOf('k', handler), 1));
+    expect(open.map((o) => [o.ctx.idempotencyKey, o.ctx.attempt])).toEqual([
+      ['j:0', 1],
+      ['j:1', 1],
+      ['j:0', 3],
+      ['k:0', 1],
+    ]);
+  });
+
+  it('gives every call an abort signal made on demand', async () => {
     const { handler, open } = manualAction();
     const runner = new ItemRunner(
       5,
@@ -80,9 +101,7 @@ describe('ItemRunner', () => {
       () => undefined,
     );
     const [item] = itemsOf(jobOf('j', handler), 1);
-    item.attempt = 2;
     runner.enqueue('j', [item]);
-    expect(open[0].ctx.idempotencyKey).toBe('j:0:2');
     expect(item.controller).toBeNull();
     const signal = open[0].ctx.signal;
     expect(signal.aborted).toBe(false);

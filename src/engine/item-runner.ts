@@ -150,7 +150,12 @@ export class ItemRunner {
       data: item.data,
       params: job.params,
       attempt: item.attempt,
-      idempotencyKey: `${job.id}:${item.seq}:${item.attempt}`,
+      // The same on every attempt: the duplicates that at-least-once delivery
+      // makes are the retries (a timeout whose request got through, a crash and
+      // re-claim, a lost lease), and only a key they share lets the other side
+      // drop them. Job ids are never reused, so another job's items (a retry of
+      // this job included) are new operations with keys of their own.
+      idempotencyKey: `${job.id}:${item.seq}`,
       // Made on first use: most actions never look, and an AbortController
       // per item is a measurable share of the noop path.
       get signal(): AbortSignal {

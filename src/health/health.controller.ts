@@ -2,9 +2,12 @@ import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
 import { Public } from '../auth/auth.decorators';
-import { ApiExactProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import {
+  ApiExactProblemResponses,
+  problemResponse,
+} from '../common/problem-details/api-problem-responses.decorator';
 import { ServiceUnavailableError } from '../common/problem-details/domain-error';
-import { HealthCheckResponseDto } from './health.dto';
+import { HealthCheckResponseDto, LIVE_EXAMPLE, READY_EXAMPLE } from './health.dto';
 import { DatabaseHealthIndicators } from './health.indicators';
 
 /** Readiness failed: a 503 problem whose `checks` member says which check is down and why. */
@@ -20,6 +23,42 @@ export class NotReadyError extends ServiceUnavailableError {
     this.extensions.checks = result?.details ?? {};
   }
 }
+
+const UNREACHABLE = { status: 'down' as const, message: 'the database is unreachable' };
+
+const NOT_READY = problemResponse(
+  'Not ready: the database is unreachable or migrations are missing (see `checks`); retry after `Retry-After` seconds.',
+  {
+    databaseDown: [
+      'The database is unreachable',
+      new NotReadyError({
+        status: 'error',
+        info: {},
+        error: { database: UNREACHABLE, migrations: UNREACHABLE },
+        details: { database: UNREACHABLE, migrations: UNREACHABLE },
+      }),
+    ],
+  },
+  {
+    extensions: {
+      type: 'object',
+      required: ['checks'],
+      properties: {
+        checks: {
+          type: 'object',
+          additionalProperties: { type: 'object' },
+          description: 'Every check by name: `status` (`up` or `down`), and `message` when it is down.',
+        },
+      },
+    },
+    headers: {
+      'Retry-After': {
+        description: 'Seconds to wait before retrying.',
+        schema: { type: 'integer', example: 5 },
+      },
+    },
+  },
+);
 
 @ApiTags('operations')
 @Public()
@@ -40,8 +79,12 @@ export class HealthController {
       'Answers 200 while the process serves HTTP at all; it checks no dependency, so a lost database does not ' +
       'get the process restarted. No token needed.',
   })
-  @ApiOkResponse({ type: HealthCheckResponseDto, description: 'The process is alive.' })
-  @ApiExactProblemResponses(500)
+  @ApiOkResponse({
+    type: HealthCheckResponseDto,
+    description: 'The process is alive.',
+    example: LIVE_EXAMPLE,
+  })
+  @ApiExactProblemResponses(415, 500)
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
@@ -56,11 +99,12 @@ export class HealthController {
       'else a 503 problem with `Retry-After` and a `checks` member that has the status of each check. ' +
       'No token needed.',
   })
-  @ApiOkResponse({ type: HealthCheckResponseDto, description: 'Ready to serve requests.' })
-  @ApiExactProblemResponses(500, [
-    503,
-    'Not ready: the database is unreachable or migrations are missing (see `checks`); retry after `Retry-After` seconds.',
-  ])
+  @ApiOkResponse({
+    type: HealthCheckResponseDto,
+    description: 'Ready to serve requests.',
+    example: READY_EXAMPLE,
+  })
+  @ApiExactProblemResponses(415, 500, NOT_READY)
   async ready(): Promise<HealthCheckResult> {
     try {
       return await this.health.check([

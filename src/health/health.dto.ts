@@ -2,8 +2,11 @@ import { ApiProperty } from '@nestjs/swagger';
 
 const CHECK_EXAMPLE = {
   database: { status: 'up', responseTime: 1 },
-  migrations: { status: 'up', applied: 2, responseTime: 2 },
+  migrations: { status: 'up', applied: 4, responseTime: 2 },
 };
+
+export const LIVE_EXAMPLE = { status: 'ok', info: {}, error: {}, details: {} };
+export const READY_EXAMPLE = { status: 'ok', info: CHECK_EXAMPLE, error: {}, details: CHECK_EXAMPLE };
 
 export class HealthCheckResponseDto {
   @ApiProperty({ enum: ['ok'], description: 'Every check is up.', example: 'ok' })

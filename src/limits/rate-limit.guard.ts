@@ -2,6 +2,7 @@ import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/com
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PRINCIPAL_KEY } from '../auth/auth.decorators';
 import type { Principal } from '../auth/scopes';
+import { Clock } from '../common/clock';
 import { RateLimitedError } from '../common/problem-details/domain-error';
 import { Env } from '../config/env';
 import { SlidingWindowRateLimiter } from './rate-limiter';
@@ -21,10 +22,10 @@ const MINUTE_MS = 60_000;
 export class RateLimitGuard implements CanActivate {
   private readonly limiter: SlidingWindowRateLimiter | undefined;
 
-  constructor(env: Env) {
+  constructor(env: Env, clock: Clock) {
     this.limiter =
       env.RATE_LIMIT_PER_MINUTE > 0
-        ? new SlidingWindowRateLimiter(env.RATE_LIMIT_PER_MINUTE, MINUTE_MS)
+        ? new SlidingWindowRateLimiter(env.RATE_LIMIT_PER_MINUTE, MINUTE_MS, () => clock.now())
         : undefined;
   }
 

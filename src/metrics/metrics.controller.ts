@@ -3,10 +3,26 @@ import { ApiOkResponse, ApiOperation, ApiProduces, ApiSecurity, ApiTags } from '
 import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/auth.decorators';
 import { Env } from '../config/env';
-import { ApiExactProblemResponses } from '../common/problem-details/api-problem-responses.decorator';
+import {
+  ApiExactProblemResponses,
+  problemResponse,
+} from '../common/problem-details/api-problem-responses.decorator';
 import { InvalidTokenError, UnauthenticatedError } from '../common/problem-details/domain-error';
 import { Metrics } from './metrics';
 import { metricsAuthorized } from './metrics-token';
+
+const METRICS_TOKEN_MISSING = problemResponse(
+  'METRICS_TOKEN is set and the request does not carry it.',
+  { missingToken: ['No metrics token', new UnauthenticatedError('The metrics token is required.')] },
+  {
+    headers: {
+      'WWW-Authenticate': {
+        description: 'The Bearer challenge (RFC 6750).',
+        schema: { type: 'string', example: 'Bearer realm="bulk-jobs"' },
+      },
+    },
+  },
+);
 
 @ApiTags('operations')
 @Public()
@@ -31,9 +47,17 @@ export class MetricsController {
   @ApiProduces('text/plain')
   @ApiOkResponse({
     description: 'The metrics (text format 0.0.4).',
-    content: { 'text/plain': { schema: { type: 'string', example: 'bulk_jobs_pending_items 1200\n' } } },
+    content: {
+      'text/plain': {
+        schema: { type: 'string' },
+        example:
+          '# HELP bulk_jobs_pending_items Items of pending and running jobs still waiting to be claimed (the queue depth), from the jobs’ counters.\n' +
+          '# TYPE bulk_jobs_pending_items gauge\n' +
+          'bulk_jobs_pending_items 1200\n',
+      },
+    },
   })
-  @ApiExactProblemResponses([401, 'METRICS_TOKEN is set and the request does not carry it.'], 500)
+  @ApiExactProblemResponses(METRICS_TOKEN_MISSING, 415, 500)
   async scrape(
     @Headers('authorization') authorization: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,

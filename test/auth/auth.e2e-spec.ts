@@ -2,19 +2,15 @@ import { expect } from 'expect';
 import jwt from 'jsonwebtoken';
 import { after, before, describe, it } from 'node:test';
 import type { Response } from 'supertest';
-import type {
-  BulkJobListResponseDto,
-  BulkJobResponseDto,
-} from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import { ACTIONS, itemListBody, JOBS, jobListBody, listAll } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
-import { insertJob } from '../support/factories';
+import { insertJob, jobRow } from '../support/factories';
 import { claims, hmacToken, nowSeconds, unsignedToken } from '../support/jwt';
 import { expectProblem } from '../support/problem-matcher';
 import { TEST_JWT_SECRET } from '../support/test-env';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
 
-const JOBS = '/api/actions/bulk/jobs';
-const ACTIONS = '/api/actions/bulk/actions';
 const READ = 'bulk-jobs:read';
 const WRITE = 'bulk-jobs:write';
 const ADMIN = 'bulk-jobs:admin';
@@ -41,6 +37,12 @@ function expectNoTokenIn(text: string, token: string): void {
   for (const part of token.split('.')) if (part.length >= 8) expect(text).not.toContain(part);
 }
 
+/** The ids a 200 list answer holds. */
+function listedIds(res: Response): string[] {
+  expect(res.status).toBe(200);
+  return jobListBody(res).items.map((j) => j.id);
+}
+
 function expectForbidden(res: Response, scope: string): void {
   expectProblem(res, 403, { type: 'about:blank', required_scope: scope });
   expect(res.headers['www-authenticate']).toMatch(/error="insufficient_scope"/);
@@ -57,17 +59,21 @@ describe('bearer authentication with HS256', () => {
     expectUnauthenticated(await t.http().get(JOBS));
   });
 
-  it('accepts a valid token, with the scheme name in any case', async () => {
-    const token = tokenFor(newOwner());
+  it('accepts a valid token, with the scheme name in any case, as its sub', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const token = tokenFor(owner);
     for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
       const res = await t.http().get(JOBS).set('Authorization', `${scheme} ${token}`);
-      expect(res.status).toBe(200);
+      expect({ scheme, ids: listedIds(res) }).toEqual({ scheme, ids: [id] });
     }
   });
 
   it('does not enforce iss or aud when they are not configured', async () => {
-    const token = hs256(claims(newOwner(), { iss: 'https://anyone.test', aud: 'anything' }));
-    expect((await t.http().get(JOBS).set(bearer(token))).status).toBe(200);
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const token = hs256(claims(owner, { iss: 'https://anyone.test', aud: 'anything' }));
+    expect(listedIds(await t.http().get(JOBS).set(bearer(token)))).toEqual([id]);
   });
 
   const otherSecret = 'another-secret-of-the-right-length-0123456789';
@@ -155,10 +161,18 @@ describe('scopes', () => {
     const running = await insertJob(t.db, { owner, status: 'running' });
     const token = tokenFor(owner, { scope: READ });
 
-    expect((await t.http().get(JOBS).set(bearer(token))).status).toBe(200);
-    expect((await t.http().get(`${JOBS}/${done}`).set(bearer(token))).status).toBe(200);
-    expect((await t.http().get(`${JOBS}/${done}/items`).set(bearer(token))).status).toBe(200);
-    expect((await t.http().get(ACTIONS).set(bearer(token))).status).toBe(200);
+    expect(listedIds(await t.http().get(JOBS).set(bearer(token))).sort()).toEqual([done, running].sort());
+    expect(jobOf(await t.http().get(`${JOBS}/${done}`).set(bearer(token)))).toMatchObject({
+      id: done,
+      owner,
+      status: 'completed',
+    });
+    const items = await t.http().get(`${JOBS}/${done}/items`).set(bearer(token));
+    expect(items.status).toBe(200);
+    expect(itemListBody(items).items.map((i) => i.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    const actions = await t.http().get(ACTIONS).set(bearer(token));
+    expect(actions.status).toBe(200);
+    expect((actions.body as { items: { name: string }[] }).items.map((a) => a.name)).toContain('noop');
 
     expectForbidden(await t.http().post(JOBS).set(bearer(token)).send(NEW_JOB), WRITE);
     expectForbidden(await t.http().delete(`${JOBS}/${done}`).set(bearer(token)), WRITE);
@@ -179,8 +193,13 @@ describe('scopes', () => {
     expectForbidden(await t.http().get(`${JOBS}/${done}/items`).set(bearer(token)), READ);
     expectForbidden(await t.http().get(ACTIONS).set(bearer(token)), READ);
 
-    expect((await t.http().post(JOBS).set(bearer(token)).send(NEW_JOB)).status).toBe(202);
-    expect((await t.http().delete(`${JOBS}/${done}`).set(bearer(token))).status).toBe(200);
+    const created = await t.http().post(JOBS).set(bearer(token)).send(NEW_JOB);
+    expect(created.status).toBe(202);
+    expect(created.body).toMatchObject({ owner, action: 'noop', status: 'pending', total_items: 2 });
+    const deleted = await t.http().delete(`${JOBS}/${done}`).set(bearer(token));
+    expect(deleted.status).toBe(200);
+    expect(deleted.body).toEqual({ job_id: done, status: 'completed', success: true });
+    expect((await jobRow(t.db, done))?.deleted_at).toBeInstanceOf(Date);
   });
 
   it('answers 403 to a token without any of our scopes', async () => {
@@ -197,10 +216,11 @@ describe('scopes', () => {
 
   it('reads scopes from an array claim and from scp', async () => {
     const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
     const asArray = hs256(claims(owner, { scope: [READ] }));
     const asScp = hs256(claims(owner, { scope: undefined, scp: READ }));
     for (const token of [asArray, asScp]) {
-      expect((await t.http().get(JOBS).set(bearer(token))).status).toBe(200);
+      expect(listedIds(await t.http().get(JOBS).set(bearer(token)))).toEqual([id]);
       expectForbidden(await t.http().post(JOBS).set(bearer(token)).send(NEW_JOB), WRITE);
     }
   });
@@ -212,24 +232,6 @@ describe('ownership and the admin scope', () => {
     t = await createTestApp();
   });
   after(() => t.close());
-
-  /** Every job the token can list, following next_cursor. */
-  async function listAll(token: string, query: Record<string, string> = {}): Promise<BulkJobResponseDto[]> {
-    const jobs: BulkJobResponseDto[] = [];
-    let cursor: string | null = null;
-    do {
-      const res: Response = await t
-        .http()
-        .get(JOBS)
-        .query({ ...query, limit: '500', ...(cursor ? { cursor } : {}) })
-        .set(bearer(token));
-      expect(res.status).toBe(200);
-      const page = res.body as BulkJobListResponseDto;
-      jobs.push(...page.items);
-      cursor = page.next_cursor;
-    } while (cursor);
-    return jobs;
-  }
 
   it("hides another owner's jobs from a normal user: 404 everywhere, never 403, nothing revealed", async () => {
     const alice = newOwner('alice');
@@ -244,7 +246,7 @@ describe('ownership and the admin scope', () => {
     });
     const token = tokenFor(bob);
 
-    const listed = (await listAll(token, { show_deleted: 'true' })).map((j) => j.id);
+    const listed = (await listAll(t, token, { show_deleted: 'true' })).map((j) => j.id);
     for (const id of [done, running, deleted]) expect(listed).not.toContain(id);
 
     const calls: [string, () => Promise<Response>][] = [
@@ -280,14 +282,16 @@ describe('ownership and the admin scope', () => {
     const b = await insertJob(t.db, { owner: bob, status: 'pending' });
     const admin = tokenFor(newOwner('admin'), { scope: ADMIN });
 
-    const listed = new Map((await listAll(admin)).map((j) => [j.id, j.owner]));
+    const listed = new Map((await listAll(t, admin)).map((j) => [j.id, j.owner]));
     expect(listed.get(a)).toBe(alice);
     expect(listed.get(b)).toBe(bob);
 
     const res = await t.http().get(`${JOBS}/${a}`).set(bearer(admin));
     expect(res.status).toBe(200);
     expect(jobOf(res)).toMatchObject({ id: a, owner: alice });
-    expect((await t.http().get(`${JOBS}/${a}/items`).set(bearer(admin))).status).toBe(200);
+    const items = await t.http().get(`${JOBS}/${a}/items`).set(bearer(admin));
+    expect(items.status).toBe(200);
+    expect(itemListBody(items).items.map((i) => i.target_id)).toEqual(['target-1', 'target-2', 'target-3']);
   });
 
   it("lets an admin delete, restore and cancel another owner's jobs", async () => {
@@ -322,8 +326,18 @@ describe('ownership and the admin scope', () => {
     expectProblem(res, 404, { type: '/problems/job-not-found' });
   });
 
-  it('creates jobs for the token sub, whatever the body says', async () => {
+  it('creates jobs for the token sub; a body that names an owner is refused', async () => {
     const owner = newOwner();
+    const mallory = newOwner('mallory');
+    const claimed = await t
+      .http()
+      .post(JOBS)
+      .set(bearer(tokenFor(owner)))
+      .send({ ...NEW_JOB, owner: mallory });
+    expectProblem(claimed, 400, {
+      type: '/problems/validation-error',
+      details: { owner: 'is not a known field' },
+    });
     const res = await t
       .http()
       .post(JOBS)
@@ -331,6 +345,11 @@ describe('ownership and the admin scope', () => {
       .send(NEW_JOB);
     expect(res.status).toBe(202);
     expect(jobOf(res).owner).toBe(owner);
+    const owners: { owner: string }[] = await t.db.query(
+      'SELECT owner FROM bulk_jobs WHERE owner = ANY($1)',
+      [[owner, mallory]],
+    );
+    expect(owners).toEqual([{ owner }]);
   });
 });
 
@@ -349,11 +368,13 @@ describe('issuer and audience, when configured', () => {
   ];
   for (const [name, extra] of accepted) {
     it(`accepts ${name}`, async () => {
+      const owner = newOwner();
+      const id = await insertJob(t.db, { owner, status: 'completed' });
       const res = await t
         .http()
         .get(JOBS)
-        .set(bearer(hs256(claims(newOwner(), extra))));
-      expect(res.status).toBe(200);
+        .set(bearer(hs256(claims(owner, extra))));
+      expect(listedIds(res)).toEqual([id]);
     });
   }
 

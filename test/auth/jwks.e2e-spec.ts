@@ -4,6 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Response } from 'supertest';
+import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import {
   claims,
@@ -22,8 +23,6 @@ import {
 import { expectProblem } from '../support/problem-matcher';
 import { TEST_JWT_SECRET } from '../support/test-env';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
-
-const JOBS = '/api/actions/bulk/jobs';
 
 // Generated once: RSA key generation takes a moment.
 const rsa = rsaKey('rsa-1');

@@ -5,12 +5,12 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import { expectProblem } from '../support/problem-matcher';
 import { TEST_JWT_SECRET } from '../support/test-env';
 import { bearer, newOwner } from '../support/tokens';
 
-const JOBS = '/api/actions/bulk/jobs';
 // `npm test` runs from the repository root.
 const ROOT = process.cwd();
 

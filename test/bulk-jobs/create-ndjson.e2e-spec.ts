@@ -9,6 +9,7 @@ import { JOBS, jobBody } from '../support/api';
 import { countJobs, itemRows } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
+import { sleep, waitFor } from '../support/wait';
 
 const NDJSON = 'application/x-ndjson';
 const SPEC = { action: 'noop' };
@@ -57,14 +58,6 @@ async function activeCopies(db: DataSource): Promise<number> {
      WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY bulk_job_items%'`,
   );
   return rows[0].n;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /**
@@ -641,10 +634,14 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
       const closed = new Promise<void>((resolve) => req.on('close', resolve));
       req.on('error', () => undefined);
       req.write(ndjson(SPEC, ...targetIds(5_000)));
-      await waitFor('the COPY to start', async () => (await activeCopies(t.db)) > 0);
+      await waitFor('the COPY to start', async () => (await activeCopies(t.db)) > 0, {
+        intervalMs: 10,
+      });
       req.destroy();
       await closed;
-      await waitFor('the COPY to end', async () => (await activeCopies(t.db)) === 0);
+      await waitFor('the COPY to end', async () => (await activeCopies(t.db)) === 0, {
+        intervalMs: 10,
+      });
     }
 
     it('leaves no job behind, again and again, and the app keeps serving', async () => {
@@ -658,7 +655,7 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
       const deadline = Date.now() + 500;
       while (Date.now() < deadline) {
         for (const owner of owners) expect(await storedFor(t.db, owner)).toEqual(NOTHING);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
       }
       const owner = newOwner();
       const res = await postNdjson(t, owner, ndjson(SPEC, 'a', 'b', 'c'));
@@ -678,10 +675,10 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
       const closed = new Promise<void>((resolve) => req.on('close', resolve));
       req.on('error', () => undefined);
       req.write('{"action":"no');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       req.destroy();
       await closed;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
       expect(await storedFor(t.db, owner)).toEqual(NOTHING);
       expect((await postNdjson(t, owner, ndjson(SPEC, 'a'))).status).toBe(202);
     });
@@ -695,7 +692,9 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
         .set('content-type', NDJSON)
         .timeout(15_000);
       void req.write(ndjson(SPEC, ...targetIds(5_000)));
-      await waitFor('the COPY to start', async () => (await activeCopies(t.db)) > 0);
+      await waitFor('the COPY to start', async () => (await activeCopies(t.db)) > 0, {
+        intervalMs: 10,
+      });
       await t.db.query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE datname = current_database() AND query ILIKE 'COPY bulk_job_items%'`,

@@ -1,12 +1,10 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app';
-import { createJob, JOBS, jobBody, RFC3339_UTC } from '../support/api';
+import { createJob, JOBS, jobBody, RFC3339_UTC, UUID } from '../support/api';
 import { countJobs, itemRows } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('POST /api/actions/bulk/jobs', () => {
   let t: TestApp;

@@ -2,7 +2,7 @@ import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import type { Response } from 'supertest';
 import { createTestApp, type TestApp } from '../support/app';
-import { JOBS, jobBody, jobListBody } from '../support/api';
+import { itemListBody, JOBS, jobBody, jobListBody } from '../support/api';
 import { insertJob, itemRows, jobRow } from '../support/factories';
 import { backendPid, waitUntilBlockedBy } from '../support/locks';
 import { expectProblem } from '../support/problem-matcher';
@@ -137,6 +137,20 @@ describe('DELETE /api/actions/bulk/jobs/{id}', () => {
       .get(`${JOBS}/${id}/items`)
       .set(bearer(tokenFor(owner)));
     expect(items.status).toBe(200);
+    // The deleted job's items are listed as before, results and errors included.
+    expect(itemListBody(items)).toEqual({
+      items: itemsBefore.map((row) =>
+        expect.objectContaining({
+          seq: row.seq,
+          target_id: row.target_id,
+          status: 'failed',
+          attempts: 1,
+          last_error: { code: 'TEST', message: 'failed in a factory' },
+          finished_at: row.finished_at!.toISOString(),
+        }),
+      ),
+      next_cursor: null,
+    });
   });
 
   it('uses BULK_JOBS_RETENTION_DAYS for purge_at', async () => {
@@ -258,7 +272,7 @@ describe('DELETE /api/actions/bulk/jobs/{id}', () => {
     expect((await del(owner, id)).body).toEqual({ job_id: id, status: 'completed', success: true });
   });
 
-  it('never leaves a deleted non-terminal job while DELETEs race status flips', async () => {
+  it('never leaves a deleted non-terminal job while concurrent DELETEs race status flips', async () => {
     const owner = newOwner();
     const id = await insertJob(t.db, { owner, status: 'running' });
     const flips = (async () => {
@@ -271,17 +285,23 @@ describe('DELETE /api/actions/bulk/jobs/{id}', () => {
         ]);
       }
     })();
-    const responses: Response[] = [];
-    for (let i = 0; i < 20; i++) responses.push(await del(owner, id));
-    await flips;
+    // All 20 DELETEs in flight at once, beside the flips.
+    const [responses] = await Promise.all([
+      Promise.all(Array.from({ length: 20 }, () => del(owner, id))),
+      flips,
+    ]);
     for (const r of responses) {
-      if (r.status === 409)
+      if (r.status === 200) expect(r.body).toEqual({ job_id: id, status: 'completed', success: true });
+      else if (r.status === 409)
         expectProblem(r, 409, { type: '/problems/job-not-deletable', job_status: 'running' });
-      else if (r.status !== 200) expectProblem(r, 404, { type: '/problems/job-not-found' });
+      else expectProblem(r, 404, { type: '/problems/job-not-found' });
     }
+    const deleted = responses.filter((r) => r.status === 200).length;
+    expect(deleted).toBeLessThanOrEqual(1);
+    // The row agrees with the answers: deleted exactly when one DELETE said so, and then terminal.
     const row = await jobRow(t.db, id);
+    expect(row?.deleted_at instanceof Date).toBe(deleted === 1);
     if (row?.deleted_at) expect(row.status).toBe('completed');
-    expect(responses.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
   });
 
   it('the database refuses a deleted job that is not terminal', async () => {

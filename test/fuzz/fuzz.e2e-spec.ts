@@ -9,6 +9,7 @@ import { JOB_VIEW, toJobResponse, type JobView } from '../../src/bulk-jobs/bulk-
 import { selectList } from '../../src/database/sql';
 import { BulkJob } from '../../src/jobs/bulk-job.entity';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
+import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
 import { insertJob } from '../support/factories';
@@ -16,7 +17,6 @@ import { expectProblem, LEAKS } from '../support/problem-matcher';
 import { tokenFor } from '../support/tokens';
 import {
   buildTokens,
-  JOBS,
   OWNERS,
   RequestGenerator,
   Rng,
@@ -98,7 +98,7 @@ function send(port: number, agent: Agent, req: FuzzRequest): Promise<Answer> {
 function envelopeFault(
   body: unknown,
   status: number,
-  path: string,
+  path: string | undefined,
   requestIdHeader: unknown,
 ): string | undefined {
   if (typeof body !== 'object' || body === null) return 'not an object';
@@ -106,7 +106,7 @@ function envelopeFault(
   if (typeof p.type !== 'string' || typeof p.title !== 'string') return 'type or title';
   if (p.status !== status) return 'status';
   if (typeof p.detail !== 'string' || p.detail.length === 0 || p.error !== p.detail) return 'detail or error';
-  if (p.instance !== path.split('?')[0]) return 'instance';
+  if (p.instance !== path?.split('?')[0]) return 'instance';
   if (typeof p.requestId !== 'string' || p.requestId !== requestIdHeader) return 'requestId';
   if (p.type === 'about:blank' ? p.title !== STATUS_CODES[status] : !/^\/problems\/[a-z0-9-]+$/.test(p.type))
     return 'type';
@@ -134,10 +134,12 @@ function checkAnswer(req: FuzzRequest, answer: Answer): string | undefined {
   } catch {
     return `answered ${answer.status} with a body that is not JSON`;
   }
-  // A request line longer than the parser's first read never reaches the server whole: its
-  // path is unknown there, and the problem names the root instead.
-  const instance = (body as { instance?: unknown } | null)?.instance;
-  const path = answer.status === 431 && req.path.length > 16_000 && instance === '/' ? '/' : req.path;
+  // Node's parser hands the server only the packet it failed on: when the request line came in an
+  // earlier one (a long line, or a slow or loaded connection), the path is unknown there and the
+  // parser's problem has no `instance`. Anything else must name the request's path.
+  const parserError = answer.headers.connection === 'close' && [400, 408, 431].includes(answer.status);
+  const unknownPath = parserError && !('instance' in ((body as object | null) ?? {}));
+  const path = unknownPath ? undefined : req.path;
   const runs = matcherRuns.get(answer.status) ?? 0;
   const fault = envelopeFault(body, answer.status, path, answer.headers['x-request-id']);
   if (!fault && runs >= 50) return undefined;
@@ -527,6 +529,28 @@ describe('fuzz: generated requests against the running app', () => {
       const { answer, fault } = await ask('GET', JOBS, { authorization: `Bearer ${ctx.tokens.huge}` });
       expect({ status: answer.status, fault }).toEqual({ status: 431, fault: undefined });
       expect(answer.headers.connection).toBe('close');
+    });
+
+    it('headers too large after a request line sent apart are a 431 problem without an instance, not a wrong one', async () => {
+      // The request line in one packet, the oversized headers later: the parser fails on the later packet.
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(`GET ${JOBS}?limit=1 HTTP/1.1\r\nHost: x\r\n`);
+          setTimeout(() => socket.end(`X-Big: ${'a'.repeat(40_000)}\r\n\r\n`), 100);
+        });
+        const chunks: Buffer[] = [];
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+      const problem = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+      expect(problem).toMatchObject({
+        type: 'about:blank',
+        status: 431,
+        title: 'Request Header Fields Too Large',
+      });
+      expect(problem).not.toHaveProperty('instance');
     });
 
     it('a request that is not valid HTTP is a 400 problem naming its path; a HEAD one gets no body', async () => {

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { JOB_STATUSES, ITEM_STATUSES } from '../../src/jobs/job-status';
+import { JOBS } from '../support/api';
 import { claims, hmacToken, nowSeconds, unsignedToken } from '../support/jwt';
 import { TEST_JWT_SECRET } from '../support/test-env';
 import { tokenFor } from '../support/tokens';
@@ -51,7 +52,6 @@ export class Rng {
   }
 }
 
-export const JOBS = '/api/actions/bulk/jobs';
 export type RequestKind = 'create' | 'cancel' | 'delete' | 'restore' | 'other';
 
 export interface FuzzRequest {

@@ -1,6 +1,7 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import type { TestApp } from '../support/app';
+import { ManualClock, useClock } from '../support/clock';
 import { createEngineDatabase, createEngineTestApp, type EngineDatabase } from '../support/engine';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, tokenFor } from '../support/tokens';
@@ -19,7 +20,11 @@ describe('health', () => {
   before(async () => {
     // A database of its own: one test takes a migration away.
     db = await createEngineDatabase();
-    t = await createEngineTestApp(db.url, { env: { RATE_LIMIT_PER_MINUTE: '2' } });
+    // A clock that stands still: the limit's minute cannot roll over between the test's requests.
+    t = await createEngineTestApp(db.url, {
+      env: { RATE_LIMIT_PER_MINUTE: '2' },
+      overrides: [useClock(new ManualClock())],
+    });
   });
 
   after(async () => {

@@ -1,22 +1,45 @@
 import { expect } from 'expect';
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  chownSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
+import { clusterDir, DEFAULT_SYSTEM_DIR } from '../../src/database/embedded-cluster';
 import { TEST_JWT_SECRET } from '../support/test-env';
 
 /** The compiled entries, next to this compiled spec. */
 const MAIN_ENTRY = resolve(__dirname, '../../src/main.js');
 const WORKER_ENTRY = resolve(__dirname, '../../src/worker.js');
 
+/** Where root's embedded PostgreSQL puts its binaries and data, as the entries will see it. */
+const SYSTEM_DIR = process.env.EMBEDDED_PG_SYSTEM_DIR || DEFAULT_SYSTEM_DIR;
+const SYSTEM_ENV: Record<string, string> = process.env.EMBEDDED_PG_SYSTEM_DIR
+  ? { EMBEDDED_PG_SYSTEM_DIR: process.env.EMBEDDED_PG_SYSTEM_DIR }
+  : {};
+const asRoot = process.getuid?.() === 0;
+
 /** Runs an entry to its exit; its status and what it wrote. */
 function run(entry: string, env: Record<string, string>, timeoutMs = 90_000) {
   return new Promise<{ code: number | null; output: string }>((res, rej) => {
     const child = spawn(process.execPath, [entry], {
-      env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', AUTH_JWT_SECRET: TEST_JWT_SECRET, ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        NO_COLOR: '1',
+        AUTH_JWT_SECRET: TEST_JWT_SECRET,
+        ...SYSTEM_ENV,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -65,13 +88,13 @@ describe('start-up failures', () => {
     let dataDir: string;
     let taken: Server;
     before(async () => {
+      // A 0700 folder, as mkdtemp makes it: the server's user (as root) cannot enter it.
       dataDir = mkdtempSync(join(tmpdir(), 'bulk-jobs-startup-'));
-      // Run as root, the embedded server runs as a user of its own, which must reach its directory.
-      chmodSync(dataDir, 0o755);
       taken = await listening();
     });
     after(async () => {
       await new Promise((r) => taken.close(r));
+      rmSync(clusterDir(dataDir, 'postgres', SYSTEM_DIR), { recursive: true, force: true });
       rmSync(dataDir, { recursive: true, force: true });
     });
 
@@ -96,7 +119,238 @@ describe('start-up failures', () => {
         connectionTimeoutMillis: 2000,
       });
       await expect(client.connect()).rejects.toThrow(/ECONNREFUSED/);
-      expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+      expect(existsSync(join(clusterDir(dataDir, 'postgres', SYSTEM_DIR), 'postmaster.pid'))).toBe(false);
     });
   });
+});
+
+/** The lines an entry wrote that report its failure: one line, no stack. */
+function failureLines(output: string): string[] {
+  return output.split('\n').filter((l) => l.includes('Cannot start the embedded PostgreSQL'));
+}
+
+describe('the embedded PostgreSQL cannot start', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'bulk-jobs-no-start-'));
+  });
+  after(() => {
+    rmSync(clusterDir(dataDir, 'postgres', SYSTEM_DIR), { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** Runs both entries; each must print one line with the cause and the fix, and exit 1. */
+  async function expectOneLine(env: Record<string, string>, cause: RegExp, fix: RegExp) {
+    for (const entry of [MAIN_ENTRY, WORKER_ENTRY]) {
+      const { code, output } = await run(entry, env);
+      expect({ entry, code }).toEqual({ entry, code: 1 });
+      const lines = failureLines(output);
+      expect({ entry, lines: lines.length }).toEqual({ entry, lines: 1 });
+      expect(lines[0]).toMatch(cause);
+      expect(lines[0]).toMatch(fix);
+      expect(lines[0]).toContain('or set DATABASE_URL');
+      expect(output).not.toMatch(/^\s+at /m);
+      expect(output).not.toContain("'error' event");
+    }
+  }
+
+  it('names DATA_DIR when it cannot be created', async () => {
+    await expectOneLine(
+      { DATA_DIR: '/proc/bulk-jobs-data', EMBEDDED_PG_PORT: String(await freePort()) },
+      /DATA_DIR \/proc\/bulk-jobs-data cannot be created \(ENOENT\)/,
+      /Set DATA_DIR to a folder this user can write/,
+    );
+  });
+
+  it('names EMBEDDED_PG_PORT when another program holds the port, and leaves no server running', async () => {
+    // Something that is not PostgreSQL: it hangs up on every connection.
+    const other = createServer((socket) => socket.destroy());
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    try {
+      await expectOneLine(
+        { DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(portOf(other)) },
+        new RegExp(`port ${portOf(other)} is taken by another program`),
+        /Set EMBEDDED_PG_PORT to a free port/,
+      );
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
+    // The cluster was made (so its server was started, and failed); nothing of it runs.
+    const dir = clusterDir(dataDir, 'postgres', SYSTEM_DIR);
+    expect(existsSync(join(dir, 'PG_VERSION'))).toBe(true);
+    expect(existsSync(join(dir, 'postmaster.pid'))).toBe(false);
+  });
+
+  if (asRoot) {
+    it('as root, names EMBEDDED_PG_SYSTEM_DIR when its binaries cannot be placed there', async () => {
+      await expectOneLine(
+        {
+          DATA_DIR: dataDir,
+          EMBEDDED_PG_PORT: String(await freePort()),
+          EMBEDDED_PG_SYSTEM_DIR: '/proc/bulk-jobs-system',
+        },
+        /its binaries cannot be copied to \/proc\/bulk-jobs-system\/binaries\/\S+ \(ENOENT\)/,
+        /Set EMBEDDED_PG_SYSTEM_DIR to a folder root can write/,
+      );
+    });
+  }
+});
+
+interface Person {
+  name: string;
+  uid?: number;
+  gid?: number;
+}
+
+/**
+ * Who starts the clone: root (the server then runs as the `postgres` user)
+ * and an ordinary user (the server runs as that user); run by an ordinary
+ * user, the suite can only be that user.
+ */
+function people(): Person[] {
+  if (!asRoot) return [{ name: userInfo().username }];
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim());
+  return [{ name: 'root' }, { name: 'nobody', uid: id('-u'), gid: id('-g') }];
+}
+
+/**
+ * A clone as `npm install && npm run build` leaves it, in a new mkdtemp
+ * folder (0700), owned by whoever starts it: package.json, dist/ (this run's
+ * compiled src) and node_modules/. node_modules is hard-linked (a copy where
+ * links cannot be made): its files' real paths then lie inside the 0700
+ * folder, as in a real clone; a symbolic link would resolve to this tree.
+ */
+function makeClone(owner: Person): { home: string; clone: string } {
+  const home = mkdtempSync(join(tmpdir(), 'bulk-jobs-clone-'));
+  const clone = join(home, 'bulk-action-jobs');
+  mkdirSync(clone);
+  copyFileSync(join(process.cwd(), 'package.json'), join(clone, 'package.json'));
+  cpSync(resolve(__dirname, '../../src'), join(clone, 'dist'), { recursive: true });
+  const modules = join(process.cwd(), 'node_modules');
+  try {
+    execFileSync('cp', ['-al', modules, join(clone, 'node_modules')]);
+  } catch {
+    rmSync(join(clone, 'node_modules'), { recursive: true, force: true });
+    execFileSync('cp', ['-a', modules, join(clone, 'node_modules')]);
+  }
+  if (owner.uid !== undefined) {
+    chownSync(home, owner.uid, owner.gid!);
+    chownSync(clone, owner.uid, owner.gid!);
+  }
+  return { home, clone };
+}
+
+/** An entry of the clone, started as the given person. */
+interface Started {
+  output(): string;
+  /** Its exit code once it has exited. */
+  exited(): number | null | undefined;
+  exit: Promise<number | null>;
+  stop(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+function startEntry(entry: string, clone: string, person: Person, env: Record<string, string>): Started {
+  const child = spawn(process.execPath, [entry], {
+    cwd: clone,
+    uid: person.uid,
+    gid: person.gid,
+    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', LOG_FORMAT: 'json', ...SYSTEM_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  let code: number | null | undefined;
+  const exit = new Promise<number | null>((r) =>
+    child.once('exit', (c) => {
+      code = c;
+      r(c);
+    }),
+  );
+  return {
+    output: () => output,
+    exited: () => code,
+    exit,
+    stop: async (signal) => {
+      if (code === undefined) child.kill(signal);
+      return exit;
+    },
+  };
+}
+
+/** Polls until check() holds; fails early with the entry's output if it exits. */
+async function waitFor(what: string, started: Started, check: () => Promise<boolean>, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (started.exited() !== undefined) {
+      throw new Error(`exited (${started.exited()}) before ${what}:\n${started.output()}`);
+    }
+    if (Date.now() > deadline) throw new Error(`not ${what} within ${timeoutMs} ms:\n${started.output()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const ready = (port: number) => () =>
+  fetch(`http://127.0.0.1:${port}/health/ready`).then(
+    (r) => r.status === 200,
+    () => false,
+  );
+
+describe('npm start from a fresh clone under a 0700 folder, without DATABASE_URL', () => {
+  for (const person of people()) {
+    it(`as ${person.name}: reaches /health/ready with its folder kept closed, a worker process reuses its database, and SIGTERM stops both (exit 0)`, async () => {
+      const { home, clone } = makeClone(person);
+      const [port, pgPort] = [await freePort(), await freePort()];
+      const env = { HOME: home, PORT: String(port), HOST: '127.0.0.1', EMBEDDED_PG_PORT: String(pgPort) };
+      const started: Started[] = [];
+      let dataIn: string | undefined;
+      try {
+        const api = startEntry('dist/main.js', clone, person, env);
+        started.push(api);
+        await waitFor('ready', api, ready(port));
+
+        dataIn = /data in (\S+?)["\s]/.exec(api.output())?.[1];
+        expect(dataIn).toBeDefined();
+        const data = statSync(dataIn!);
+        if (person.name === 'root') {
+          // Outside the clone, owned by the unprivileged user the server runs as.
+          expect(dataIn!.startsWith(join(SYSTEM_DIR, 'clusters') + '/')).toBe(true);
+          expect(data.uid).toBe(Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()));
+        } else {
+          expect(dataIn).toBe(join(clone, '.data', 'postgres'));
+          expect(data.uid).toBe(person.uid ?? process.getuid!());
+        }
+        // Nothing was opened up: the folders stay private, the secrets 0600.
+        expect(statSync(home).mode & 0o777).toBe(0o700);
+        expect(statSync(join(clone, '.data')).mode & 0o777).toBe(0o700);
+        for (const secret of ['postgres-password', 'jwt-secret']) {
+          const mode = statSync(join(clone, '.data', secret)).mode & 0o777;
+          expect({ secret, mode }).toEqual({ secret, mode: 0o600 });
+        }
+
+        // A second process of the service finds the server running and uses it; stopping it leaves the server up.
+        const worker = startEntry('dist/worker.js', clone, person, env);
+        started.push(worker);
+        await waitFor('ready', worker, async () => worker.output().includes('worker process ready'));
+        expect(worker.output()).toContain(`data in ${dataIn} (already running)`);
+        expect(await worker.stop('SIGTERM')).toBe(0);
+        expect(await ready(port)()).toBe(true);
+
+        expect(await api.stop('SIGTERM')).toBe(0);
+        const client = new Client({
+          host: '127.0.0.1',
+          port: pgPort,
+          user: 'postgres',
+          connectionTimeoutMillis: 2000,
+        });
+        await expect(client.connect()).rejects.toThrow(/ECONNREFUSED/);
+        expect(existsSync(join(dataIn!, 'postmaster.pid'))).toBe(false);
+      } finally {
+        // On a failure, what still runs is stopped the way that also stops its database.
+        for (const entry of started.reverse()) await entry.stop('SIGTERM');
+        if (dataIn?.startsWith(SYSTEM_DIR)) rmSync(dataIn, { recursive: true, force: true });
+        rmSync(home, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -15,6 +15,9 @@ export const jobBody = (res: Response) => res.body as BulkJobResponseDto;
 export const jobListBody = (res: Response) => res.body as BulkJobListResponseDto;
 export const itemListBody = (res: Response) => res.body as BulkJobItemListResponseDto;
 
+/** A UUID in the lower case the API writes (ids, generated request ids). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** RFC 3339 in UTC with milliseconds, as the API writes every timestamp. */
 export const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -39,7 +42,16 @@ export async function listAllPages(
   owner: string,
   query: Record<string, string>,
 ): Promise<BulkJobResponseDto[][]> {
-  return collectPages<BulkJobResponseDto>(t, owner, JOBS, query);
+  return collectPages<BulkJobResponseDto>(t, tokenFor(owner), JOBS, query);
+}
+
+/** Every job `token` can list (all its pages, 500 a page), e.g. an admin's or a read-only token's. */
+export async function listAll(
+  t: TestApp,
+  token: string,
+  query: Record<string, string> = {},
+): Promise<BulkJobResponseDto[]> {
+  return (await collectPages<BulkJobResponseDto>(t, token, JOBS, { limit: '500', ...query })).flat();
 }
 
 export async function listAllItemPages(
@@ -48,12 +60,12 @@ export async function listAllItemPages(
   jobId: string,
   query: Record<string, string>,
 ): Promise<BulkJobItemResponseDto[][]> {
-  return collectPages<BulkJobItemResponseDto>(t, owner, `${JOBS}/${jobId}/items`, query);
+  return collectPages<BulkJobItemResponseDto>(t, tokenFor(owner), `${JOBS}/${jobId}/items`, query);
 }
 
 async function collectPages<T>(
   t: TestApp,
-  owner: string,
+  token: string,
   path: string,
   query: Record<string, string>,
 ): Promise<T[][]> {
@@ -64,7 +76,7 @@ async function collectPages<T>(
       .http()
       .get(path)
       .query(cursor ? { ...query, cursor } : query)
-      .set(bearer(tokenFor(owner)));
+      .set(bearer(token));
     if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${res.text}`);
     const body = res.body as { items: T[]; next_cursor: string | null };
     pages.push(body.items);

@@ -5,6 +5,7 @@ import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { bootTestApp, type BootOptions, type TestApp } from './app';
 import { TEST_JWT_SECRET, testDatabaseUrl } from './test-env';
+import { waitFor } from './wait';
 
 /**
  * A database of its own for a spec that runs workers: workers claim every
@@ -110,30 +111,7 @@ export async function killAll(workers: WorkerProcess[]): Promise<void> {
   await Promise.all(workers.map((w) => w.exited));
 }
 
-/**
- * Polls `probe` every `intervalMs` until it returns something other than
- * undefined/false, or fails after `timeoutMs` with the last value seen.
- */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  {
-    timeoutMs = 30_000,
-    intervalMs = 150,
-    describeState,
-  }: { timeoutMs?: number; intervalMs?: number; describeState?: () => Promise<string> } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${describeState ? `: ${await describeState()}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+export { waitFor } from './wait';
 
 /**
  * The real AppModule on `databaseUrl`, set up like main.ts, optionally with

@@ -136,9 +136,9 @@ export function openSse(
         text: () => raw,
         ended: () => ended,
         closed,
-        waitForEvent: (match, timeoutMs = 5000, from = 0) =>
+        waitForEvent: (match, timeoutMs = 30_000, from = 0) =>
           waitUntil('an event', () => events.slice(from).find(match), timeoutMs),
-        waitForClose: (timeoutMs = 5000) =>
+        waitForClose: (timeoutMs = 30_000) =>
           waitUntil('the end of the stream', () => (ended ? true : undefined), timeoutMs).then(
             () => undefined,
           ),

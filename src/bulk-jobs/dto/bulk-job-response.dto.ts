@@ -1,13 +1,27 @@
 import { ApiProperty } from '@nestjs/swagger';
+import type { ApiPropertyOptions } from '@nestjs/swagger';
 import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../../jobs/job-status';
 
-export class JobErrorDto {
-  @ApiProperty({ example: 'ACTION_ERROR' })
+export interface JobErrorDto {
   code: string;
-
-  @ApiProperty({ example: 'Upstream answered 404' })
   message: string;
 }
+
+/**
+ * A job's or an item's error, or null. Written inline rather than as a reference: in OpenAPI 3.0
+ * `nullable` only widens the `type` beside it, so a nullable `allOf: [$ref]` still refuses null.
+ */
+const nullableError = (description: string): ApiPropertyOptions => ({
+  type: 'object',
+  nullable: true,
+  description,
+  required: ['code', 'message'],
+  properties: {
+    code: { type: 'string', example: 'ACTION_ERROR' },
+    message: { type: 'string', example: 'Upstream answered 404' },
+  },
+  example: null,
+});
 
 export class BulkJobResponseDto {
   @ApiProperty({ format: 'uuid' })
@@ -46,7 +60,7 @@ export class BulkJobResponseDto {
   @ApiProperty({ description: 'The `sub` of the token that created the job.', example: 'alice' })
   owner: string;
 
-  @ApiProperty({ type: () => JobErrorDto, nullable: true, description: 'Why the job could not run at all.' })
+  @ApiProperty(nullableError('Why the job could not run at all; null when it could.'))
   error: JobErrorDto | null;
 
   @ApiProperty({ type: 'string', format: 'date-time', nullable: true })
@@ -98,22 +112,27 @@ export class BulkJobItemResponseDto {
   @ApiProperty({ enum: ITEM_STATUSES, example: 'succeeded' })
   status: ItemStatus;
 
-  @ApiProperty({ type: 'integer', example: 1 })
+  @ApiProperty({
+    type: 'integer',
+    example: 1,
+    description:
+      "Attempts made on this item so far; all of them carried the item's one idempotency key (`<job id>:<seq>`).",
+  })
   attempts: number;
 
-  @ApiProperty({ type: () => JobErrorDto, nullable: true })
+  @ApiProperty(nullableError('The error of the latest attempt that failed; null if none failed.'))
   last_error: JobErrorDto | null;
 
-  // Any JSON value: a combinator keeps the scanner from typing `unknown` as an object.
+  // Any JSON value: a combinator keeps the scanner from typing `unknown` as an object. null rides
+  // on the object branch, since OpenAPI 3.0's `nullable` only applies beside a `type`.
   @ApiProperty({
     description: "The action's result (any JSON value), or null if it returned none.",
-    nullable: true,
     anyOf: [
+      { type: 'object', additionalProperties: true, nullable: true },
+      { type: 'array', items: {} },
       { type: 'string' },
       { type: 'number' },
       { type: 'boolean' },
-      { type: 'object' },
-      { type: 'array', items: {} },
     ],
     example: null,
   })

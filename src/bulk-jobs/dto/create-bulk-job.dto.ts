@@ -104,7 +104,9 @@ function IsTargetList(): PropertyDecorator {
 export class JobOptionsDto {
   @ApiPropertyOptional({
     type: 'integer',
-    description: 'Attempts per item before it fails.',
+    description:
+      "Attempts per item before it fails. Every attempt of an item carries the item's one idempotency key, so " +
+      'a downstream that honours it applies the item once however many attempts it takes.',
     minimum: 1,
     maximum: 25,
     default: 3,

@@ -9,7 +9,8 @@ export interface ProblemDetails {
   title: string;
   status: number;
   detail: string;
-  instance: string;
+  /** The request path; absent only when the server could not read the request line. */
+  instance?: string;
   /** Legacy: same text as `detail`. */
   error: string;
   /** Legacy: per-field messages, on validation errors only. */
@@ -201,13 +202,18 @@ export function mapUnknownError(err: unknown): ProblemMapping {
   };
 }
 
-export function buildProblem(mapping: ProblemMapping, instance: string, requestId: string): ProblemDetails {
+export function buildProblem(
+  mapping: ProblemMapping,
+  /** The request path; undefined only when the request line could not be read (RFC 9457 makes it optional). */
+  instance: string | undefined,
+  requestId: string,
+): ProblemDetails {
   const problem: ProblemDetails = {
     type: mapping.type,
     title: mapping.title,
     status: mapping.status,
     detail: mapping.detail,
-    instance,
+    ...(instance === undefined ? {} : { instance }),
     error: mapping.detail,
     requestId,
   };

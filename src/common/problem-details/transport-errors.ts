@@ -75,9 +75,11 @@ export function answerClientError(error: ConnectionError, socket: Socket): void 
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
   const packet = packetText(error.rawPacket);
   const method = /^([A-Z]+) /.exec(packet)?.[1];
-  // The path only when the whole request line was read: a cut one would name another resource.
+  // The path only when the whole request line is in the bytes the parser failed on: a cut one
+  // would name another resource, and one read in an earlier packet is gone (Node keeps only the
+  // last). Unknown, the problem has no `instance`, rather than a path the client did not ask for.
   const line = /^[A-Z]+ (\S+) HTTP\/1\.[01]\r?\n/.exec(packet);
-  const instance = line ? line[1].split('?', 1)[0] : '/';
+  const instance = line ? line[1].split('?', 1)[0] : undefined;
   const requestId = randomUUID();
   const body = JSON.stringify(
     buildProblem(mapHttpException(new HttpException(PARSER_DETAILS[status], status)), instance, requestId),
