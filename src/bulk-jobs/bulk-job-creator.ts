@@ -33,6 +33,12 @@ export interface ItemWriter {
   write(tx: Transaction, jobId: string): Promise<number>;
   /** The request's fingerprint (request-hash.ts); complete once write() has returned. */
   requestHash(): string;
+  /**
+   * The fingerprint is complete before write(): the Idempotency-Key is then
+   * claimed first, so that a replay writes no item. A stream's is known only
+   * once every line has been read, so its key is claimed after the items.
+   */
+  readonly hashedBeforeWrite: boolean;
 }
 
 /** A live record holds the Idempotency-Key: rolls the create back, which then answers as a replay. */
@@ -88,11 +94,13 @@ export class BulkJobCreator {
           params: spec.params,
           options: spec.options ?? {},
         });
-        await this.jobs.setTotalItems(tx, id, await items.write(tx, id));
-        if (idempotencyKey) {
-          const record = { owner, key: idempotencyKey, requestHash: items.requestHash(), jobId: id };
+        const claimKey = async () => {
+          const record = { owner, key: idempotencyKey!, requestHash: items.requestHash(), jobId: id };
           if (!(await this.jobs.claimIdempotencyKey(tx, record))) throw new KeyTaken();
-        }
+        };
+        if (idempotencyKey && items.hashedBeforeWrite) await claimKey();
+        await this.jobs.setTotalItems(tx, id, await items.write(tx, id));
+        if (idempotencyKey && !items.hashedBeforeWrite) await claimKey();
         await this.assertActiveJobRoom(owner, id, tx);
       });
     } catch (err) {

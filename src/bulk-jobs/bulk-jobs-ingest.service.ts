@@ -126,6 +126,7 @@ export class BulkJobsIngestService {
  * hashed on the way.
  */
 class StreamedItems implements ItemWriter {
+  readonly hashedBeforeWrite = false;
   private readonly hasher: RequestHasher;
   private hash: string | undefined;
 

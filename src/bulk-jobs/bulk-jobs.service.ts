@@ -222,6 +222,8 @@ export class BulkJobsService {
 
 /** The item writer of a JSON create: its targets in one `unnest` INSERT per INSERT_CHUNK. */
 class InlineItems implements ItemWriter {
+  readonly hashedBeforeWrite = true;
+
   constructor(
     private readonly jobs: BulkJobsRepository,
     private readonly spec: JobSpec,

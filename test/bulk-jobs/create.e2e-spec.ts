@@ -2,6 +2,7 @@ import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app';
 import { createJob, JOBS, jobBody, RFC3339_UTC, UUID } from '../support/api';
+import { createEngineDatabase, createEngineTestApp, type EngineDatabase } from '../support/engine';
 import { countJobs, itemRows } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
@@ -557,6 +558,53 @@ describe('POST /api/actions/bulk/jobs', () => {
       );
       const res = await postWithKey(owner, 'young-key', { action: 'noop', targets: ['other'] });
       expectProblem(res, 422, { type: '/problems/idempotency-key-reused' });
+    });
+  });
+
+  describe('an Idempotency-Key replay of a JSON create', () => {
+    let db: EngineDatabase;
+    let own: TestApp;
+    before(async () => {
+      // A database of its own: the spec counts every INSERT into the items table there.
+      db = await createEngineDatabase();
+      own = await createEngineTestApp(db.url);
+      // A sequence is not rolled back: it counts the item INSERTs of committed and rolled-back transactions alike.
+      await own.db.query(`
+        CREATE SEQUENCE item_inserts;
+        CREATE FUNCTION count_item_insert() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN PERFORM nextval('item_inserts'); RETURN NULL; END $$;
+        CREATE TRIGGER count_item_inserts AFTER INSERT ON bulk_job_items
+          FOR EACH STATEMENT EXECUTE FUNCTION count_item_insert();`);
+    });
+    after(async () => {
+      await own?.close();
+      await db?.drop();
+    });
+
+    const inserts = async (): Promise<number> => {
+      const [row] = await own.db.query<{ n: number }[]>(
+        `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS n FROM item_inserts`,
+      );
+      return row.n;
+    };
+
+    it('writes no item: the key is claimed before the items', async () => {
+      const owner = newOwner();
+      const big = { action: 'noop', targets: Array.from({ length: 12_000 }, (_, i) => `t${i}`) };
+      const post = () =>
+        own
+          .http()
+          .post(JOBS)
+          .set(bearer(tokenFor(owner)))
+          .set('Idempotency-Key', 'big-key')
+          .send(big);
+      expect((await post()).status).toBe(202);
+      const afterFirst = await inserts();
+      expect(afterFirst).toBeGreaterThan(0);
+      const replay = await post();
+      expect(replay.status).toBe(202);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(await inserts()).toBe(afterFirst);
     });
   });
 });
