@@ -11,10 +11,14 @@ import type { AppLogger } from './logging/app-logger';
 import { observeRequests, refuseContentEncodings } from './logging/request-hooks';
 import { Metrics } from './metrics/metrics';
 import { createValidationPipe } from './common/validation';
+import { limitBufferedBodyIdleTime } from './limits/body-timeout';
 import { documentStreamingCreate } from './bulk-jobs/bulk-jobs.openapi';
 import { documentProblemExamples } from './common/problem-details/api-problem-responses.decorator';
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** The one body that is streamed to its handler instead of read whole: a create's targets. */
+const STREAMED_MEDIA_TYPE = 'application/x-ndjson';
 
 /** The incoming X-Request-Id when it is sane, else a new UUID. */
 export function requestIdFor(req: IncomingMessage): string {
@@ -25,6 +29,10 @@ export function requestIdFor(req: IncomingMessage): string {
 export function createFastifyAdapter(env: Env): FastifyAdapter {
   return new FastifyAdapter({
     bodyLimit: env.BODY_LIMIT_BYTES,
+    // Node's own default, which Fastify turns off: a request must have arrived whole within it, so
+    // that a body sent a byte at a time (read before the token is checked) cannot hold a socket for
+    // ever. Headers: Node's headersTimeout (60 s). Idle keep-alive sockets: Fastify's 72 s.
+    requestTimeout: env.REQUEST_TIMEOUT_MS,
     genReqId: requestIdFor,
     requestIdHeader: false,
     logger: false,
@@ -77,7 +85,11 @@ export async function configureApp(
   fastify.removeContentTypeParser(['text/plain']);
   // NDJSON creates are streamed: the handler gets the raw request stream, unbuffered
   // and so not bound by BODY_LIMIT_BYTES (BULK_JOBS_MAX_TARGETS bounds them instead).
-  fastify.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
+  fastify.addContentTypeParser(STREAMED_MEDIA_TYPE, (_request, payload, done) => done(null, payload));
+  // Bodies read whole must keep arriving; a streamed one's reader watches it itself.
+  limitBufferedBodyIdleTime(fastify, env.BODY_IDLE_TIMEOUT_MS, (request) =>
+    (request.headers['content-type'] ?? '').trimStart().toLowerCase().startsWith(STREAMED_MEDIA_TYPE),
+  );
   // The request id and the security headers on every response, problems included: helmet's
   // (computed once) on Swagger UI's pages and the OpenAPI document, the API's own set elsewhere.
   const docsPrefix = `/${OPENAPI_PATH}`;

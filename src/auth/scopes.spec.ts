@@ -4,7 +4,7 @@ import { hasScope, parseScopes, SCOPES, type Principal, type Scope } from './sco
 
 function principal(scope: unknown): Principal {
   const scopes = parseScopes(scope);
-  return { sub: 'alice', scopes, isAdmin: scopes.has(SCOPES.admin) };
+  return { sub: 'alice', scopes, isAdmin: scopes.has(SCOPES.admin), expiresAt: Date.now() + 60_000 };
 }
 
 describe('parseScopes', () => {

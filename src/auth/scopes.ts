@@ -12,6 +12,12 @@ export interface Principal {
   scopes: ReadonlySet<string>;
   /** `bulk-jobs:admin`: sees and acts on every owner's jobs. */
   isAdmin: boolean;
+  /**
+   * When this server stops accepting the token (ms since the epoch): its `exp`
+   * plus the clock tolerance. A request that outlives it (an event stream)
+   * ends then.
+   */
+  expiresAt: number;
 }
 
 export function parseScopes(claim: unknown): Set<string> {

@@ -9,6 +9,9 @@ import { parseScopes, SCOPES, type Principal } from './scopes';
 
 const ASYMMETRIC_ALGORITHMS: jwt.Algorithm[] = ['RS256', 'ES256'];
 
+/** Seconds by which `exp` and `nbf` may be off, for clocks that differ a little between hosts. */
+const CLOCK_TOLERANCE_S = 5;
+
 /** The JWKS could not be fetched in time: not the token's fault, so a 503. */
 class JwksUnavailable extends Error {}
 
@@ -84,7 +87,12 @@ export class TokenVerifier {
       throw new InvalidTokenError('The token has no valid "sub" claim.');
     }
     const scopes = parseScopes(payload.scope ?? payload.scp);
-    return { sub: payload.sub, scopes, isAdmin: scopes.has(SCOPES.admin) };
+    return {
+      sub: payload.sub,
+      scopes,
+      isAdmin: scopes.has(SCOPES.admin),
+      expiresAt: (payload.exp! + CLOCK_TOLERANCE_S) * 1000,
+    };
   }
 
   /**
@@ -127,7 +135,7 @@ export class TokenVerifier {
       algorithms,
       issuer: this.env.AUTH_JWT_ISSUER,
       audience: this.env.AUTH_JWT_AUDIENCE,
-      clockTolerance: 5,
+      clockTolerance: CLOCK_TOLERANCE_S,
       complete: false,
     });
     if (typeof payload === 'string') throw new InvalidTokenError('The token payload is not a JSON object.');

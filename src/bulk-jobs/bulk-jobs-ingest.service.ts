@@ -3,10 +3,13 @@ import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/scopes';
-import { Env } from '../config/env';
-import { ValidationFailedError } from '../common/problem-details/domain-error';
+import { Env, maxUploads } from '../config/env';
+import { RequestTimeoutError, ValidationFailedError } from '../common/problem-details/domain-error';
 import { flattenValidationErrors } from '../common/validation';
+import { chunksWithin, drainWithin } from '../limits/body-timeout';
+import { ConcurrencyLimiter } from '../limits/concurrency-limiter';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
+import { TooManyUploadsError } from './bulk-jobs.errors';
 import { BulkJobsRepository, type Transaction } from './bulk-jobs.repository';
 import {
   CreateBulkJobSpecDto,
@@ -55,22 +58,42 @@ const CLIENT_GONE_CODES = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', '
  * every further line one target. The targets go into the items table through
  * COPY inside one transaction, so a bad line leaves nothing behind, and memory
  * stays bounded however many targets arrive.
+ *
+ * A stream holds a pooled connection for as long as its body arrives, so
+ * streams are capped: per owner (BULK_JOBS_MAX_UPLOADS_PER_OWNER) and per
+ * process (BULK_JOBS_MAX_UPLOADS, below the pool size), and a body that stops
+ * arriving for BODY_IDLE_TIMEOUT_MS is answered with a 408 and rolled back.
  */
 @Injectable()
 export class BulkJobsIngestService {
+  private readonly uploads: ConcurrencyLimiter;
+
   constructor(
     private readonly creator: BulkJobCreator,
     private readonly jobs: BulkJobsRepository,
     private readonly env: Env,
-  ) {}
+  ) {
+    this.uploads = new ConcurrencyLimiter(env.BULK_JOBS_MAX_UPLOADS_PER_OWNER, maxUploads(env));
+  }
+
+  /** Streamed creates in progress in this process (of one owner, or of all). */
+  uploadsInProgress(owner?: string): number {
+    return this.uploads.inUse(owner);
+  }
 
   async createFromNdjson(
     principal: Principal,
     body: Readable,
     idempotencyKey?: string,
   ): Promise<CreateResult> {
-    const lines = ndjsonLines(requestChunks(body), MAX_LINE_BYTES);
+    const idleMs = this.env.BODY_IDLE_TIMEOUT_MS;
+    const lines = ndjsonLines(requestChunks(body, idleMs), MAX_LINE_BYTES);
+    let release: (() => void) | undefined;
+    let timedOut = false;
     try {
+      const slot = this.uploads.acquire(principal.sub);
+      if (!slot.acquired) throw new TooManyUploadsError(slot.limit, slot.refusedBy);
+      release = slot.release;
       const first = await lines.next();
       if (first.done) {
         throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
@@ -82,13 +105,16 @@ export class BulkJobsIngestService {
       if (err instanceof LineTooLongError) {
         throw new BadLineError(err.line, `is longer than ${MAX_LINE_BYTES} bytes`);
       }
+      timedOut = err instanceof RequestTimeoutError;
       throw err;
     } finally {
+      release?.();
       // Stops reading (without destroying the request), then drains what the client
       // still sends: a client that writes its whole body before it reads the answer
       // would otherwise stall until the keep-alive timeout and never see the error.
+      // A body that stopped arriving is not drained: its 408 closes the connection.
       await lines.return(undefined);
-      if (!body.readableEnded && !body.destroyed) body.resume();
+      if (!timedOut) drainWithin(body, idleMs);
     }
   }
 
@@ -169,13 +195,13 @@ class StreamedItems implements ItemWriter {
 }
 
 /**
- * The request body as chunks. Stopping early does not destroy the request (the
- * default of a stream's iterator), which would stop reading the socket; and a
- * client that goes away mid-body is a client error, not a lost database.
+ * The request body as chunks, each within `idleMs` of the reader asking for
+ * it (chunksWithin); a client that goes away mid-body is a client error, not a
+ * lost database.
  */
-async function* requestChunks(body: Readable): AsyncGenerator<Buffer> {
+async function* requestChunks(body: Readable, idleMs: number): AsyncGenerator<Buffer> {
   try {
-    for await (const chunk of body.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+    yield* chunksWithin(body, idleMs);
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     if (typeof code === 'string' && CLIENT_GONE_CODES.has(code)) throw new IncompleteBodyError();

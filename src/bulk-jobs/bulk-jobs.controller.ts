@@ -36,8 +36,10 @@ import { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 import { IdempotencyKey } from './idempotency-key.decorator';
 import { JobEventsService } from './job-events.service';
 import {
+  BODY_TIMED_OUT,
   CREATE_THROTTLED,
   EVENTS_DESCRIPTION,
+  EVENTS_THROTTLED,
   EVENTS_EXAMPLE,
   IDEMPOTENCY_KEY_REUSED,
   INVALID_CREATE,
@@ -106,6 +108,7 @@ export class BulkJobsController {
     413,
     UNSUPPORTED_BODY,
     IDEMPOTENCY_KEY_REUSED,
+    BODY_TIMED_OUT,
     CREATE_THROTTLED,
   )
   async create(
@@ -178,6 +181,7 @@ export class BulkJobsController {
       JOB_NOT_FOUND,
       'The job is unknown, not yours, or purged (`/problems/job-not-found`); checked before the stream starts.',
     ),
+    EVENTS_THROTTLED,
   )
   streamEvents(
     @CurrentPrincipal() principal: Principal,

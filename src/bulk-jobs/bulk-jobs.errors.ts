@@ -1,4 +1,5 @@
 import { DomainError } from '../common/problem-details/domain-error';
+import type { ConcurrencyScope } from '../limits/concurrency-limiter';
 import type { JobStatus } from '../jobs/job-status';
 
 /** Unknown id, another owner's job, or (for DELETE) an already deleted one. */
@@ -56,5 +57,47 @@ export class TooManyActiveJobsError extends DomainError {
         'Wait for one to finish, or cancel one, and try again.',
     );
     this.extensions.max_active_jobs = maxActiveJobs;
+  }
+}
+
+/** How long a client refused for a concurrency cap should wait: a slot frees when another request ends. */
+export const CONCURRENCY_RETRY_AFTER_SECONDS = 5;
+
+/** The owner, or this server, already has its cap of streamed creates in progress. */
+export class TooManyUploadsError extends DomainError {
+  readonly code = 'TOO_MANY_UPLOADS';
+  readonly retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
+  constructor(
+    readonly maxUploads: number,
+    readonly per: ConcurrencyScope,
+  ) {
+    super(
+      per === 'owner'
+        ? `You already have ${maxUploads} streamed creates in progress, the most allowed at once. ` +
+            'Retry once one has finished.'
+        : `This server already has ${maxUploads} streamed creates in progress, the most it takes at once. ` +
+            `Retry in ${CONCURRENCY_RETRY_AFTER_SECONDS} seconds.`,
+    );
+    this.extensions.max_uploads = maxUploads;
+    this.extensions.per = per;
+  }
+}
+
+/** The owner, or this server, already has its cap of open event streams. */
+export class TooManyStreamsError extends DomainError {
+  readonly code = 'TOO_MANY_STREAMS';
+  readonly retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
+  constructor(
+    readonly maxStreams: number,
+    readonly per: ConcurrencyScope,
+  ) {
+    super(
+      per === 'owner'
+        ? `You already have ${maxStreams} event streams open, the most allowed at once. Close one and retry.`
+        : `This server already has ${maxStreams} event streams open, the most it serves at once. ` +
+            `Retry in ${CONCURRENCY_RETRY_AFTER_SECONDS} seconds.`,
+    );
+    this.extensions.max_streams = maxStreams;
+    this.extensions.per = per;
   }
 }

@@ -1,7 +1,12 @@
 import { BadRequestException } from '@nestjs/common';
 import type { OpenAPIObject, SchemaObject } from '@nestjs/swagger';
 import { problemResponse } from '../common/problem-details/api-problem-responses.decorator';
-import { DomainError, RateLimitedError, ValidationFailedError } from '../common/problem-details/domain-error';
+import {
+  DomainError,
+  RateLimitedError,
+  RequestTimeoutError,
+  ValidationFailedError,
+} from '../common/problem-details/domain-error';
 import { ParseUuidParamPipe } from '../common/uuid-param.pipe';
 import { isTerminal, JOB_STATUSES, TERMINAL_JOB_STATUSES } from '../jobs/job-status';
 import {
@@ -11,6 +16,8 @@ import {
   BulkJobNotFoundError,
   IdempotencyKeyReusedError,
   TooManyActiveJobsError,
+  TooManyStreamsError,
+  TooManyUploadsError,
 } from './bulk-jobs.errors';
 
 const NDJSON_EXAMPLE =
@@ -31,7 +38,10 @@ export function documentStreamingCreate(document: OpenAPIObject): void {
         'Newline-delimited JSON. Line 1: the job spec { "action", "params"?, "options"? }. Every further line: one ' +
         'target, a JSON string id (1–512 characters) or { "id", "data"? }. The targets are streamed into the ' +
         'database in one transaction, up to BULK_JOBS_MAX_TARGETS; BODY_LIMIT_BYTES does not apply. A bad line is a ' +
-        '400 problem whose `details` name the line (`line N`), and nothing is stored.',
+        '400 problem whose `details` name the line (`line N`), and nothing is stored. A body that stops arriving ' +
+        'for BODY_IDLE_TIMEOUT_MS is a 408, and nothing is stored. An owner may stream ' +
+        'BULK_JOBS_MAX_UPLOADS_PER_OWNER creates at once, and a server BULK_JOBS_MAX_UPLOADS; past either, a 429 ' +
+        '(`/problems/too-many-uploads`).',
     },
     example: NDJSON_EXAMPLE,
   };
@@ -45,8 +55,11 @@ export const EVENTS_DESCRIPTION =
   'is completed, failed or cancelled, after which the server closes the stream (an already finished job gets ' +
   'only `end`); `problem` with a 404 problem if the job is purged meanwhile. Each event has an `id` that names ' +
   'the job state: a client reconnecting with Last-Event-ID gets the next change rather than a repeat. A ' +
-  '`: heartbeat` comment comes every SSE_HEARTBEAT_MS (15 s by default). EventSource reconnects whenever a ' +
-  'stream closes, so close it on `end` and `problem`.';
+  '`: heartbeat` comment comes every SSE_HEARTBEAT_MS (15 s by default). When the bearer token expires, the ' +
+  'stream ends with a `problem` event holding a 401 problem: reconnect with a new token. EventSource reconnects ' +
+  'whenever a stream closes, so close it on `end` and `problem`. An owner may have SSE_MAX_STREAMS_PER_OWNER ' +
+  'streams open (10 by default) and a server SSE_MAX_STREAMS (1,000); past either, the request is a 429 ' +
+  '(`/problems/too-many-streams`, with Retry-After) before any stream starts.';
 
 export const EVENTS_EXAMPLE =
   'id: 4hD2kq0W3mYbQv1x\nevent: progress\ndata: {"id":"8d7c0d1e-5b1f-4c55-9d8e-1f2a3b4c5d6e","status":"running",' +
@@ -215,12 +228,25 @@ export const IDEMPOTENCY_KEY_REUSED = problemResponse(
   { reused: ['Same key, another body', new IdempotencyKeyReusedError()] },
 );
 
+/** `per` of a concurrency problem: whose cap was reached. */
+const PER_MEMBER: SchemaObject = {
+  type: 'string',
+  enum: ['owner', 'server'],
+  description: "Whose cap was reached: the caller's own, or this server's (every caller's together).",
+  example: 'owner',
+};
+
 export const CREATE_THROTTLED = problemResponse(
-  'Too many requests from this caller (`about:blank`, with `Retry-After`), or the owner already has ' +
+  'Too many requests from this caller (`about:blank`, with `Retry-After`); the owner already has ' +
     'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs (`/problems/too-many-active-jobs`, ' +
-    'with `max_active_jobs`).',
+    'with `max_active_jobs`); or, for a streamed (NDJSON) create, the owner or the server already has its cap ' +
+    'of streamed creates in progress (`/problems/too-many-uploads`, with `max_uploads`, `per` and `Retry-After`).',
   {
     tooManyActiveJobs: ['The owner has too many active jobs', new TooManyActiveJobsError(100)],
+    tooManyUploads: [
+      'The owner has too many streamed creates in progress',
+      new TooManyUploadsError(2, 'owner'),
+    ],
     rateLimited: ['Over the rate limit', new RateLimitedError(6000, 12)],
   },
   {
@@ -232,12 +258,54 @@ export const CREATE_THROTTLED = problemResponse(
           description: 'BULK_JOBS_MAX_ACTIVE_PER_OWNER (on `/problems/too-many-active-jobs`).',
           example: 100,
         },
+        max_uploads: {
+          type: 'integer',
+          description:
+            'BULK_JOBS_MAX_UPLOADS_PER_OWNER or BULK_JOBS_MAX_UPLOADS, as `per` says (on `/problems/too-many-uploads`).',
+          example: 2,
+        },
+        per: PER_MEMBER,
       },
     },
     headers: {
       'Retry-After': {
-        description: 'Seconds to wait before retrying (on the rate limit only).',
+        description: 'Seconds to wait before retrying (on the rate limit and `/problems/too-many-uploads`).',
         schema: { type: 'integer', example: 12 },
+      },
+    },
+  },
+);
+
+export const BODY_TIMED_OUT = problemResponse(
+  'The request body stopped arriving for BODY_IDLE_TIMEOUT_MS (`about:blank`); nothing was stored, and the ' +
+    'server closes the connection after this answer.',
+  { bodyIdle: ['The body stopped arriving', new RequestTimeoutError(30_000)] },
+);
+
+export const EVENTS_THROTTLED = problemResponse(
+  'Too many requests from this caller (`about:blank`), or the owner or the server already has its cap of open ' +
+    'event streams (`/problems/too-many-streams`, with `max_streams` and `per`); both with `Retry-After`.',
+  {
+    tooManyStreams: ['The owner has too many streams open', new TooManyStreamsError(10, 'owner')],
+    rateLimited: ['Over the rate limit', new RateLimitedError(6000, 12)],
+  },
+  {
+    extensions: {
+      type: 'object',
+      properties: {
+        max_streams: {
+          type: 'integer',
+          description:
+            'SSE_MAX_STREAMS_PER_OWNER or SSE_MAX_STREAMS, as `per` says (on `/problems/too-many-streams`).',
+          example: 10,
+        },
+        per: PER_MEMBER,
+      },
+    },
+    headers: {
+      'Retry-After': {
+        description: 'Seconds to wait before retrying.',
+        schema: { type: 'integer', example: 5 },
       },
     },
   },

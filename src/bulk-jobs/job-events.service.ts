@@ -4,12 +4,17 @@ import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Principal } from '../auth/scopes';
-import { ServiceUnavailableError } from '../common/problem-details/domain-error';
+import {
+  type DomainError,
+  InvalidTokenError,
+  ServiceUnavailableError,
+} from '../common/problem-details/domain-error';
 import { buildProblem, mapDomainError } from '../common/problem-details/problem-details';
 import { Env } from '../config/env';
 import { isTerminal } from '../jobs/job-status';
+import { ConcurrencyLimiter } from '../limits/concurrency-limiter';
 import { toJobResponse } from './bulk-job.mapper';
-import { BulkJobNotFoundError } from './bulk-jobs.errors';
+import { BulkJobNotFoundError, TooManyStreamsError } from './bulk-jobs.errors';
 import { BulkJobsRepository } from './bulk-jobs.repository';
 import { BulkJobsService } from './bulk-jobs.service';
 import type { BulkJobResponseDto } from './dto/bulk-job-response.dto';
@@ -18,6 +23,11 @@ import { isWritable, SSE_HEARTBEAT, sseEvent, startEventStream } from './sse';
 /** Timers may fire a millisecond early; an event due at the tick is not put off by that. */
 const TIMER_SLACK_MS = 2;
 
+const TOKEN_EXPIRED = 'The bearer token has expired. Reconnect with a new one.';
+
+/** The longest delay setTimeout takes (about 24.8 days); a later expiry is reached in several steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface Subscriber {
   jobId: string;
   res: ServerResponse;
@@ -25,9 +35,13 @@ interface Subscriber {
   version: string | undefined;
   /** When it was last sent a progress event (performance.now()). */
   sentAt: number;
-  /** For the problem event of a job that vanishes. */
+  /** For the problem event of a job that vanishes, or of a token that expires. */
   instance: string;
   requestId: string;
+  /** Frees the stream's slot under the caps (SSE_MAX_STREAMS_PER_OWNER, SSE_MAX_STREAMS). */
+  release: () => void;
+  /** Ends the stream when its token expires. */
+  expiry?: NodeJS.Timeout;
 }
 
 export interface JobEventsStats {
@@ -57,6 +71,10 @@ export function jobVersion(job: BulkJobResponseDto): string {
  * Polling rather than LISTEN/NOTIFY: the counters change with every result
  * batch of every worker, a notification per batch would cost more than one
  * primary-key read per tick, and it would need a dedicated connection.
+ *
+ * A stream holds no database connection (the poller's query returns before
+ * anything is written), but it holds a socket and memory: streams are capped
+ * per owner and per process, and a stream ends when its token expires.
  */
 @Injectable()
 export class JobEventsService implements OnModuleDestroy {
@@ -69,47 +87,67 @@ export class JobEventsService implements OnModuleDestroy {
   private polling = false;
   private pollFailing = false;
   private closing = false;
+  private readonly streams: ConcurrencyLimiter;
 
   constructor(
     private readonly repository: BulkJobsRepository,
     private readonly jobs: BulkJobsService,
     private readonly env: Env,
-  ) {}
+  ) {
+    this.streams = new ConcurrencyLimiter(env.SSE_MAX_STREAMS_PER_OWNER, env.SSE_MAX_STREAMS);
+  }
 
   /**
-   * Opens the stream of one job. The job is looked up as GET does first, so
-   * an unknown, another owner's or purged job is a 404 problem, not a stream.
-   * A finished job gets its `end` event at once.
+   * Opens the stream of one job. A caller at a cap of open streams gets a 429
+   * problem, before anything else is looked at. The job is looked up as GET
+   * does, so an unknown, another owner's or purged job is a 404 problem, not
+   * a stream. A finished job gets its `end` event at once.
    */
   async open(principal: Principal, id: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (this.closing)
       throw new ServiceUnavailableError(1, 'The server is shutting down. Retry on another instance.');
-    const job = await this.jobs.get(principal, id);
-    const res = startEventStream(reply);
-    if (request.method === 'HEAD') {
-      res.end();
-      return;
+    // Taken before the lookup is awaited, so that concurrent opens cannot all see room for one more.
+    const slot = this.streams.acquire(principal.sub);
+    if (!slot.acquired) throw new TooManyStreamsError(slot.limit, slot.refusedBy);
+    let kept = false;
+    try {
+      const job = await this.jobs.get(principal, id);
+      const res = startEventStream(reply);
+      if (request.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      const version = jobVersion(job);
+      if (isTerminal(job.status)) {
+        res.end(sseEvent('end', version, job));
+        return;
+      }
+      const lastEventId = request.headers['last-event-id'];
+      const sub: Subscriber = {
+        jobId: job.id,
+        res,
+        version: typeof lastEventId === 'string' ? lastEventId : undefined,
+        sentAt: -Infinity,
+        instance: (request.url ?? '/').split('?', 1)[0],
+        requestId: String(request.id),
+        release: slot.release,
+      };
+      // A client reconnecting with the id of the current state gets the next change, not a repeat.
+      if (sub.version !== version)
+        this.sendProgress(sub, version, sseEvent('progress', version, job), performance.now());
+      if (!isWritable(res)) return;
+      res.on('close', () => this.remove(sub));
+      this.add(sub);
+      this.endAt(sub, principal.expiresAt);
+      kept = true;
+    } finally {
+      if (!kept) slot.release();
     }
-    const version = jobVersion(job);
-    if (isTerminal(job.status)) {
-      res.end(sseEvent('end', version, job));
-      return;
-    }
-    const lastEventId = request.headers['last-event-id'];
-    const sub: Subscriber = {
-      jobId: job.id,
-      res,
-      version: typeof lastEventId === 'string' ? lastEventId : undefined,
-      sentAt: -Infinity,
-      instance: (request.url ?? '/').split('?', 1)[0],
-      requestId: String(request.id),
-    };
-    // A client reconnecting with the id of the current state gets the next change, not a repeat.
-    if (sub.version !== version)
-      this.sendProgress(sub, version, sseEvent('progress', version, job), performance.now());
-    if (!isWritable(res)) return;
-    res.on('close', () => this.remove(sub));
-    this.add(sub);
+  }
+
+  /** Open streams under the caps, of one owner or of all (HEAD requests and finished jobs hold none for long). */
+  openStreams(owner?: string): number {
+    return this.streams.inUse(owner);
   }
 
   /** Open streams, of one job or of all. */
@@ -129,9 +167,11 @@ export class JobEventsService implements OnModuleDestroy {
   /** Ends every stream before the HTTP server closes, which would otherwise wait for them. */
   onModuleDestroy(): void {
     this.closing = true;
-    for (const subs of this.byJob.values()) for (const sub of subs) sub.res.end();
-    this.byJob.clear();
-    this.count = 0;
+    for (const subs of [...this.byJob.values()])
+      for (const sub of [...subs]) {
+        this.remove(sub);
+        sub.res.end();
+      }
     this.stopTimers();
   }
 
@@ -150,6 +190,8 @@ export class JobEventsService implements OnModuleDestroy {
   private remove(sub: Subscriber): void {
     const subs = this.byJob.get(sub.jobId);
     if (!subs?.delete(sub)) return;
+    clearTimeout(sub.expiry);
+    sub.release();
     this.count--;
     if (subs.size === 0) this.byJob.delete(sub.jobId);
     if (this.count === 0) this.stopTimers();
@@ -202,7 +244,7 @@ export class JobEventsService implements OnModuleDestroy {
       const row = found.get(id);
       if (!row) {
         // Purged since the stream opened: what GET would answer now, then the end.
-        for (const sub of [...subs]) this.finish(sub, sseEvent('problem', undefined, this.notFound(sub)));
+        for (const sub of [...subs]) this.finish(sub, this.problemEvent(sub, new BulkJobNotFoundError(id)));
         continue;
       }
       const job = toJobResponse(row);
@@ -240,8 +282,26 @@ export class JobEventsService implements OnModuleDestroy {
     if (isWritable(sub.res)) sub.res.end(event);
   }
 
-  private notFound(sub: Subscriber): unknown {
-    return buildProblem(mapDomainError(new BulkJobNotFoundError(sub.jobId)), sub.instance, sub.requestId);
+  /**
+   * Ends the stream with a 401 problem event at `at`, when its token expires:
+   * a stream must not go on showing a job to a caller the server would no
+   * longer let in. Reconnecting takes a fresh token.
+   */
+  private endAt(sub: Subscriber, at: number): void {
+    const wait = at - Date.now();
+    sub.expiry = setTimeout(
+      () => {
+        if (Date.now() < at) this.endAt(sub, at);
+        else this.finish(sub, this.problemEvent(sub, new InvalidTokenError(TOKEN_EXPIRED)));
+      },
+      Math.min(Math.max(0, wait), MAX_TIMER_MS),
+    );
+    sub.expiry.unref();
+  }
+
+  /** The problem a request of this stream would get now, as the stream's last event. */
+  private problemEvent(sub: Subscriber, err: DomainError): string {
+    return sseEvent('problem', undefined, buildProblem(mapDomainError(err), sub.instance, sub.requestId));
   }
 
   private heartbeat(): void {

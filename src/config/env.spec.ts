@@ -1,6 +1,6 @@
 import { expect } from 'expect';
 import { describe, it } from 'node:test';
-import { ConfigError, Env, loadEnv } from './env';
+import { ConfigError, Env, loadEnv, maxUploads } from './env';
 
 const SECRET = 'a-secret-that-is-long-enough-0123456789';
 
@@ -127,6 +127,12 @@ describe('loadEnv', () => {
     ['DATABASE_POOL_SIZE', '0'],
     ['NODE_ENV', 'staging'],
     ['LOG_LEVEL', 'trace'],
+    ['BODY_IDLE_TIMEOUT_MS', '0'],
+    ['REQUEST_TIMEOUT_MS', '-1'],
+    ['BULK_JOBS_MAX_UPLOADS_PER_OWNER', 'two'],
+    ['BULK_JOBS_MAX_UPLOADS', '0'],
+    ['SSE_MAX_STREAMS_PER_OWNER', '-1'],
+    ['SSE_MAX_STREAMS', '1.5'],
   ];
   for (const [name, value] of invalid) {
     it(`refuses ${name}=${JSON.stringify(value)} with a ConfigError naming the variable`, () => {
@@ -137,6 +143,32 @@ describe('loadEnv', () => {
       expect(err.message).toContain(name);
     });
   }
+
+  it('gives the limits against hostile clients their documented defaults', () => {
+    const env = loadEnv({});
+    expect(env).toMatchObject({
+      BODY_IDLE_TIMEOUT_MS: 30_000,
+      REQUEST_TIMEOUT_MS: 300_000,
+      BULK_JOBS_MAX_UPLOADS_PER_OWNER: 2,
+      SSE_MAX_STREAMS_PER_OWNER: 10,
+      SSE_MAX_STREAMS: 1000,
+    });
+    expect(env.BULK_JOBS_MAX_UPLOADS).toBeUndefined();
+    // Half the pool, at least one.
+    expect(maxUploads(env)).toBe(5);
+    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '25' }))).toBe(12);
+    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '1' }))).toBe(1);
+    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '20', BULK_JOBS_MAX_UPLOADS: '15' }))).toBe(15);
+  });
+
+  it('refuses a cap of uploads that would leave no connection to other requests, naming both settings', () => {
+    for (const uploads of ['10', '11']) {
+      const err = configError({ DATABASE_POOL_SIZE: '10', BULK_JOBS_MAX_UPLOADS: uploads });
+      expect(err.problems).toHaveLength(1);
+      expect(err.problems[0]).toMatch(/^BULK_JOBS_MAX_UPLOADS: must be below DATABASE_POOL_SIZE \(10\)/);
+    }
+    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '10', BULK_JOBS_MAX_UPLOADS: '9' }))).toBe(9);
+  });
 
   it('names every bad variable at once', () => {
     const err = configError({ PORT: 'abc', BULK_JOBS_RETENTION_DAYS: '-1' });

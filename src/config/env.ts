@@ -145,6 +145,40 @@ export class Env {
   @Max(1024 * 1024 * 1024)
   BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 
+  /** A request body (JSON or NDJSON) that stops arriving for this long is answered with a 408 and closed. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  BODY_IDLE_TIMEOUT_MS = 30_000;
+
+  /** The whole request, headers and body, must arrive within this (Node's requestTimeout); 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(86_400_000)
+  REQUEST_TIMEOUT_MS = 300_000;
+
+  /** Streamed (application/x-ndjson) creates one owner may have in progress at once, per process; 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  BULK_JOBS_MAX_UPLOADS_PER_OWNER = 2;
+
+  /**
+   * Streamed creates in progress at once in this process, whoever sends them;
+   * default half of DATABASE_POOL_SIZE (maxUploads()). Each holds a pooled
+   * connection for as long as its body arrives, so it must leave some to the
+   * other requests: it is refused at start-up unless below DATABASE_POOL_SIZE.
+   */
+  @Transform(({ value }: { value: unknown }) => toInt({ value: emptyToUndefined({ value }) }))
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  BULK_JOBS_MAX_UPLOADS?: number;
+
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 
@@ -294,6 +328,25 @@ export class Env {
   @Min(100)
   @Max(3_600_000)
   SSE_HEARTBEAT_MS = 15_000;
+
+  /** Event streams one owner may have open at once, per process; 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
+  SSE_MAX_STREAMS_PER_OWNER = 10;
+
+  /** Event streams open at once in this process, whoever opened them; 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  SSE_MAX_STREAMS = 1000;
+}
+
+/** BULK_JOBS_MAX_UPLOADS, else half the pool (at least one). */
+export function maxUploads(env: Pick<Env, 'BULK_JOBS_MAX_UPLOADS' | 'DATABASE_POOL_SIZE'>): number {
+  return env.BULK_JOBS_MAX_UPLOADS ?? Math.max(1, Math.floor(env.DATABASE_POOL_SIZE / 2));
 }
 
 /** Variables whose values must never appear in an error message or a log. */
@@ -329,6 +382,12 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
       return `${e.property}: ${messages} (got ${shown(e.property, source[e.property])})`;
     });
     throw new ConfigError(problems);
+  }
+  if (env.BULK_JOBS_MAX_UPLOADS !== undefined && env.BULK_JOBS_MAX_UPLOADS >= env.DATABASE_POOL_SIZE) {
+    throw new ConfigError([
+      `BULK_JOBS_MAX_UPLOADS: must be below DATABASE_POOL_SIZE (${env.DATABASE_POOL_SIZE}), so that uploads ` +
+        `leave connections to reads and inline creates (got ${env.BULK_JOBS_MAX_UPLOADS})`,
+    ]);
   }
   if (env.NODE_ENV === 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
     throw new ConfigError([

@@ -106,7 +106,9 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
   let t: TestApp;
   let port: number;
   before(async () => {
-    t = await createTestApp();
+    // The Idempotency-Key race sends 4 streams of one owner at once: more than the caps let through
+    // by default (2 per owner, half the pool of 5); test/hostile/uploads.e2e-spec.ts covers the caps.
+    t = await createTestApp({ BULK_JOBS_MAX_UPLOADS_PER_OWNER: '0', BULK_JOBS_MAX_UPLOADS: '4' });
     // Listening on a real port lets a raw node:http client abort mid-stream; supertest uses it too.
     await t.app.listen(0, '127.0.0.1');
     port = (t.app.getHttpServer().address() as AddressInfo).port;

@@ -67,6 +67,8 @@ describe('GET /api/actions/bulk/jobs/{id}/events', () => {
     t = await createTestApp({
       SSE_PROGRESS_INTERVAL_MS: String(INTERVAL_MS),
       SSE_HEARTBEAT_MS: String(HEARTBEAT_MS),
+      // The fan-out test follows four jobs of one owner with 200 streams; the caps have their own spec.
+      SSE_MAX_STREAMS_PER_OWNER: '0',
     });
     await t.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
@@ -320,6 +322,30 @@ describe('GET /api/actions/bulk/jobs/{id}/events', () => {
     expect(job(next).succeeded_items).toBe(5);
     expect(next.id).not.toBe(seen.id);
     again.destroy();
+  });
+
+  it('counts a stream against the caps only while it is open: not after HEAD, a finished job, a 404 or a disconnect', async () => {
+    await waitFor('earlier streams to be released', () => hub.openStreams() === 0);
+    const owner = newOwner();
+    const running = await runningJob(owner);
+    const done = await insertJob(t.db, { owner, status: 'completed' });
+    const head = await t
+      .http()
+      .head(`${JOBS}/${running}/events`)
+      .set(bearer(tokenFor(owner)));
+    expect(head.status).toBe(200);
+    const finished = await stream(owner, done);
+    await finished.waitForClose();
+    const missing = await stream(owner, '6f1c1f0e-0000-4000-8000-000000000000');
+    expect(missing.status).toBe(404);
+    await missing.waitForClose();
+    expect(hub.openStreams(owner)).toBe(0);
+
+    const live = await stream(owner, running);
+    await live.waitForEvent(() => true);
+    expect(hub.openStreams(owner)).toBe(1);
+    live.destroy();
+    await waitFor('the slot to be freed', () => hub.openStreams() === 0);
   });
 
   it('releases a client that disconnects: no subscriber, no timer left', async () => {

@@ -27,3 +27,19 @@ export async function waitFor<T>(
     await sleep(intervalMs);
   }
 }
+
+/** `promise`, or a failure naming `what` once `timeoutMs` have passed: a spec fails rather than hangs. */
+export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -12,7 +12,10 @@ export type DomainErrorCode =
   | 'JOB_NOT_DELETED'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'TOO_MANY_ACTIVE_JOBS'
+  | 'TOO_MANY_UPLOADS'
+  | 'TOO_MANY_STREAMS'
   | 'RATE_LIMITED'
+  | 'REQUEST_TIMEOUT'
   | 'SERVICE_UNAVAILABLE';
 
 export abstract class DomainError extends Error {
@@ -66,6 +69,18 @@ export class RateLimitedError extends DomainError {
     readonly retryAfterSeconds: number,
   ) {
     super(`More than ${limit} requests in a minute. Retry after ${retryAfterSeconds} seconds.`);
+  }
+}
+
+/**
+ * The request body stopped arriving for longer than the server waits
+ * (BODY_IDLE_TIMEOUT_MS). Answered when the client can still read it, then
+ * the connection is closed: the rest of the body is not worth waiting for.
+ */
+export class RequestTimeoutError extends DomainError {
+  readonly code = 'REQUEST_TIMEOUT';
+  constructor(readonly idleMs: number) {
+    super(`The request body stopped arriving for ${idleMs} ms; nothing was stored. Send it again.`);
   }
 }
 

@@ -20,11 +20,14 @@ import {
   BulkJobNotFoundError,
   IdempotencyKeyReusedError,
   TooManyActiveJobsError,
+  TooManyStreamsError,
+  TooManyUploadsError,
 } from '../../bulk-jobs/bulk-jobs.errors';
 import { isDatabaseUnavailable, isLockNotAvailable } from '../../database/database-errors';
 import {
   ForbiddenError,
   RateLimitedError,
+  RequestTimeoutError,
   ServiceUnavailableError,
   UnauthenticatedError,
   ValidationFailedError,
@@ -100,6 +103,26 @@ const DOMAIN_ERRORS: Record<DomainErrorCode, ExpectedMapping> = {
     status: 429,
     type: '/problems/too-many-active-jobs',
     extensions: { max_active_jobs: 100 },
+  },
+  TOO_MANY_UPLOADS: {
+    error: new TooManyUploadsError(2, 'owner'),
+    status: 429,
+    type: '/problems/too-many-uploads',
+    extensions: { max_uploads: 2, per: 'owner' },
+    headers: { 'retry-after': '5' },
+  },
+  TOO_MANY_STREAMS: {
+    error: new TooManyStreamsError(1000, 'server'),
+    status: 429,
+    type: '/problems/too-many-streams',
+    extensions: { max_streams: 1000, per: 'server' },
+    headers: { 'retry-after': '5' },
+  },
+  REQUEST_TIMEOUT: {
+    error: new RequestTimeoutError(30_000),
+    status: 408,
+    type: 'about:blank',
+    headers: { connection: 'close' },
   },
   RATE_LIMITED: {
     error: new RateLimitedError(6000, 12),

@@ -107,6 +107,35 @@ export function mapDomainError(err: DomainError): ProblemMapping {
         type: '/problems/too-many-active-jobs',
         title: 'Too many active jobs.',
       };
+    case 'TOO_MANY_UPLOADS':
+      return {
+        ...base,
+        status: 429,
+        type: '/problems/too-many-uploads',
+        title: 'Too many streamed creates in progress.',
+        headers: {
+          'retry-after': String((err as DomainError & { retryAfterSeconds: number }).retryAfterSeconds),
+        },
+      };
+    case 'TOO_MANY_STREAMS':
+      return {
+        ...base,
+        status: 429,
+        type: '/problems/too-many-streams',
+        title: 'Too many open event streams.',
+        headers: {
+          'retry-after': String((err as DomainError & { retryAfterSeconds: number }).retryAfterSeconds),
+        },
+      };
+    case 'REQUEST_TIMEOUT':
+      return {
+        ...base,
+        status: 408,
+        type: 'about:blank',
+        title: reasonPhrase(408),
+        // The rest of the body may still come; the connection is not worth keeping for it.
+        headers: { connection: 'close' },
+      };
     case 'RATE_LIMITED':
       return {
         ...base,
