@@ -17,9 +17,6 @@ import { documentProblemExamples } from './common/problem-details/api-problem-re
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
-/** The one body that is streamed to its handler instead of read whole: a create's targets. */
-const STREAMED_MEDIA_TYPE = 'application/x-ndjson';
-
 /** The incoming X-Request-Id when it is sane, else a new UUID. */
 export function requestIdFor(req: IncomingMessage): string {
   const incoming = req.headers['x-request-id'];
@@ -85,11 +82,12 @@ export async function configureApp(
   fastify.removeContentTypeParser(['text/plain']);
   // NDJSON creates are streamed: the handler gets the raw request stream, unbuffered
   // and so not bound by BODY_LIMIT_BYTES (BULK_JOBS_MAX_TARGETS bounds them instead).
-  fastify.addContentTypeParser(STREAMED_MEDIA_TYPE, (_request, payload, done) => done(null, payload));
-  // Bodies read whole must keep arriving; a streamed one's reader watches it itself.
-  limitBufferedBodyIdleTime(fastify, env.BODY_IDLE_TIMEOUT_MS, (request) =>
-    (request.headers['content-type'] ?? '').trimStart().toLowerCase().startsWith(STREAMED_MEDIA_TYPE),
-  );
+  fastify.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
+  // Bodies read whole (JSON, Fastify's parser) must keep arriving; a streamed one's reader watches it itself.
+  limitBufferedBodyIdleTime(fastify, env.BODY_IDLE_TIMEOUT_MS, (request) => {
+    const type = request.headers['content-type'] ?? '';
+    return type.split(';', 1)[0].trim().toLowerCase() === 'application/json';
+  });
   // The request id and the security headers on every response, problems included: helmet's
   // (computed once) on Swagger UI's pages and the OpenAPI document, the API's own set elsewhere.
   const docsPrefix = `/${OPENAPI_PATH}`;

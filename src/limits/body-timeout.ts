@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Readable, Transform } from 'node:stream';
 import { RequestTimeoutError } from '../common/problem-details/domain-error';
 
@@ -20,21 +20,22 @@ function hasBody(request: FastifyRequest): boolean {
 /**
  * Bodies that Fastify reads whole before the handler runs (JSON), which is
  * before the token is checked: each chunk must arrive within `idleMs` of the
- * previous one. Streamed bodies, which `isStreamed` names, are left to their
- * reader (chunksWithin), which knows when it is waiting for the client and
- * when the client is waiting for it.
+ * previous one. `isBuffered` names them (by media type); a streamed body's
+ * reader watches it itself (chunksWithin), since only it knows when it waits
+ * for the client and when the client waits for it.
  */
 export function limitBufferedBodyIdleTime(
   fastify: FastifyInstance,
   idleMs: number,
-  isStreamed: (request: FastifyRequest) => boolean,
+  isBuffered: (request: FastifyRequest) => boolean,
 ): void {
-  fastify.addHook('preParsing', (request, _reply, payload, done) => {
-    if (!hasBody(request) || isStreamed(request)) {
+  fastify.addHook('preParsing', (request, reply, payload, done) => {
+    // GET and HEAD bodies are never read.
+    if (request.method === 'GET' || request.method === 'HEAD' || !hasBody(request) || !isBuffered(request)) {
       done(null, payload);
       return;
     }
-    done(null, watched(payload as IncomingMessage, idleMs));
+    done(null, watched(payload as IncomingMessage, reply.raw, idleMs));
   });
 }
 
@@ -43,9 +44,10 @@ export function limitBufferedBodyIdleTime(
  * once it has been idle for `idleMs`. The request itself is only unpiped,
  * not destroyed: destroying it would close the socket before the 408 is sent.
  * Fastify reads the body as fast as it comes, so time without a chunk is time
- * the client took.
+ * the client took. Once the answer is sent, whatever of the body Fastify did
+ * not read (it stops at a 413) is read and dropped, as without this watch.
  */
-function watched(raw: IncomingMessage, idleMs: number): Transform {
+function watched(raw: IncomingMessage, res: ServerResponse, idleMs: number): Transform {
   const timer = setTimeout(() => {
     raw.unpipe(out);
     out.destroy(new RequestTimeoutError(idleMs));
@@ -57,12 +59,20 @@ function watched(raw: IncomingMessage, idleMs: number): Transform {
       callback(null, chunk);
     },
   });
-  out.once('close', () => clearTimeout(timer));
+  // Fastify listens for errors while it reads the body; this one is for after it has stopped.
+  out.on('error', () => undefined);
   out.once('end', () => clearTimeout(timer));
   // A client that goes away mid-body fails the body, as it would have failed the request unwatched.
   raw.once('error', (err) => out.destroy(err));
   raw.once('close', () => {
     if (!raw.complete) out.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+  });
+  res.once('close', () => {
+    clearTimeout(timer);
+    if (raw.complete || raw.destroyed) return;
+    raw.unpipe(out);
+    out.destroy();
+    raw.resume();
   });
   raw.pipe(out);
   return out;

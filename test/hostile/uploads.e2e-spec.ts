@@ -8,6 +8,7 @@ import { BulkJobsIngestService } from '../../src/bulk-jobs/bulk-jobs-ingest.serv
 import { Database } from '../../src/database/database';
 import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
+import { createEngineDatabase, type EngineDatabase } from '../support/engine';
 import { countJobs, insertJob } from '../support/factories';
 import { latencyBound, PoliteClient, summary, type Timed } from '../support/polite-client';
 import { expectProblem } from '../support/problem-matcher';
@@ -131,8 +132,13 @@ describe('hostile clients: uploads and slow bodies', () => {
     return s;
   };
 
+  let database: EngineDatabase;
+
   before(async () => {
+    // A database of its own: specs beside this one count and end the COPY sessions of theirs.
+    database = await createEngineDatabase();
     t = await createTestApp({
+      DATABASE_URL: database.url,
       // The production default, as the attack was first seen with.
       DATABASE_POOL_SIZE: String(POOL_SIZE),
       BODY_IDLE_TIMEOUT_MS: String(IDLE_MS),
@@ -151,7 +157,8 @@ describe('hostile clients: uploads and slow bodies', () => {
   };
   after(async () => {
     for (const s of open) s.destroy();
-    await t.close();
+    await t?.close();
+    await database?.drop();
   });
 
   it('14 uploads from 14 owners that stall after the spec line: the polite client keeps its latency, readiness stays green, the uploads past the cap get a 429, and the others a 408 once idle, with nothing stored and every connection closed', async (tc) => {
@@ -218,6 +225,7 @@ describe('hostile clients: uploads and slow bodies', () => {
         uploads.every((u) => u.closedByServer()),
       );
       expect(checkedOut(pool)).toBe(0);
+      expect(t.app.get(BulkJobsIngestService).uploadsInProgress()).toBe(0);
       for (const owner of owners)
         expect({ owner, jobs: await countJobs(t.db, owner) }).toEqual({ owner, jobs: 0 });
       // And the service takes uploads again.
@@ -395,29 +403,39 @@ describe('hostile clients: uploads and slow bodies', () => {
     };
     let waiting = 0;
     const sampler = setInterval(() => (waiting = Math.max(waiting, pool.waitingCount)), 5);
+    /** One load, and the most requests that waited for a connection during it. */
+    const measured = async () => {
+      waiting = 0;
+      const l = await load();
+      return { ...l, waited: waiting };
+    };
     try {
       await load(); // warm-up
-      const free = await load();
-      waiting = 0;
+      // Whole pool, half the pool, whole pool again: the two loads with the whole pool bracket any drift.
+      const before = await measured();
       const uploads = Array.from({ length: UPLOADS_PER_PROCESS }, () => stall(newOwner('holder')));
       await waitFor('the uploads to hold their connections', () => checkedOut(pool) >= UPLOADS_PER_PROCESS, {
         intervalMs: 20,
       });
-      const capped = await load();
+      const capped = await measured();
       const stillHeld = uploads.every((u) => !u.answer());
-      const waitedCapped = waiting;
       for (const u of uploads) u.destroy();
       await waitFor('the uploads to give their connections back', () => checkedOut(pool) === 0);
-      const rate = (l: { runs: Timed[]; seconds: number }) => l.runs.length / l.seconds;
-      const p50 = (l: { runs: Timed[] }) =>
-        [...l.runs.map((r) => r.ms)].sort((a, b) => a - b)[l.runs.length >> 1];
+      const after = await measured();
+      type Load = { runs: Timed[]; seconds: number; waited: number };
+      const rate = (l: Load) => l.runs.length / l.seconds;
+      const p50 = (l: Load) => [...l.runs.map((r) => r.ms)].sort((a, b) => a - b)[l.runs.length >> 1];
+      const show = (l: Load) =>
+        `${rate(l).toFixed(0)} req/s, ${summary(l.runs)}, at most ${l.waited} waiting`;
+      const freeRate = (rate(before) + rate(after)) / 2;
+      const freeP50 = (p50(before) + p50(after)) / 2;
       tc.diagnostic(
-        `${CONCURRENCY}×${PER_LOOP} GET /jobs and JSON creates, pool ${POOL_SIZE}: whole pool ${rate(free).toFixed(0)} req/s, ` +
-          `${summary(free.runs)}; with ${UPLOADS_PER_PROCESS} uploads holding connections ${rate(capped).toFixed(0)} req/s, ` +
-          `${summary(capped.runs)} (most requests waiting for a connection: ${waitedCapped}); ` +
-          `ratio ${(rate(capped) / rate(free)).toFixed(3)} req/s, ${(p50(capped) / p50(free)).toFixed(3)} p50`,
+        `${CONCURRENCY}×${PER_LOOP} GET /jobs and JSON creates, pool ${POOL_SIZE}: whole pool ${show(before)}; ` +
+          `${UPLOADS_PER_PROCESS} uploads holding connections ${show(capped)}; whole pool again ${show(after)}; ` +
+          `half the pool / whole pool: ${(rate(capped) / freeRate).toFixed(3)} req/s, ` +
+          `${(p50(capped) / freeP50).toFixed(3)} p50`,
       );
-      const bound = latencyBound(p50(free));
+      const bound = latencyBound(freeP50);
       expect(stillHeld).toBe(true);
       expect(countBy(capped.runs.map((r) => r.status))).toEqual({
         '200': (CONCURRENCY * PER_LOOP) / 2,
@@ -430,12 +448,17 @@ describe('hostile clients: uploads and slow bodies', () => {
       await abandonAll();
     }
   });
+
   describe('with BODY_IDLE_TIMEOUT_MS=1000', () => {
     const SHORT_MS = 1000;
     let quick: TestApp;
     let quickPort: number;
     before(async () => {
-      quick = await createTestApp({ BODY_IDLE_TIMEOUT_MS: String(SHORT_MS) });
+      quick = await createTestApp({
+        DATABASE_URL: database.url,
+        BODY_IDLE_TIMEOUT_MS: String(SHORT_MS),
+        BODY_LIMIT_BYTES: '2048',
+      });
       await quick.app.listen(0, '127.0.0.1');
       quickPort = (quick.app.getHttpServer().address() as AddressInfo).port;
     });
@@ -497,6 +520,24 @@ describe('hostile clients: uploads and slow bodies', () => {
         expect(checkedOut(quick.app.get(Database).pool)).toBe(0);
       });
     }
+
+    it('answers a JSON body it does not read (over the size limit) at once, and keeps serving once the body would have been idle too long', async () => {
+      const owner = newOwner('large');
+      const s = stalledRequest(
+        quickPort,
+        { ...bearer(tokenFor(owner)), 'content-type': 'application/json', 'content-length': '100000' },
+        '{"action":"noop","targets":[',
+      );
+      open.push(s);
+      expect((await within(s.answered, 10_000, 'the 413')).status).toBe(413);
+      await sleep(SHORT_MS * 2);
+      const res = await quick
+        .http()
+        .get(JOBS)
+        .set(bearer(tokenFor(owner)));
+      expect(res.status).toBe(200);
+      s.destroy();
+    });
 
     it('closes the connection of an upload refused for its cap that then stops sending', async () => {
       const owner = newOwner('refused');
