@@ -31,7 +31,7 @@ export class AppModule {
         MetricsModule.forRoot({ api }),
         ActionsModule,
         // RateLimitModule after AuthModule: its guard keys on the principal the AuthGuard sets.
-        ...(api ? [AuthModule, RateLimitModule, HealthModule, BulkJobsModule] : []),
+        ...(api ? [AuthModule.forRoot(env), RateLimitModule, HealthModule, BulkJobsModule] : []),
         ...(worker ? [EngineModule.forRoot(databaseUrl)] : []),
       ],
     };
