@@ -9,6 +9,7 @@ import { EngineModule } from './engine/engine.module';
 import { HealthModule } from './health/health.module';
 import { RateLimitModule } from './limits/rate-limit.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { UiModule } from './ui/ui.module';
 
 export interface AppOptions {
   env: Env;
@@ -32,6 +33,7 @@ export class AppModule {
         ActionsModule,
         // RateLimitModule after AuthModule: its guard keys on the principal the AuthGuard sets.
         ...(api ? [AuthModule.forRoot(env), RateLimitModule, HealthModule, BulkJobsModule] : []),
+        ...(api && env.UI_ENABLED ? [UiModule] : []),
         ...(worker ? [EngineModule.forRoot(databaseUrl)] : []),
       ],
     };
