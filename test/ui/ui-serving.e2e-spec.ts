@@ -37,6 +37,9 @@ describe('The dashboard at /ui', () => {
       expect(res.text).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
       expect(res.text).not.toMatch(/\bstyle="/);
       expect(assetsOf(res.text)).toHaveLength(2);
+      const head = await t.http().head('/ui');
+      expect(head.status).toBe(200);
+      expect(head.headers['content-security-policy']).toBe(CSP);
       // Tokens come from elsewhere here: AUTH_JWT_SECRET is set.
       expect(res.text).toContain('<meta name="bulk-jobs-dev-tokens" content="off" />');
     });

@@ -93,6 +93,11 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
   // Live progress: one request for every running job, then a read of each listed job that stopped running.
   const active = paged.items.some((j) => !isTerminal(j.status));
   const lastCounts = useRef<string>('');
+  // The latest list and counts, read by the poll without restarting it at every change.
+  const listedRef = useRef(paged.items);
+  listedRef.current = paged.items;
+  const countsRef = useRef(counts);
+  countsRef.current = counts;
   useEffect(() => {
     if (!active) return;
     const abort = new AbortController();
@@ -101,7 +106,7 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
       if (busy || document.hidden) return;
       busy = true;
       try {
-        const listed = paged.items;
+        const listed = listedRef.current;
         const running = await api.listJobs(
           { status: 'running', owner: filters.owner },
           undefined,
@@ -110,7 +115,7 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
         );
         const fresh = new Map(running.items.map((j) => [j.id, j]));
         // Jobs that left `running` (finished, cancelling), and pending ones once the counts moved.
-        const countsNow = JSON.stringify(counts?.by_status ?? {});
+        const countsNow = JSON.stringify(countsRef.current?.by_status ?? {});
         const countsMoved = countsNow !== lastCounts.current;
         lastCounts.current = countsNow;
         const stale = listed.filter(
@@ -130,7 +135,7 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
       abort.abort();
       clearInterval(timer);
     };
-  }, [active, key, paged.items, counts]);
+  }, [active, key]);
 
   return (
     <main id="main" class="page">
