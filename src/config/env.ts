@@ -294,6 +294,13 @@ export class Env {
   @Min(100)
   @Max(3_600_000)
   SSE_HEARTBEAT_MS = 15_000;
+
+  // The operator's dashboard (src/ui, ui/).
+
+  /** Serve the dashboard at /ui from the API process. */
+  @Transform(toBoolean)
+  @IsBoolean()
+  UI_ENABLED = true;
 }
 
 /** Variables whose values must never appear in an error message or a log. */
