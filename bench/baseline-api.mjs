@@ -1,12 +1,23 @@
 // The raw baseline of the api benchmark: node:http and a pg Pool, the same HS256
 // check (jsonwebtoken, exp required, scopes) and the same SQL as the service's
-// GET /jobs/{id} and DELETE /jobs/{id}, the same response bodies. No framework.
+// GET /jobs/{id} and DELETE /jobs/{id}, the same responses: the same bodies, and
+// the headers the HTTP contract puts on every response (the request id, the
+// security headers, the rate-limit headers of the same per-principal limiter).
+// No framework.
 //   DATABASE_URL=… AUTH_JWT_SECRET=… PORT=… node bench/baseline-api.mjs
-import { createSecretKey } from 'node:crypto';
+import { createSecretKey, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
 import process from 'node:process';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
+
+// The service's own limiter and header set, from the build the benchmark made (.bench-build).
+const build = createRequire(new URL('../.bench-build/', import.meta.url));
+const { SlidingWindowRateLimiter } = build('./limits/rate-limiter.js');
+const { API_SECURITY_HEADERS } = build('./common/security-headers.js');
+const limiter = new SlidingWindowRateLimiter(Number(process.env.RATE_LIMIT_PER_MINUTE || 6000), 60_000);
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 
 const PREFIX = '/api/actions/bulk/jobs/';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -49,9 +60,17 @@ function toJob(row) {
   };
 }
 
-function send(res, status, body) {
+function send(res, status, body, rate) {
   const text = JSON.stringify(body);
+  const incoming = res.req.headers['x-request-id'];
   res.writeHead(status, {
+    ...API_SECURITY_HEADERS,
+    'x-request-id': typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID(),
+    ...(rate && {
+      'x-ratelimit-limit': rate.limit,
+      'x-ratelimit-remaining': rate.remaining,
+      'x-ratelimit-reset': rate.resetSeconds,
+    }),
     'content-type': status < 400 ? 'application/json; charset=utf-8' : 'application/problem+json',
     'content-length': Buffer.byteLength(text),
   });
@@ -96,10 +115,12 @@ async function handle(req, res) {
     return send(res, 404, { status: 404 });
   const p = principal(req, req.method === 'GET' ? 'bulk-jobs:read' : 'bulk-jobs:write');
   if (typeof p === 'number') return send(res, p, { status: p });
-  if (!UUID.test(id)) return send(res, 400, { status: 400 });
+  const rate = limiter.hit(p.sub);
+  if (!rate.allowed) return send(res, 429, { status: 429 }, rate);
+  if (!UUID.test(id)) return send(res, 400, { status: 400 }, rate);
   if (req.method === 'GET') {
     const row = await findVisible(p, id);
-    return row ? send(res, 200, toJob(row)) : send(res, 404, { status: 404 });
+    return row ? send(res, 200, toJob(row), rate) : send(res, 404, { status: 404 }, rate);
   }
   const params = [id, TERMINAL, RETENTION_DAYS];
   let owner = '';
@@ -114,9 +135,11 @@ async function handle(req, res) {
        RETURNING id, status`,
     params,
   );
-  if (rows.length === 1) return send(res, 200, { job_id: rows[0].id, status: rows[0].status, success: true });
+  if (rows.length === 1)
+    return send(res, 200, { job_id: rows[0].id, status: rows[0].status, success: true }, rate);
   const row = await findVisible(p, id);
-  return send(res, row && !row.deleted_at ? 409 : 404, { status: row && !row.deleted_at ? 409 : 404 });
+  const status = row && !row.deleted_at ? 409 : 404;
+  return send(res, status, { status }, rate);
 }
 
 const server = createServer((req, res) => {

@@ -4,7 +4,7 @@
 // benchmark beside its baseline, prints a table and writes bench/results/*.json.
 //
 //   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
-//   --only=a,b         run some of: engine, ingest, api, list, bigjob (bigjob: full runs only)
+//   --only=a,b         run some of: engine, ingest, api, list, bigjob, dashboard (bigjob: full runs only)
 //   --workers=N        worker processes of the engine benchmark (default 1)
 //   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
@@ -17,13 +17,14 @@ import { join } from 'node:path';
 import process from 'node:process';
 import { apiBench } from './api.mjs';
 import { bigjobBench } from './bigjob.mjs';
+import { dashboardBench } from './dashboard.mjs';
 import { engineBench } from './engine.mjs';
 import { ingestBench } from './ingest.mjs';
 import { listBench } from './list.mjs';
 import { soak } from './soak.mjs';
 import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round, startApi } from './support.mjs';
 
-const ALL = ['engine', 'ingest', 'api', 'list', 'bigjob'];
+const ALL = ['engine', 'ingest', 'api', 'list', 'bigjob', 'dashboard'];
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
 const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -161,6 +162,21 @@ function table(r, checks) {
       `${b.purge_ratio_vs_raw_delete}`,
     ]);
   }
+  if (r.dashboard) {
+    const d = r.dashboard;
+    for (const [name, p] of [
+      ['idle (no page)', d.idle],
+      [`${d.running_jobs} SSE streams`, d.sse],
+      ['one poll a second', d.poll],
+    ]) {
+      rows.push([
+        `dashboard: ${d.running_jobs} running jobs, ${name}`,
+        `${p.requests_per_s} req/s, ${p.statements_per_s} statements/s, API CPU ${p.api_cpu_ms_per_s} ms/s, ${p.kbytes_per_s} kB/s`,
+        '-',
+        '-',
+      ]);
+    }
+  }
   const md = (cells) => `| ${cells.join(' | ')} |`;
   const lines = [md(rows[0]), md(rows[0].map(() => '---')), ...rows.slice(1).map(md)];
   lines.push('', md(['target', 'measured', 'wanted', 'result']), md(['---', '---', '---', '---']));
@@ -208,6 +224,15 @@ async function main() {
     }
     if (only.includes('list'))
       results.list = await listBench({ url: db.url, jobs: SIZES.listJobs, profile, log });
+    // The jobs list's live progress: N event streams or one poll, N running jobs (a handful, as a page shows).
+    if (only.includes('dashboard'))
+      results.dashboard = await dashboardBench({
+        url: db.url,
+        jobs: quick ? 3 : 8,
+        seconds: quick ? 3 : 20,
+        quick,
+        log,
+      });
     if (only.includes('bigjob') && SIZES.bigjobTargets > 0)
       results.bigjob = await bigjobBench({ url: db.url, targets: SIZES.bigjobTargets, profile, log });
   } finally {

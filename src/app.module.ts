@@ -9,6 +9,7 @@ import { EngineModule } from './engine/engine.module';
 import { HealthModule } from './health/health.module';
 import { RateLimitModule } from './limits/rate-limit.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { UiModule } from './ui/ui.module';
 
 export interface AppOptions {
   env: Env;
@@ -31,7 +32,8 @@ export class AppModule {
         MetricsModule.forRoot({ api }),
         ActionsModule,
         // RateLimitModule after AuthModule: its guard keys on the principal the AuthGuard sets.
-        ...(api ? [AuthModule, RateLimitModule, HealthModule, BulkJobsModule] : []),
+        ...(api ? [AuthModule.forRoot(env), RateLimitModule, HealthModule, BulkJobsModule] : []),
+        ...(api && env.UI_ENABLED ? [UiModule] : []),
         ...(worker ? [EngineModule.forRoot(databaseUrl)] : []),
       ],
     };

@@ -8,6 +8,7 @@ import { closeOnSignals, resolveDatabase, runProcess, type Started } from './boo
 import { StartupError } from './config/startup-error';
 import { loadEnv, type Env } from './config/env';
 import { createAppLogger } from './logging/app-logger';
+import { UI_PATH } from './ui/ui.controller';
 
 /**
  * The API process. By default it also runs a worker (the embedded default of
@@ -41,6 +42,7 @@ async function bootstrap(started: Started): Promise<void> {
   const shown = env.HOST === '0.0.0.0' || env.HOST === '::' ? 'localhost' : env.HOST;
   logger.log(
     `API listening on http://${shown}:${env.PORT}, docs at http://${shown}:${env.PORT}/${OPENAPI_PATH}` +
+      (env.UI_ENABLED ? `, dashboard at http://${shown}:${env.PORT}/${UI_PATH}` : '') +
       (worker ? '; a worker runs in this process' : '; no worker in this process'),
   );
 }

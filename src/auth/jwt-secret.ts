@@ -4,6 +4,17 @@ import { join, resolve } from 'node:path';
 import type { Env } from '../config/env';
 
 const SECRET_FILE = 'jwt-secret';
+
+/**
+ * Whether the server signs with the secret it generated itself (development,
+ * neither AUTH_JWT_SECRET nor AUTH_JWKS_URL set). Only then may it hand out
+ * development tokens: with a configured key, tokens come from their issuer.
+ */
+export function usesGeneratedSecret(
+  env: Pick<Env, 'NODE_ENV' | 'AUTH_JWT_SECRET' | 'AUTH_JWKS_URL'>,
+): boolean {
+  return env.NODE_ENV !== 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL;
+}
 const MIN_SECRET_LENGTH = 32;
 
 /**

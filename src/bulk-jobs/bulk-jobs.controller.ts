@@ -41,6 +41,7 @@ import {
   EVENTS_DESCRIPTION,
   EVENTS_THROTTLED,
   EVENTS_EXAMPLE,
+  forbiddenOrOwnerFilter,
   IDEMPOTENCY_KEY_REUSED,
   INVALID_CREATE,
   INVALID_ITEMS_QUERY,
@@ -132,10 +133,11 @@ export class BulkJobsController {
     operationId: 'listBulkActionJobs',
     summary: 'List bulk action jobs',
     description:
-      "The caller's jobs (every owner's for admins), newest first, keyset-paginated. Deleted jobs are left out unless show_deleted=true.",
+      "The caller's jobs (every owner's for admins, or one owner's with `owner`), newest first, keyset-paginated. " +
+      'Deleted jobs are left out unless show_deleted=true.',
   })
   @ApiOkResponse({ type: BulkJobListResponseDto, example: JOB_EXAMPLES.list })
-  @ApiProblemResponses(INVALID_LIST_QUERY, 401, forbidden(SCOPES.read))
+  @ApiProblemResponses(INVALID_LIST_QUERY, 401, forbiddenOrOwnerFilter())
   list(
     @CurrentPrincipal() principal: Principal,
     @Query() query: ListJobsQueryDto,

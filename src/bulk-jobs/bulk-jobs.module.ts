@@ -10,10 +10,11 @@ import { BulkJobsRepository } from './bulk-jobs.repository';
 import { BulkJobsService } from './bulk-jobs.service';
 import { JobGauges } from './job-gauges';
 import { JobEventsService } from './job-events.service';
+import { JobCountsController } from './job-counts.controller';
 
 @Module({
   imports: [ActionsModule, TypeOrmModule.forFeature(JOB_ENTITIES)],
-  controllers: [BulkJobsController],
+  controllers: [BulkJobsController, JobCountsController],
   providers: [
     BulkJobsRepository,
     BulkJobCreator,

@@ -1,6 +1,11 @@
 import { BadRequestException } from '@nestjs/common';
 import type { OpenAPIObject, SchemaObject } from '@nestjs/swagger';
-import { problemResponse } from '../common/problem-details/api-problem-responses.decorator';
+import { SCOPES } from '../auth/scopes';
+import {
+  forbidden,
+  problemResponse,
+  type ProblemResponse,
+} from '../common/problem-details/api-problem-responses.decorator';
 import {
   DomainError,
   RateLimitedError,
@@ -120,6 +125,10 @@ export const JOB_EXAMPLES = {
     finished_at: '2026-11-29T10:17:05.331Z',
     updated_at: '2026-12-01T08:02:11.540Z',
   },
+  counts: {
+    by_status: { pending: 1, running: 2, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },
+    total: 47,
+  },
   list: {
     items: [RUNNING_JOB],
     next_cursor: 'eyJ2IjoxLCJrIjoiam9icyIsImYiOiJ4N3FLMmJ0UnBMd0EiLCJwIjpbIjIwMjYtMTEtMjkifX0',
@@ -172,6 +181,35 @@ export const INVALID_LIST_QUERY = problemResponse(
   'A query parameter is not valid (`/problems/validation-error`, with `details` naming it): a limit that is ' +
     'not a positive integer, an unknown status, or a cursor this server did not issue for these filters.',
   { invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED] },
+);
+
+/** The 403 of a listing with the admins' `owner` filter: no read scope, or the filter without admin. */
+export function forbiddenOrOwnerFilter(): ProblemResponse {
+  const read = forbidden(SCOPES.read);
+  const admin = forbidden(SCOPES.admin);
+  return {
+    ...read,
+    description:
+      'The token lacks bulk-jobs:read, or the caller used the `owner` filter without bulk-jobs:admin ' +
+      '(`required_scope` names the scope).',
+    examples: {
+      insufficientScope: read.examples.insufficientScope,
+      ownerFilter: {
+        ...admin.examples.insufficientScope,
+        summary: 'The owner filter without bulk-jobs:admin',
+      },
+    },
+  };
+}
+
+export const INVALID_COUNTS_QUERY = problemResponse(
+  'The `owner` filter is empty or too long (`/problems/validation-error`, with `details.owner`).',
+  {
+    invalidOwner: [
+      'owner is empty',
+      new ValidationFailedError({ owner: 'owner must be longer than or equal to 1 characters' }),
+    ],
+  },
 );
 
 export const INVALID_ITEMS_QUERY = problemResponse(

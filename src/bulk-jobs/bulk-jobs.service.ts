@@ -1,8 +1,12 @@
 import { Injectable } from '@nestjs/common';
-import type { Principal } from '../auth/scopes';
+import { SCOPES, type Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { isLockNotAvailable } from '../database/database-errors';
-import { ServiceUnavailableError, ValidationFailedError } from '../common/problem-details/domain-error';
+import {
+  ForbiddenError,
+  ServiceUnavailableError,
+  ValidationFailedError,
+} from '../common/problem-details/domain-error';
 import {
   clampLimit,
   decodeCursor,
@@ -11,7 +15,7 @@ import {
   encodeCursor,
   InvalidCursorError,
 } from '../common/pagination/cursor';
-import { isDeletable } from '../jobs/job-status';
+import { isDeletable, JOB_STATUSES, type JobStatus } from '../jobs/job-status';
 import { toItemResponse, toJobResponse, type JobView } from './bulk-job.mapper';
 import {
   BulkJobNotCancellableError,
@@ -28,8 +32,9 @@ import type {
   BulkJobListResponseDto,
   BulkJobResponseDto,
   DeleteBulkJobResponseDto,
+  JobCountsResponseDto,
 } from './dto/bulk-job-response.dto';
-import type { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
+import type { JobCountsQueryDto, ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 
 /** Items are written with one multi-row INSERT per this many targets. */
 const INSERT_CHUNK = 5_000;
@@ -40,6 +45,16 @@ const DELETE_LOCK_TIMEOUT = '2s';
 /** Whose jobs the caller may see and act on: their own, or every owner's for an admin. */
 function scopeOf(principal: Principal): OwnerScope {
   return principal.isAdmin ? null : principal.sub;
+}
+
+/**
+ * Whose jobs a listing covers: the caller's scope, narrowed to one owner by an admin's `owner`
+ * filter. The filter is the admin's alone: for anyone else it would name jobs they may not see.
+ */
+function filteredScope(principal: Principal, owner: string | undefined): OwnerScope {
+  if (owner === undefined) return scopeOf(principal);
+  if (!principal.isAdmin) throw new ForbiddenError(SCOPES.admin);
+  return owner;
 }
 
 /**
@@ -79,9 +94,11 @@ export class BulkJobsService {
       status: query.status,
       show_deleted: query.show_deleted ?? false,
       owner: principal.isAdmin ? '*' : principal.sub,
+      // Only when given, so that the cursors of listings without it stay as they were.
+      ...(query.owner === undefined ? {} : { owner_filter: query.owner }),
     };
     const jobs = await this.jobs.listJobs({
-      owner: scopeOf(principal),
+      owner: filteredScope(principal, query.owner),
       status: query.status,
       showDeleted: filters.show_deleted,
       before: query.cursor ? decodeTimeIdPosition(this.decode(query.cursor, 'jobs', filters)) : undefined,
@@ -96,6 +113,14 @@ export class BulkJobsService {
           ? encodeCursor('jobs', filters, [last.createdAt.toISOString(), last.id])
           : null,
     };
+  }
+
+  /** The caller's jobs (not deleted) by status: every owner's for an admin, or one owner's. */
+  async counts(principal: Principal, query: JobCountsQueryDto): Promise<JobCountsResponseDto> {
+    const rows = await this.jobs.countJobsByStatus(filteredScope(principal, query.owner));
+    const byStatus = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    for (const row of rows) byStatus[row.status] = row.jobs;
+    return { by_status: byStatus, total: rows.reduce((n, row) => n + row.jobs, 0) };
   }
 
   /** One job, deleted ones included (AIP-164), until it is purged. */

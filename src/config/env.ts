@@ -342,6 +342,13 @@ export class Env {
   @Min(0)
   @Max(1_000_000)
   SSE_MAX_STREAMS = 1000;
+
+  // The operator's dashboard (src/ui, ui/).
+
+  /** Serve the dashboard at /ui from the API process. */
+  @Transform(toBoolean)
+  @IsBoolean()
+  UI_ENABLED = true;
 }
 
 /** BULK_JOBS_MAX_UPLOADS, else half the pool (at least one). */

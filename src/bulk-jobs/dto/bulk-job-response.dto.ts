@@ -169,3 +169,32 @@ export class DeleteBulkJobResponseDto {
   @ApiProperty({ type: 'boolean', required: true, example: true })
   success: boolean;
 }
+
+/** Every job status with a count, so that a client never has to tell a missing status from zero. */
+class JobCountsByStatusDto implements Record<JobStatus, number> {
+  @ApiProperty({ type: 'integer', example: 1 })
+  pending: number;
+
+  @ApiProperty({ type: 'integer', example: 2 })
+  running: number;
+
+  @ApiProperty({ type: 'integer', example: 0 })
+  cancelling: number;
+
+  @ApiProperty({ type: 'integer', example: 40 })
+  completed: number;
+
+  @ApiProperty({ type: 'integer', example: 3 })
+  failed: number;
+
+  @ApiProperty({ type: 'integer', example: 1 })
+  cancelled: number;
+}
+
+export class JobCountsResponseDto {
+  @ApiProperty({ type: () => JobCountsByStatusDto, description: 'Jobs (not deleted) in each status.' })
+  by_status: JobCountsByStatusDto;
+
+  @ApiProperty({ type: 'integer', description: 'Jobs (not deleted) in all.', example: 47 })
+  total: number;
+}

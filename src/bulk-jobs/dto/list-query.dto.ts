@@ -1,6 +1,7 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, MaxLength, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, MaxLength, Min, MinLength } from 'class-validator';
 import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../../jobs/job-status';
 import { MAX_PAGE_SIZE } from '../../common/pagination/cursor';
 
@@ -33,7 +34,30 @@ export class PageQueryDto {
   cursor?: string;
 }
 
+/** `owner`: an admin's filter on one owner's jobs. */
+const OwnerFilter = () =>
+  applyDecorators(
+    ApiPropertyOptional({
+      description:
+        "Only this owner's jobs (a token's `sub`). Admins only (bulk-jobs:admin): anyone else gets a 403 " +
+        '(`required_scope`), since the filter names jobs they may not see.',
+      example: 'alice',
+    }),
+    IsOptional(),
+    IsString(),
+    MinLength(1),
+    MaxLength(256),
+  );
+
+export class JobCountsQueryDto {
+  @OwnerFilter()
+  owner?: string;
+}
+
 export class ListJobsQueryDto extends PageQueryDto {
+  @OwnerFilter()
+  owner?: string;
+
   @ApiPropertyOptional({ enum: JOB_STATUSES, description: 'Only jobs in this status.' })
   @IsOptional()
   @IsIn(JOB_STATUSES, { message: `status must be one of ${JOB_STATUSES.join(', ')}` })
