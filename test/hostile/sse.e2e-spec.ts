@@ -8,7 +8,7 @@ import { Database } from '../../src/database/database';
 import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import { insertJob } from '../support/factories';
-import { latencyBound, PoliteClient, summary } from '../support/polite-client';
+import { connectionsInUse, latencyBound, PoliteClient, summary, tally } from '../support/polite-client';
 import { expectProblem } from '../support/problem-matcher';
 import { openSse, streamAgent, type SseClient } from '../support/sse-client';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
@@ -24,12 +24,6 @@ import { sleep, waitFor } from '../support/wait';
 const PER_OWNER = 10;
 const PER_PROCESS = 25;
 
-const countBy = (values: number[]) =>
-  values.reduce<Record<string, number>>((acc, v) => {
-    acc[String(v)] = (acc[String(v)] ?? 0) + 1;
-    return acc;
-  }, {});
-
 /** A refused stream's answer, in the shape the shared problem matcher reads. */
 function refusal(c: SseClient, path: string): Response {
   return {
@@ -39,8 +33,6 @@ function refusal(c: SseClient, path: string): Response {
     req: { path },
   } as unknown as Response;
 }
-
-const checkedOut = (pool: Pool) => pool.totalCount - pool.idleCount;
 
 describe('hostile clients: event streams', () => {
   let t: TestApp;
@@ -88,7 +80,7 @@ describe('hostile clients: event streams', () => {
       const bound = latencyBound(p50);
 
       const attempts = await streams(attacker, target, 200);
-      const statuses = countBy(attempts.map((c) => c.status));
+      const statuses = tally(attempts.map((c) => c.status));
       const during = await polite.series(`${JOBS}?limit=10`, 10);
       const [own] = await streams(politeOwner, politeJob, 1);
       tc.diagnostic(
@@ -130,7 +122,7 @@ describe('hostile clients: event streams', () => {
     const opened: SseClient[] = [];
     try {
       for (let i = 0; i < owners.length; i++) opened.push(...(await streams(owners[i], jobs[i], PER_OWNER)));
-      expect(countBy(opened.map((c) => c.status))).toEqual({
+      expect(tally(opened.map((c) => c.status))).toEqual({
         '200': PER_PROCESS,
         '429': owners.length * PER_OWNER - PER_PROCESS,
       });
@@ -222,7 +214,7 @@ describe('hostile clients: event streams', () => {
       );
       // Stuck: the job goes on changing, the poller on reading it. Only the poller uses this pool now.
       const samples: number[] = [];
-      sampler = setInterval(() => samples.push(checkedOut(pool)), 5);
+      sampler = setInterval(() => samples.push(connectionsInUse(pool)), 5);
       const ticks = hub.stats().ticks;
       for (let i = 0; i < 8; i++) {
         await change();

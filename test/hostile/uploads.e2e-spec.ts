@@ -10,7 +10,14 @@ import { JOBS } from '../support/api';
 import { createTestApp, type TestApp } from '../support/app';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
 import { countJobs, insertJob } from '../support/factories';
-import { latencyBound, PoliteClient, summary, type Timed } from '../support/polite-client';
+import {
+  connectionsInUse,
+  latencyBound,
+  PoliteClient,
+  summary,
+  tally,
+  type Timed,
+} from '../support/polite-client';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
 import { sleep, waitFor, within } from '../support/wait';
@@ -110,16 +117,6 @@ const asResponse = (a: Answer, path = JOBS) =>
     req: { path },
   }) as unknown as Response;
 
-/** Connections of the API's pool that a request holds right now. */
-const checkedOut = (pool: Pool) => pool.totalCount - pool.idleCount;
-
-const countBy = (values: (number | undefined)[]) =>
-  values.reduce<Record<string, number>>((acc, v) => {
-    const key = String(v ?? 'none');
-    acc[key] = (acc[key] ?? 0) + 1;
-    return acc;
-  }, {});
-
 describe('hostile clients: uploads and slow bodies', () => {
   let t: TestApp;
   let port: number;
@@ -153,7 +150,10 @@ describe('hostile clients: uploads and slow bodies', () => {
   /** Drops every request a test left open (a failed one leaves them all), and waits for their connections. */
   const abandonAll = async () => {
     for (const s of open.splice(0)) s.destroy();
-    await waitFor('the abandoned requests to give their connections back', () => checkedOut(pool) === 0);
+    await waitFor(
+      'the abandoned requests to give their connections back',
+      () => connectionsInUse(pool) === 0,
+    );
   };
   after(async () => {
     for (const s of open) s.destroy();
@@ -174,17 +174,17 @@ describe('hostile clients: uploads and slow bodies', () => {
       // In place once every upload holds a connection or has been answered.
       await waitFor(
         'every upload to hold a connection or be answered',
-        () => checkedOut(pool) + uploads.filter((u) => u.answer()).length >= uploads.length,
+        () => connectionsInUse(pool) + uploads.filter((u) => u.answer()).length >= uploads.length,
         { timeoutMs: 15_000, intervalMs: 20 },
       );
-      const held = checkedOut(pool);
+      const held = connectionsInUse(pool);
       const during = await polite.series(`${JOBS}?limit=10`, 10);
       const ready = await polite.get('/health/ready');
-      const stillHeld = checkedOut(pool);
-      const early = countBy(uploads.map((u) => u.answer()?.status));
+      const stillHeld = connectionsInUse(pool);
+      const early = tally(uploads.map((u) => u.answer()?.status));
       tc.diagnostic(
         `polite GET /jobs: baseline p50 ${p50.toFixed(1)} ms (bound ${bound.toFixed(0)} ms); during the attack ` +
-          `${summary(during)}, statuses ${JSON.stringify(countBy(during.map((r) => r.status)))}; ` +
+          `${summary(during)}, statuses ${JSON.stringify(tally(during.map((r) => r.status)))}; ` +
           `/health/ready ${ready.status}; uploads holding a connection ${held}, then ${stillHeld}; ` +
           `uploads answered at once ${JSON.stringify(early)}`,
       );
@@ -224,7 +224,7 @@ describe('hostile clients: uploads and slow bodies', () => {
       await waitFor('the server to close every upload connection', () =>
         uploads.every((u) => u.closedByServer()),
       );
-      expect(checkedOut(pool)).toBe(0);
+      expect(connectionsInUse(pool)).toBe(0);
       expect(t.app.get(BulkJobsIngestService).uploadsInProgress()).toBe(0);
       for (const owner of owners)
         expect({ owner, jobs: await countJobs(t.db, owner) }).toEqual({ owner, jobs: 0 });
@@ -243,7 +243,9 @@ describe('hostile clients: uploads and slow bodies', () => {
     try {
       const first = stall(owner);
       const second = stall(owner);
-      await waitFor('both uploads to hold a connection', () => checkedOut(pool) >= 2, { intervalMs: 20 });
+      await waitFor('both uploads to hold a connection', () => connectionsInUse(pool) >= 2, {
+        intervalMs: 20,
+      });
       const third = stall(owner);
       const refused = await within(third.answered, 10_000, 'an answer to the third upload');
       expectProblem(asResponse(refused), 429, {
@@ -265,7 +267,7 @@ describe('hostile clients: uploads and slow bodies', () => {
 
       second.destroy();
       third.destroy();
-      await waitFor('the aborted upload to give its connection back', () => checkedOut(pool) === 0);
+      await waitFor('the aborted upload to give its connection back', () => connectionsInUse(pool) === 0);
       expect(await countJobs(t.db, owner)).toBe(2);
     } finally {
       await abandonAll();
@@ -285,7 +287,7 @@ describe('hostile clients: uploads and slow bodies', () => {
       );
       open.push(slow);
       await sleep(300);
-      expect(checkedOut(pool)).toBe(0);
+      expect(connectionsInUse(pool)).toBe(0);
       expect((await polite.get(JOBS)).status).toBe(200);
       const answer = await within(slow.answered, IDLE_MS + 15_000, 'an answer to the stalled JSON body');
       expectProblem(asResponse(answer), 408, { type: 'about:blank', title: 'Request Timeout' });
@@ -337,10 +339,10 @@ describe('hostile clients: uploads and slow bodies', () => {
         const during: Timed[] = await polite.series(`${JOBS}?limit=10`, 10);
         tc.diagnostic(
           `slow reader: ${read} bytes read, ${mine.writableLength} bytes still queued in the server; ` +
-            `connections held ${checkedOut(pool)}; polite GET ${summary(during)} (p50 before ${p50.toFixed(1)} ms)`,
+            `connections held ${connectionsInUse(pool)}; polite GET ${summary(during)} (p50 before ${p50.toFixed(1)} ms)`,
         );
         expect(mine.writableLength).toBeGreaterThan(1_000_000);
-        expect(checkedOut(pool)).toBe(0);
+        expect(connectionsInUse(pool)).toBe(0);
         expect(during.map((r) => r.status)).toEqual(new Array(10).fill(200));
         expect(during.filter((r) => r.ms >= latencyBound(p50)).map((r) => Math.round(r.ms))).toEqual([]);
       } finally {
@@ -414,13 +416,17 @@ describe('hostile clients: uploads and slow bodies', () => {
       // Whole pool, half the pool, whole pool again: the two loads with the whole pool bracket any drift.
       const before = await measured();
       const uploads = Array.from({ length: UPLOADS_PER_PROCESS }, () => stall(newOwner('holder')));
-      await waitFor('the uploads to hold their connections', () => checkedOut(pool) >= UPLOADS_PER_PROCESS, {
-        intervalMs: 20,
-      });
+      await waitFor(
+        'the uploads to hold their connections',
+        () => connectionsInUse(pool) >= UPLOADS_PER_PROCESS,
+        {
+          intervalMs: 20,
+        },
+      );
       const capped = await measured();
       const stillHeld = uploads.every((u) => !u.answer());
       for (const u of uploads) u.destroy();
-      await waitFor('the uploads to give their connections back', () => checkedOut(pool) === 0);
+      await waitFor('the uploads to give their connections back', () => connectionsInUse(pool) === 0);
       const after = await measured();
       type Load = { runs: Timed[]; seconds: number; waited: number };
       const rate = (l: Load) => l.runs.length / l.seconds;
@@ -437,7 +443,7 @@ describe('hostile clients: uploads and slow bodies', () => {
       );
       const bound = latencyBound(freeP50);
       expect(stillHeld).toBe(true);
-      expect(countBy(capped.runs.map((r) => r.status))).toEqual({
+      expect(tally(capped.runs.map((r) => r.status))).toEqual({
         '200': (CONCURRENCY * PER_LOOP) / 2,
         '202': (CONCURRENCY * PER_LOOP) / 2,
       });
@@ -517,7 +523,7 @@ describe('hostile clients: uploads and slow bodies', () => {
         await waitFor('the server to close the connection', () => s.closedByServer());
         expect(await countJobs(quick.db, owner)).toBe(0);
         expect(quick.app.get(BulkJobsIngestService).uploadsInProgress()).toBe(0);
-        expect(checkedOut(quick.app.get(Database).pool)).toBe(0);
+        expect(connectionsInUse(quick.app.get(Database).pool)).toBe(0);
       });
     }
 
@@ -537,6 +543,32 @@ describe('hostile clients: uploads and slow bodies', () => {
         .set(bearer(tokenFor(owner)));
       expect(res.status).toBe(200);
       s.destroy();
+    });
+
+    it('forgets a JSON body whose client goes away halfway, and keeps serving after the idle timeout', async () => {
+      const owner = newOwner('gone');
+      const body = JSON.stringify({ action: 'noop', targets: ['a', 'b'] });
+      const s = stalledRequest(
+        quickPort,
+        {
+          ...bearer(tokenFor(owner)),
+          'content-type': 'application/json',
+          'content-length': String(body.length),
+        },
+        body.slice(0, 12),
+      );
+      await sleep(100);
+      s.destroy();
+      await sleep(SHORT_MS * 2);
+      expect(
+        (
+          await quick
+            .http()
+            .get(JOBS)
+            .set(bearer(tokenFor(owner)))
+        ).status,
+      ).toBe(200);
+      expect(await countJobs(quick.db, owner)).toBe(0);
     });
 
     it('closes the connection of an upload refused for its cap that then stops sending', async () => {

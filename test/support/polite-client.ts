@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import type { Pool } from 'pg';
 
 /** One answered request: its status and how long it took, in ms. */
 export interface Timed {
@@ -86,3 +87,16 @@ export function summary(runs: Timed[]): string {
   const f = (v: number) => `${v.toFixed(1)} ms`;
   return `p50 ${f(median(ms))}, p95 ${f(percentile(ms, 95))}, max ${f(Math.max(...ms))}`;
 }
+
+/** How many of each: `{ "200": 10, "429": 190 }`; `none` counts the undefined ones (no answer). */
+export function tally(values: (number | string | undefined)[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) {
+    const key = String(v ?? 'none');
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Connections of a pool that a request holds right now. */
+export const connectionsInUse = (pool: Pool): number => pool.totalCount - pool.idleCount;
