@@ -5,10 +5,9 @@ import { isLockNotAvailable } from '../database/database-errors';
 import { ServiceUnavailableError, ValidationFailedError } from '../common/problem-details/domain-error';
 import {
   clampLimit,
-  decodeCursor,
+  CursorCodec,
   decodeSeqPosition,
   decodeTimeIdPosition,
-  encodeCursor,
   InvalidCursorError,
 } from '../common/pagination/cursor';
 import { isDeletable } from '../jobs/job-status';
@@ -53,6 +52,7 @@ export class BulkJobsService {
   constructor(
     private readonly jobs: BulkJobsRepository,
     private readonly creator: BulkJobCreator,
+    private readonly cursors: CursorCodec,
     private readonly env: Env,
   ) {}
 
@@ -84,7 +84,7 @@ export class BulkJobsService {
       owner: scopeOf(principal),
       status: query.status,
       showDeleted: filters.show_deleted,
-      before: query.cursor ? decodeTimeIdPosition(this.decode(query.cursor, 'jobs', filters)) : undefined,
+      before: query.cursor ? this.decode(query.cursor, 'jobs', filters, decodeTimeIdPosition) : undefined,
       limit: limit + 1,
     });
     const page = jobs.slice(0, limit);
@@ -93,7 +93,7 @@ export class BulkJobsService {
       items: page.map(toJobResponse),
       next_cursor:
         jobs.length > limit && last
-          ? encodeCursor('jobs', filters, [last.createdAt.toISOString(), last.id])
+          ? this.cursors.encode('jobs', filters, [last.createdAt.toISOString(), last.id])
           : null,
     };
   }
@@ -113,14 +113,14 @@ export class BulkJobsService {
     const filters = { job: jobId, status: query.status };
     const items = await this.jobs.listItems(jobId, {
       status: query.status,
-      afterSeq: query.cursor ? decodeSeqPosition(this.decode(query.cursor, 'items', filters)) : undefined,
+      afterSeq: query.cursor ? this.decode(query.cursor, 'items', filters, decodeSeqPosition) : undefined,
       limit: limit + 1,
     });
     const page = items.slice(0, limit);
     const last = page[page.length - 1];
     return {
       items: page.map(toItemResponse),
-      next_cursor: items.length > limit && last ? encodeCursor('items', filters, [last.seq]) : null,
+      next_cursor: items.length > limit && last ? this.cursors.encode('items', filters, [last.seq]) : null,
     };
   }
 
@@ -206,9 +206,15 @@ export class BulkJobsService {
     return job;
   }
 
-  private decode(cursor: string, kind: string, filters: Record<string, unknown>): unknown[] {
+  /** The position of a cursor this server issued for this listing and these filters; else a 400. */
+  private decode<P>(
+    cursor: string,
+    kind: string,
+    filters: Record<string, unknown>,
+    position: (p: unknown[]) => P,
+  ): P {
     try {
-      return decodeCursor(cursor, kind, filters);
+      return position(this.cursors.decode(cursor, kind, filters));
     } catch (err) {
       if (err instanceof InvalidCursorError) {
         throw new ValidationFailedError({
