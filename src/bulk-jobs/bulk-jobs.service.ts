@@ -20,7 +20,8 @@ import {
 } from './bulk-jobs.errors';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type OwnerScope, type Transaction } from './bulk-jobs.repository';
-import type { CreateBulkJobDto, TargetInput } from './dto/create-bulk-job.dto';
+import { dataTooLarge, type CreateBulkJobDto, type TargetInput } from './dto/create-bulk-job.dto';
+import { itemBytes, jobBytes, takePage } from './page-budget';
 import { hashRequest } from './request-hash';
 import type {
   BulkJobItemListResponseDto,
@@ -68,33 +69,55 @@ export class BulkJobsService {
     return this.creator.create(
       principal,
       spec,
-      new InlineItems(this.jobs, spec, dto.targets),
+      new InlineItems(this.jobs, spec, dto.targets, this.dataOf(dto.targets)),
       idempotencyKey,
     );
   }
 
+  /**
+   * Each target's data as JSON text (null for none), refusing data larger
+   * than BULK_JOBS_MAX_TARGET_DATA_BYTES. The text is what the items are
+   * written with, so it is made once.
+   */
+  private dataOf(targets: TargetInput[]): (string | null)[] {
+    const max = this.env.BULK_JOBS_MAX_TARGET_DATA_BYTES;
+    return targets.map((t, i) => {
+      if (typeof t === 'string' || t.data === undefined) return null;
+      const json = JSON.stringify(t.data);
+      if (json.length > max / 3 && Buffer.byteLength(json) > max) {
+        throw new ValidationFailedError({
+          targets: `targets[${i}] ${dataTooLarge(Buffer.byteLength(json), max)}`,
+        });
+      }
+      return json;
+    });
+  }
+
+  /**
+   * A page of jobs, newest first: `limit` of them, or fewer when their
+   * params pass BULK_JOBS_MAX_PAGE_BYTES (the next page goes on from there).
+   */
   async list(principal: Principal, query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
     const limit = clampLimit(query.limit);
+    const maxBytes = this.env.BULK_JOBS_MAX_PAGE_BYTES;
     const filters = {
       status: query.status,
       show_deleted: query.show_deleted ?? false,
       owner: principal.isAdmin ? '*' : principal.sub,
     };
-    const jobs = await this.jobs.listJobs({
+    const rows = await this.jobs.listJobs({
       owner: scopeOf(principal),
       status: query.status,
       showDeleted: filters.show_deleted,
       before: query.cursor ? this.decode(query.cursor, 'jobs', filters, decodeTimeIdPosition) : undefined,
       limit: limit + 1,
+      pageBytes: maxBytes,
     });
-    const page = jobs.slice(0, limit);
-    const last = page[page.length - 1];
+    const { items, last, more } = takePage(rows, limit, maxBytes, toJobResponse, jobBytes);
     return {
-      items: page.map(toJobResponse),
+      items,
       next_cursor:
-        jobs.length > limit && last
-          ? this.cursors.encode('jobs', filters, [last.createdAt.toISOString(), last.id])
-          : null,
+        more && last ? this.cursors.encode('jobs', filters, [last.createdAt.toISOString(), last.id]) : null,
     };
   }
 
@@ -103,6 +126,7 @@ export class BulkJobsService {
     return toJobResponse(await this.findVisible(principal, id));
   }
 
+  /** A page of a job's items in target order, cut short as list() cuts its pages. */
   async listItems(
     principal: Principal,
     jobId: string,
@@ -111,16 +135,17 @@ export class BulkJobsService {
     await this.findVisible(principal, jobId);
     const limit = clampLimit(query.limit);
     const filters = { job: jobId, status: query.status };
-    const items = await this.jobs.listItems(jobId, {
+    const maxBytes = this.env.BULK_JOBS_MAX_PAGE_BYTES;
+    const rows = await this.jobs.listItems(jobId, {
       status: query.status,
       afterSeq: query.cursor ? this.decode(query.cursor, 'items', filters, decodeSeqPosition) : undefined,
       limit: limit + 1,
+      pageBytes: maxBytes,
     });
-    const page = items.slice(0, limit);
-    const last = page[page.length - 1];
+    const { items, last, more } = takePage(rows, limit, maxBytes, toItemResponse, itemBytes);
     return {
-      items: page.map(toItemResponse),
-      next_cursor: items.length > limit && last ? this.cursors.encode('items', filters, [last.seq]) : null,
+      items,
+      next_cursor: more && last ? this.cursors.encode('items', filters, [last.seq]) : null,
     };
   }
 
@@ -234,6 +259,8 @@ class InlineItems implements ItemWriter {
     private readonly jobs: BulkJobsRepository,
     private readonly spec: JobSpec,
     private readonly targets: TargetInput[],
+    /** Each target's data as JSON text, or null. */
+    private readonly datas: (string | null)[],
   ) {}
 
   private hash: string | undefined;
@@ -248,17 +275,8 @@ class InlineItems implements ItemWriter {
     const targets = this.targets;
     for (let start = 0; start < targets.length; start += INSERT_CHUNK) {
       const chunk = targets.slice(start, start + INSERT_CHUNK);
-      const targetIds: string[] = new Array<string>(chunk.length);
-      const datas: (string | null)[] = new Array<string | null>(chunk.length);
-      chunk.forEach((t, i) => {
-        if (typeof t === 'string') {
-          targetIds[i] = t;
-          datas[i] = null;
-        } else {
-          targetIds[i] = t.id;
-          datas[i] = t.data === undefined ? null : JSON.stringify(t.data);
-        }
-      });
+      const targetIds = chunk.map((t) => (typeof t === 'string' ? t : t.id));
+      const datas = this.datas.slice(start, start + INSERT_CHUNK);
       await this.jobs.insertItems(tx, jobId, { firstSeq: start, targetIds, datas });
     }
     return targets.length;
