@@ -200,7 +200,8 @@ export class CreateBulkJobDto {
   @ApiPropertyOptional({
     description:
       "The action's parameters, validated against its JSON schema (GET /api/actions/bulk/actions); at most " +
-      'BULK_JOBS_MAX_PARAMS_BYTES (65,536 by default) as JSON.',
+      'BULK_JOBS_MAX_PARAMS_BYTES (65,536 by default) as JSON. Credential headers of the `http` action are ' +
+      'shown redacted in every response.',
     type: 'object',
     additionalProperties: true,
     example: {},
