@@ -28,7 +28,7 @@ describe('hostile client: hand-made cursors', () => {
   });
   after(() => t.close());
 
-  it('answers 400 validation-error for positions out of PostgreSQL range, and a polite client is served meanwhile', async () => {
+  it('answers 400 validation-error for positions out of PostgreSQL range, and a polite client is served meanwhile', async (tc) => {
     const owner = newOwner('hostile');
     const token = tokenFor(owner);
     const jobId = await insertJob(t.db, { owner, status: 'completed', items: 3 });
@@ -48,7 +48,7 @@ describe('hostile client: hand-made cursors', () => {
         ]),
       },
     ];
-    const { result } = await polite.duringExpectServed(async () => {
+    const { result, rounds, medianMs, baselineMs } = await polite.duringExpectServed(async () => {
       const answers: { path: string; res: Response }[] = [];
       for (let round = 0; round < 20; round++) {
         for (const { path, cursor } of forged)
@@ -57,6 +57,10 @@ describe('hostile client: hand-made cursors', () => {
       return answers;
     });
     const statuses = result.map(({ path, res }) => `${path === JOBS ? 'jobs' : 'items'} ${res.status}`);
+    tc.diagnostic(
+      `hostile: ${statuses.length} requests, ${[...new Set(statuses)].sort().join(', ')}; polite: ${rounds} rounds, ` +
+        `median ${medianMs.toFixed(1)} ms (baseline ${baselineMs.toFixed(1)} ms)`,
+    );
     expect([...new Set(statuses)].sort()).toEqual(['items 400', 'jobs 400']);
     for (const { res } of result)
       expectProblem(res, 400, {

@@ -22,14 +22,14 @@ describe('hostile client: oversized params and data', () => {
   });
   after(() => t.close());
 
-  it('refuses 4 MiB of params (a simulate job with 8,000 long fail_targets) with a problem naming the limit, and a polite client is served meanwhile', async () => {
+  it('refuses 4 MiB of params (a simulate job with 8,000 long fail_targets) with a problem naming the limit, and a polite client is served meanwhile', async (tc) => {
     const owner = newOwner('hostile');
     const token = tokenFor(owner);
     const params = bigParams(4 * 1024 * 1024);
     expect(params.fail_targets.length).toBeGreaterThanOrEqual(8000);
     const polite = await PoliteClient.start(t);
     await polite.measureBaseline();
-    const { result } = await polite.duringExpectServed(async () => {
+    const { result, rounds, medianMs, baselineMs } = await polite.duringExpectServed(async () => {
       const answers = [];
       for (let i = 0; i < 3; i++)
         answers.push(
@@ -41,6 +41,10 @@ describe('hostile client: oversized params and data', () => {
         );
       return answers;
     });
+    tc.diagnostic(
+      `hostile: ${result.map((r) => r.status).join(', ')}; polite: ${rounds} rounds, median ${medianMs.toFixed(1)} ms ` +
+        `(baseline ${baselineMs.toFixed(1)} ms)`,
+    );
     for (const res of result) {
       expectProblem(res, 400, {
         type: '/problems/validation-error',
