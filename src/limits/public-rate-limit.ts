@@ -37,8 +37,8 @@ export class PublicRateLimit {
     const limiter = this.limiter;
     if (!limiter) return;
     fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-      const route = request.routeOptions?.url;
-      if (route !== undefined && route.startsWith(API_PREFIX)) return done();
+      // request.url and is404 rather than routeOptions, which builds an object on every read.
+      if (!request.is404 && request.url.startsWith(API_PREFIX)) return done();
       const decision = limiter.hit(request.ip);
       void reply
         .header('x-ratelimit-limit', decision.limit)
