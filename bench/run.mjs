@@ -4,7 +4,7 @@
 // benchmark beside its baseline, prints a table and writes bench/results/*.json.
 //
 //   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
-//   --only=a,b         run some of: engine, ingest, api, list, bigjob, dashboard (bigjob: full runs only)
+//   --only=a,b         run some of: engine, ingest, api, list, pages, bigjob, dashboard (bigjob: full runs only)
 //   --workers=N        worker processes of the engine benchmark (default 1)
 //   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
@@ -21,10 +21,11 @@ import { dashboardBench } from './dashboard.mjs';
 import { engineBench } from './engine.mjs';
 import { ingestBench } from './ingest.mjs';
 import { listBench } from './list.mjs';
+import { pagesBench } from './pages.mjs';
 import { soak } from './soak.mjs';
 import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round, startApi } from './support.mjs';
 
-const ALL = ['engine', 'ingest', 'api', 'list', 'bigjob', 'dashboard'];
+const ALL = ['engine', 'ingest', 'api', 'list', 'pages', 'bigjob', 'dashboard'];
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
 const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -80,6 +81,12 @@ function targets(r) {
     }
   }
   if (r.list) add('list p99 per page (ms)', r.list.p99_ms, '<=', 20);
+  if (r.pages) {
+    for (const [name, c] of Object.entries(r.pages.cases)) {
+      // A page of the largest rows stays within a few MiB, and so does the API's memory for it.
+      add(`pages, ${name}: page (MiB)`, c.service.page_mib, '<=', 4.5);
+    }
+  }
   if (r.bigjob) {
     const b = r.bigjob;
     add('bigjob upload / raw COPY', b.upload_ratio_vs_copy, '>=', 0.7);
@@ -132,6 +139,17 @@ function table(r, checks) {
       '-',
       '-',
     ]);
+  }
+  if (r.pages) {
+    for (const [name, c] of Object.entries(r.pages.cases)) {
+      const s = c.service;
+      rows.push([
+        `pages: GET ?limit=${r.pages.limit}, ${name}`,
+        `p50 ${s.p50_ms} ms, ${s.rows_per_page} rows, ${s.page_mib} MiB/page, API peak RSS ${s.api_peak_rss_mb} MB`,
+        `unbudgeted statement p50 ${c.raw_statement.p50_ms} ms, ${c.raw_statement.read_mib} MiB read`,
+        `${c.ratio}`,
+      ]);
+    }
   }
   if (r.bigjob) {
     const b = r.bigjob;
@@ -233,6 +251,7 @@ async function main() {
         quick,
         log,
       });
+    if (only.includes('pages')) results.pages = await pagesBench({ url: db.url, quick, profile, log });
     if (only.includes('bigjob') && SIZES.bigjobTargets > 0)
       results.bigjob = await bigjobBench({ url: db.url, targets: SIZES.bigjobTargets, profile, log });
   } finally {

@@ -15,6 +15,8 @@ export const ROOT = resolve(import.meta.dirname, '..');
 /** The compiled service, built by this run (not dist/, which other builds may clear meanwhile). */
 const BUILD_DIR = join(ROOT, '.bench-build');
 export const JWT_SECRET = randomBytes(32).toString('hex');
+/** Production refuses a public /metrics: the bench's API has a token on it, which nothing here uses. */
+const METRICS_TOKEN = randomBytes(16).toString('hex');
 export const JOBS_PATH = '/api/actions/bulk/jobs';
 
 export function run(cmd, args, opts = {}) {
@@ -143,6 +145,7 @@ function serviceEnv(url, extra = {}) {
     DATABASE_URL: url,
     NODE_ENV: 'production',
     AUTH_JWT_SECRET: JWT_SECRET,
+    METRICS_TOKEN,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'warn',
     ...extra,
   };

@@ -29,7 +29,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(env),
         DatabaseModule.forRoot(databaseUrl, api ? 'bulk-jobs-api' : 'bulk-jobs-worker'),
-        MetricsModule.forRoot({ api }),
+        MetricsModule.forRoot({ api, ownPort: env.METRICS_PORT !== 0 }),
         ActionsModule,
         // RateLimitModule after AuthModule: its guard keys on the principal the AuthGuard sets.
         ...(api ? [AuthModule.forRoot(env), RateLimitModule, HealthModule, BulkJobsModule] : []),

@@ -3,13 +3,14 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Env } from './config/env';
+import { trustedProxies, type Env } from './config/env';
 import { API_SECURITY_HEADERS, securityHeaders } from './common/security-headers';
 import { ProblemDetailsFilter } from './common/problem-details/problem-details.filter';
 import { answerClientError, answerFrameworkError } from './common/problem-details/transport-errors';
 import type { AppLogger } from './logging/app-logger';
 import { observeRequests, refuseContentEncodings } from './logging/request-hooks';
 import { Metrics } from './metrics/metrics';
+import { PublicRateLimit } from './limits/public-rate-limit';
 import { createValidationPipe } from './common/validation';
 import { limitBufferedBodyIdleTime } from './limits/body-timeout';
 import { documentStreamingCreate } from './bulk-jobs/bulk-jobs.openapi';
@@ -34,6 +35,8 @@ export function createFastifyAdapter(env: Env): FastifyAdapter {
     requestIdHeader: false,
     logger: false,
     return503OnClosing: true,
+    // request.ip: the socket's peer, unless TRUST_PROXY trusts the proxies that forwarded the request.
+    trustProxy: trustedProxies(env),
     // What the router and the HTTP parser refuse never reaches the filter: answer it as a problem too.
     frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
@@ -98,6 +101,7 @@ export async function configureApp(
       .header('x-request-id', request.id);
     done();
   });
+  app.get(PublicRateLimit, { strict: false })?.install(fastify);
   refuseContentEncodings(fastify);
   observeRequests(fastify, logger.pino, app.get(Metrics, { strict: false }));
   const origins = corsOrigins(env);

@@ -7,6 +7,7 @@ import { configureApp, createFastifyAdapter, OPENAPI_PATH } from './app.setup';
 import { closeOnSignals, resolveDatabase, runProcess, type Started } from './bootstrap';
 import { StartupError } from './config/startup-error';
 import { loadEnv, type Env } from './config/env';
+import { unsafeApiSettings } from './config/production';
 import { createAppLogger } from './logging/app-logger';
 import { UI_PATH } from './ui/ui.controller';
 
@@ -17,6 +18,10 @@ import { UI_PATH } from './ui/ui.controller';
  */
 async function bootstrap(started: Started): Promise<void> {
   const env = loadEnv();
+  const unsafe = unsafeApiSettings(env);
+  if (unsafe.length > 0) {
+    throw new StartupError(`Refusing to start with NODE_ENV=production: ${unsafe.join(' ')}`);
+  }
   const appLogger = createAppLogger(env);
   // Every line is pino's from here on, the framework's included.
   Logger.overrideLogger(appLogger);

@@ -5,6 +5,7 @@ import { SCOPES } from '../auth/scopes';
 import { ApiProblemResponses, forbidden } from '../common/problem-details/api-problem-responses.decorator';
 import { ActionListResponseDto } from './dto/action-list-response.dto';
 import { ActionsRegistry } from './actions.registry';
+import { HTTP_PARAMS_SCHEMA } from './http.action';
 
 const ACTIONS_EXAMPLE = {
   items: [
@@ -12,6 +13,11 @@ const ACTIONS_EXAMPLE = {
       name: 'noop',
       description: 'Does nothing and succeeds at once (dry runs, benchmarks).',
       params_schema: { type: 'object', additionalProperties: false, properties: {} },
+    },
+    {
+      name: 'http',
+      description: 'Sends one HTTP request per target to a URL template; credential headers by reference.',
+      params_schema: HTTP_PARAMS_SCHEMA,
     },
   ],
 };

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Env } from '../config/env';
+import { parseHttpSecrets, SECRET_NAME } from '../config/http-secrets';
 import { ActionFailure, BulkAction, type ActionContext, type BulkActionHandler } from './bulk-action';
+import { isCredentialHeader, isSecretRef, type SecretRef } from './credential-headers';
 import {
   expandUrlTemplate,
   isAllowedUrl,
@@ -14,9 +16,57 @@ import { serializeSfString } from './structured-field';
 export interface HttpParams {
   url: string;
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  headers: Record<string, string>;
+  /** A value, or a reference to a secret of ACTIONS_HTTP_SECRETS. */
+  headers: Record<string, string | SecretRef>;
   timeout_ms?: number;
 }
+
+/** The JSON Schema of the http action's params (GET /actions shows it). */
+export const HTTP_PARAMS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    url: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 2048,
+      description: 'An http(s) URL; {id} in its path or query becomes the URL-encoded target id.',
+      examples: ['https://api.example.com/users/{id}/notify'],
+    },
+    method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], default: 'POST' },
+    headers: {
+      type: 'object',
+      additionalProperties: {
+        oneOf: [
+          { type: 'string', maxLength: 8192 },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['$secret'],
+            properties: { $secret: { type: 'string', pattern: SECRET_NAME.source } },
+            description: 'The value of this secret of ACTIONS_HTTP_SECRETS, put in when the request is sent.',
+          },
+        ],
+      },
+      maxProperties: 50,
+      default: {},
+      description:
+        'Extra request headers. Send credentials by reference: {"$secret": "name"} is replaced, when the ' +
+        'request is sent, by the value the server keeps under that name in ACTIONS_HTTP_SECRETS, and a ' +
+        'response shows the reference, never the value. A credential sent as a literal value (Authorization, ' +
+        'Proxy-Authorization, Cookie, or a name with key, token, secret, password, session, auth or ' +
+        'credential in it) is sent as given, but shown as "[REDACTED]" in every response.',
+      examples: [{ Authorization: { $secret: 'crm-token' }, 'X-Trace': 'import-2026-11' }],
+    },
+    timeout_ms: {
+      type: 'integer',
+      minimum: 100,
+      maximum: 600_000,
+      description: 'Timeout of one request (redirects included); default ACTIONS_HTTP_TIMEOUT_MS.',
+    },
+  },
+};
 
 const MAX_REDIRECTS = 5;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -34,8 +84,6 @@ const RESERVED_HEADERS = new Set([
   'expect',
   'idempotency-key',
 ]);
-/** Not sent on to another origin when following a redirect. */
-const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
@@ -55,51 +103,59 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
     'header, a quoted string "<job id>:<seq>" that is the same on every attempt of an item and differs between ' +
     'items and between jobs: a downstream that stores it with the effect and answers a repeat with the first ' +
     'result applies each item once, though a timeout, a 5xx or a worker crash makes the request run again.';
-  readonly paramsSchema = {
-    type: 'object',
-    additionalProperties: false,
-    required: ['url'],
-    properties: {
-      url: {
-        type: 'string',
-        minLength: 1,
-        maxLength: 2048,
-        description: 'An http(s) URL; {id} in its path or query becomes the URL-encoded target id.',
-        examples: ['https://api.example.com/users/{id}/notify'],
-      },
-      method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], default: 'POST' },
-      headers: {
-        type: 'object',
-        additionalProperties: { type: 'string', maxLength: 8192 },
-        maxProperties: 50,
-        default: {},
-        description: 'Extra request headers, e.g. Authorization.',
-      },
-      timeout_ms: {
-        type: 'integer',
-        minimum: 100,
-        maximum: 600_000,
-        description: 'Timeout of one request (redirects included); default ACTIONS_HTTP_TIMEOUT_MS.',
-      },
-    },
-  };
+  readonly paramsSchema = HTTP_PARAMS_SCHEMA;
 
   private readonly allowed: AllowedHost[];
+  /** ACTIONS_HTTP_SECRETS, validated at start-up (loadEnv); never logged, never in a response. */
+  private readonly secrets: Map<string, string>;
 
   constructor(private readonly env: Env) {
     this.allowed = parseAllowedHosts(env.ACTIONS_HTTP_ALLOWED_HOSTS);
+    const parsed = parseHttpSecrets(env.ACTIONS_HTTP_SECRETS);
+    this.secrets = 'secrets' in parsed ? parsed.secrets : new Map<string, string>();
   }
 
   validateParams(params: HttpParams): Record<string, string> | null {
     const details: Record<string, string> = {};
     const problem = urlTemplateProblem(params.url, this.allowed);
     if (problem) details['params.url'] = problem;
-    for (const name of Object.keys(params.headers ?? {})) {
+    for (const [name, value] of Object.entries(params.headers ?? {})) {
       if (!HEADER_NAME.test(name)) details[`params.headers.${name}`] = 'is not a valid header name';
       else if (RESERVED_HEADERS.has(name.toLowerCase()))
         details[`params.headers.${name}`] = 'is set by the action';
+      else if (isSecretRef(value) && !this.secrets.has(value.$secret))
+        details[`params.headers.${name}`] =
+          `refers to the secret "${value.$secret}", which this server does not have (ACTIONS_HTTP_SECRETS)`;
     }
     return Object.keys(details).length > 0 ? details : null;
+  }
+
+  /**
+   * The request headers: references put in from ACTIONS_HTTP_SECRETS. The
+   * names of the credential headers are returned too, for the redirects.
+   */
+  private headersOf(params: HttpParams): { headers: Record<string, string>; credentials: Set<string> } {
+    const headers: Record<string, string> = {};
+    const credentials = new Set<string>();
+    for (const [name, value] of Object.entries(params.headers ?? {})) {
+      if (isSecretRef(value)) {
+        const secret = this.secrets.get(value.$secret);
+        // Checked at create, but this worker may run with other settings than the API that took the job.
+        if (secret === undefined) {
+          throw new ActionFailure(
+            'HTTP_SECRET_UNKNOWN',
+            `header ${name} refers to the secret "${value.$secret}", which ACTIONS_HTTP_SECRETS of this worker does not have`,
+            false,
+          );
+        }
+        headers[name] = secret;
+        credentials.add(name);
+      } else {
+        headers[name] = value;
+        if (isCredentialHeader(name)) credentials.add(name);
+      }
+    }
+    return { headers, credentials };
   }
 
   async execute(ctx: ActionContext<HttpParams>): Promise<unknown> {
@@ -122,7 +178,7 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
     const signal = AbortSignal.any([ctx.signal, timeout]);
 
     let method: string = params.method ?? 'POST';
-    const headers: Record<string, string> = { ...(params.headers ?? {}) };
+    const { headers, credentials } = this.headersOf(params);
     headers['idempotency-key'] = serializeSfString(ctx.idempotencyKey);
     let body: string | undefined;
     if (BODY_METHODS.has(method)) {
@@ -171,10 +227,8 @@ export class HttpAction implements BulkActionHandler<HttpParams> {
           body = undefined;
           delete headers['content-type'];
         }
-        if (next.origin !== url.origin) {
-          for (const name of Object.keys(headers))
-            if (CREDENTIAL_HEADERS.has(name.toLowerCase())) delete headers[name];
-        }
+        // Credentials are for the origin the job named, never for one a redirect names.
+        if (next.origin !== url.origin) for (const name of credentials) delete headers[name];
         url = next;
         continue;
       }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ActionsRegistry } from '../actions/actions.registry';
 import type { Principal } from '../auth/scopes';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
-import { isUnstorableJson } from '../common/storable-json';
+import { isUnstorableJsonText } from '../common/storable-json';
 import { Env } from '../config/env';
 import type { JobOptions } from '../jobs/job-types';
 import { toJobResponse } from './bulk-job.mapper';
@@ -57,12 +57,26 @@ export class BulkJobCreator {
     private readonly env: Env,
   ) {}
 
-  /** The spec's params, validated against its action's schema (defaults filled in). */
+  /**
+   * The spec's params, validated against its action's schema (defaults filled
+   * in). Their size is checked first, before a schema walks them: every
+   * representation of the job carries them, every page and event included.
+   */
   validParams(spec: { action: string; params?: Record<string, unknown> }): Record<string, unknown> {
     const params = spec.params ?? {};
+    const json = JSON.stringify(params);
+    const max = this.env.BULK_JOBS_MAX_PARAMS_BYTES;
+    if (json.length > max / 3 && Buffer.byteLength(json) > max) {
+      throw new ValidationFailedError(
+        {
+          params: `are ${Buffer.byteLength(json)} bytes as JSON, more than BULK_JOBS_MAX_PARAMS_BYTES (${max})`,
+        },
+        `The params are larger than this service accepts: at most ${max} bytes as JSON.`,
+      );
+    }
     const problems = this.actions.validateParams(spec.action, params);
     if (problems) throw new ValidationFailedError(problems);
-    if (isUnstorableJson(params)) {
+    if (isUnstorableJsonText(json)) {
       throw new ValidationFailedError({ params: 'must not contain \\u0000 or unpaired surrogates' });
     }
     return params;

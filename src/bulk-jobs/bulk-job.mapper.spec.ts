@@ -86,6 +86,60 @@ describe('toJobResponse', () => {
   });
 });
 
+describe('toJobResponse: credentials in params.headers', () => {
+  const headers = {
+    Authorization: 'Bearer s1',
+    'proxy-authorization': 'Basic s2',
+    Cookie: 'sid=s3',
+    'X-Api-Key': 's4',
+    'X-AUTH-TOKEN': 's5',
+    'X-Client-Secret': 's6',
+    'X-Password': 's7',
+    'X-Session-Id': 's8',
+    apikey: 's9',
+    'X-Trace': 'kept',
+    Accept: 'application/json',
+    'X-Ref': { $secret: 'crm-token' },
+  };
+
+  it('shows literal credential headers as [REDACTED], references and other headers as they are', () => {
+    const params = { url: 'https://api.example/{id}', headers };
+    const res = toJobResponse(jobRow({ action: 'http', params }));
+    expect(res.params).toEqual({
+      url: 'https://api.example/{id}',
+      headers: {
+        Authorization: '[REDACTED]',
+        'proxy-authorization': '[REDACTED]',
+        Cookie: '[REDACTED]',
+        'X-Api-Key': '[REDACTED]',
+        'X-AUTH-TOKEN': '[REDACTED]',
+        'X-Client-Secret': '[REDACTED]',
+        'X-Password': '[REDACTED]',
+        'X-Session-Id': '[REDACTED]',
+        apikey: '[REDACTED]',
+        'X-Trace': 'kept',
+        Accept: 'application/json',
+        'X-Ref': { $secret: 'crm-token' },
+      },
+    });
+    expect(JSON.stringify(res)).not.toMatch(/"s[1-9]"|Bearer|Basic|sid=/);
+    // The stored params are not touched.
+    expect(params.headers.Authorization).toBe('Bearer s1');
+  });
+
+  it('redacts a credential header whatever its value (a reference-like object with more members too)', () => {
+    const res = toJobResponse(
+      jobRow({ action: 'custom', params: { headers: { Authorization: { $secret: 'a', x: 1 }, Token: 7 } } }),
+    );
+    expect(res.params).toEqual({ headers: { Authorization: '[REDACTED]', Token: '[REDACTED]' } });
+  });
+
+  it('leaves params without headers, or with headers that are not an object, alone', () => {
+    for (const params of [{}, { headers: 'Authorization: x' }, { headers: null }, { headers: ['a'] }])
+      expect(toJobResponse(jobRow({ params })).params).toBe(params);
+  });
+});
+
 describe('toItemResponse', () => {
   it('maps an item and shows a missing result as null', () => {
     expect(

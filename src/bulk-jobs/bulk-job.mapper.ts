@@ -1,3 +1,4 @@
+import { redactParams } from '../actions/credential-headers';
 import type { BulkJobItem } from '../jobs/bulk-job-item.entity';
 import type { BulkJob } from '../jobs/bulk-job.entity';
 import type { BulkJobItemResponseDto, BulkJobResponseDto } from './dto/bulk-job-response.dto';
@@ -54,11 +55,15 @@ export function progressOf(
   return Math.floor((done * 10_000) / job.totalItems) / 10_000;
 }
 
+/**
+ * The job as every response shows it (GET, lists, creates and their replays,
+ * cancel, restore, events): credential headers in its params redacted.
+ */
 export function toJobResponse(job: JobView): BulkJobResponseDto {
   return {
     id: job.id,
     action: job.action,
-    params: job.params,
+    params: redactParams(job.params),
     options: job.options,
     status: job.status,
     total_items: job.totalItems,

@@ -99,7 +99,10 @@ export class BulkJobsIngestService {
         throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });
       }
       const spec = await this.parseSpec(first.value.line, first.value.text);
-      const items = new StreamedItems(this.jobs, spec, lines, this.env.BULK_JOBS_MAX_TARGETS);
+      const items = new StreamedItems(this.jobs, spec, lines, {
+        maxTargets: this.env.BULK_JOBS_MAX_TARGETS,
+        maxDataBytes: this.env.BULK_JOBS_MAX_TARGET_DATA_BYTES,
+      });
       return await this.creator.create(principal, spec, items, idempotencyKey);
     } catch (err) {
       if (err instanceof LineTooLongError) {
@@ -160,7 +163,7 @@ class StreamedItems implements ItemWriter {
     private readonly jobs: BulkJobsRepository,
     spec: JobSpec,
     private readonly lines: AsyncGenerator<{ line: number; text: string }>,
-    private readonly maxTargets: number,
+    private readonly limits: { maxTargets: number; maxDataBytes: number },
   ) {
     this.hasher = new RequestHasher(spec);
   }
@@ -172,12 +175,13 @@ class StreamedItems implements ItemWriter {
 
   /** Streams the target lines into COPY; a bad line aborts it (CopyFail) and the create rolls back. */
   async write(tx: Transaction, jobId: string): Promise<number> {
-    const { lines, maxTargets: max, hasher } = this;
+    const { lines, hasher } = this;
+    const { maxTargets: max, maxDataBytes } = this.limits;
     let count = 0;
     async function* rows(): AsyncGenerator<string> {
       let chunk = '';
       for await (const { line, text } of lines) {
-        const target = parseTarget(line, text);
+        const target = parseTarget(line, text, maxDataBytes);
         if (count >= max) throw new BadLineError(line, `is past the limit of ${max} targets per job`);
         hasher.addTarget(target);
         chunk += copyRow(jobId, count++, target);
@@ -209,7 +213,7 @@ async function* requestChunks(body: Readable, idleMs: number): AsyncGenerator<Bu
   }
 }
 
-function parseTarget(line: number, text: string): TargetInput {
+function parseTarget(line: number, text: string, maxDataBytes: number): TargetInput {
   let target: unknown;
   try {
     target = JSON.parse(text);
@@ -217,7 +221,7 @@ function parseTarget(line: number, text: string): TargetInput {
     throw new BadLineError(line, 'is not valid JSON');
   }
   if (nestsDeeperThan(target, MAX_JSON_DEPTH)) throw new BadLineError(line, TOO_DEEP);
-  const problem = targetProblem(target);
+  const problem = targetProblem(target, maxDataBytes);
   if (problem) throw new BadLineError(line, `target ${problem}`);
   return target as TargetInput;
 }

@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Env } from '../config/env';
 import { BulkJobsService } from './bulk-jobs.service';
+import { loggableMessage } from '../database/database-errors';
 
 /** Periodically hard-deletes jobs whose retention after a soft delete has run out. */
 @Injectable()
@@ -30,9 +31,7 @@ export class BulkJobsPurger implements OnApplicationBootstrap, OnApplicationShut
       .then((n) => {
         if (n > 0) this.logger.log(`purged ${n} deleted job(s) past their retention`);
       })
-      .catch((err: unknown) =>
-        this.logger.warn(`purge failed: ${err instanceof Error ? err.message : String(err)}`),
-      )
+      .catch((err: unknown) => this.logger.warn(`purge failed: ${loggableMessage(err)}`))
       .finally(() => {
         this.running = undefined;
       });

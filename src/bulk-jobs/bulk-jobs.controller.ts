@@ -133,7 +133,8 @@ export class BulkJobsController {
     operationId: 'listBulkActionJobs',
     summary: 'List bulk action jobs',
     description:
-      "The caller's jobs (every owner's for admins, or one owner's with `owner`), newest first, keyset-paginated. " +
+      "The caller's jobs (every owner's for admins, or one owner's with `owner`), newest first, keyset-paginated " +
+      'with a signed cursor. A page holds `limit` jobs, or fewer once their params pass BULK_JOBS_MAX_PAGE_BYTES. ' +
       'Deleted jobs are left out unless show_deleted=true.',
   })
   @ApiOkResponse({ type: BulkJobListResponseDto, example: JOB_EXAMPLES.list })
@@ -200,7 +201,8 @@ export class BulkJobsController {
   @ApiOperation({
     operationId: 'listBulkActionJobItems',
     summary: "List a job's items",
-    description: 'In target order, keyset-paginated, optionally filtered by status.',
+    description:
+      'In target order, keyset-paginated with a signed cursor, optionally filtered by status. A page holds `limit` items, or fewer once their data, results and errors pass BULK_JOBS_MAX_PAGE_BYTES.',
   })
   @ApiOkResponse({ type: BulkJobItemListResponseDto, example: JOB_EXAMPLES.items })
   @ApiProblemResponses(INVALID_ITEMS_QUERY, 401, forbidden(SCOPES.read), JOB_NOT_FOUND)

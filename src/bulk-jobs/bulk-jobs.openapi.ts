@@ -42,9 +42,11 @@ export function documentStreamingCreate(document: OpenAPIObject): void {
       description:
         'Newline-delimited JSON. Line 1: the job spec { "action", "params"?, "options"? }. Every further line: one ' +
         'target, a JSON string id (1–512 characters) or { "id", "data"? }. The targets are streamed into the ' +
-        'database in one transaction, up to BULK_JOBS_MAX_TARGETS; BODY_LIMIT_BYTES does not apply. A bad line is a ' +
-        '400 problem whose `details` name the line (`line N`), and nothing is stored. A body that stops arriving ' +
-        'for BODY_IDLE_TIMEOUT_MS is a 408, and nothing is stored. An owner may stream ' +
+        'database in one transaction, up to BULK_JOBS_MAX_TARGETS; BODY_LIMIT_BYTES does not apply. The params are ' +
+        "at most BULK_JOBS_MAX_PARAMS_BYTES and a target's data at most BULK_JOBS_MAX_TARGET_DATA_BYTES, as " +
+        'bytes of JSON, as in a JSON body. A bad line is a 400 problem whose `details` name the line (`line N`, or ' +
+        "the spec's members for line 1) and whose `line` member is its number, and nothing is stored. A body that " +
+        'stops arriving for BODY_IDLE_TIMEOUT_MS is a 408, and nothing is stored. An owner may stream ' +
         'BULK_JOBS_MAX_UPLOADS_PER_OWNER creates at once, and a server BULK_JOBS_MAX_UPLOADS; past either, a 429 ' +
         '(`/problems/too-many-uploads`).',
     },
@@ -79,7 +81,10 @@ export const SAMPLE_JOB_ID = '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f';
 const RUNNING_JOB = {
   id: SAMPLE_JOB_ID,
   action: 'http',
-  params: { url: 'https://api.example.com/users/{id}/notify' },
+  params: {
+    url: 'https://api.example.com/users/{id}/notify',
+    headers: { Authorization: { $secret: 'crm-token' }, 'X-Api-Key': '[REDACTED]' },
+  },
   options: { max_attempts: 3 },
   status: 'running',
   total_items: 1000,
@@ -131,7 +136,8 @@ export const JOB_EXAMPLES = {
   },
   list: {
     items: [RUNNING_JOB],
-    next_cursor: 'eyJ2IjoxLCJrIjoiam9icyIsImYiOiJ4N3FLMmJ0UnBMd0EiLCJwIjpbIjIwMjYtMTEtMjkifX0',
+    next_cursor:
+      'eyJ2IjoyLCJrIjoiam9icyIsInAiOlsiMjAyNi0xMS0yOVQxMDoxNTowMC4wMDBaIiwiOGQ3YzZmOWUtMWEyYi00YzNkLTllOGYtMGExYjJjM2Q0ZTVmIl0sInMiOiJZN2lDaG1CVkhSejlzaEJNUkFRNWdMNTFWMUhGVGQyZC1SUDVCRnl6NFQ0In0',
   },
   items: {
     items: [
@@ -176,11 +182,18 @@ export const INVALID_JOB_ID = problemResponse(
 );
 
 const LIMIT_REFUSED = new ValidationFailedError({ limit: 'limit must be a positive integer' });
+const CURSOR_REFUSED = new ValidationFailedError({
+  cursor: 'is not a cursor issued for this listing and these filters',
+});
 
 export const INVALID_LIST_QUERY = problemResponse(
   'A query parameter is not valid (`/problems/validation-error`, with `details` naming it): a limit that is ' +
-    'not a positive integer, an unknown status, or a cursor this server did not issue for these filters.',
-  { invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED] },
+    'not a positive integer, an unknown status, or a cursor this server did not issue for these filters ' +
+    '(cursors are signed: an edited, hand-made or truncated one is refused).',
+  {
+    invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED],
+    invalidCursor: ['A cursor this server did not issue', CURSOR_REFUSED],
+  },
 );
 
 /** The 403 of a listing with the admins' `owner` filter: no read scope, or the filter without admin. */
@@ -214,20 +227,43 @@ export const INVALID_COUNTS_QUERY = problemResponse(
 
 export const INVALID_ITEMS_QUERY = problemResponse(
   'The id is not a UUID, or a query parameter is not valid (`/problems/validation-error`, with `details` ' +
-    'naming it).',
+    'naming it; a cursor this server did not issue for this job and filter included).',
   {
     invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
     invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED],
+    invalidCursor: ['A cursor this server did not issue', CURSOR_REFUSED],
   },
 );
 
 export const INVALID_CREATE = problemResponse(
   'The body is not valid JSON (`about:blank`), or a member is not valid (`/problems/validation-error`, with ' +
-    '`details` naming it; for NDJSON, `line N`).',
+    '`details` naming it; for NDJSON, `line N`): among others, params larger than BULK_JOBS_MAX_PARAMS_BYTES, ' +
+    "a target's data larger than BULK_JOBS_MAX_TARGET_DATA_BYTES, or a header of the `http` action that refers " +
+    'to a secret this server does not have.',
   {
     invalidMember: [
       'A member is not valid',
       new ValidationFailedError({ targets: 'must contain at least one target' }),
+    ],
+    paramsTooLarge: [
+      'The params are over BULK_JOBS_MAX_PARAMS_BYTES',
+      new ValidationFailedError(
+        { params: 'are 4194370 bytes as JSON, more than BULK_JOBS_MAX_PARAMS_BYTES (65536)' },
+        'The params are larger than this service accepts: at most 65536 bytes as JSON.',
+      ),
+    ],
+    dataTooLarge: [
+      "A target's data is over BULK_JOBS_MAX_TARGET_DATA_BYTES",
+      new ValidationFailedError({
+        targets: 'targets[7] data is 20480 bytes as JSON, more than BULK_JOBS_MAX_TARGET_DATA_BYTES (16384)',
+      }),
+    ],
+    unknownSecret: [
+      'A header refers to a secret the server does not have',
+      new ValidationFailedError({
+        'params.headers.Authorization':
+          'refers to the secret "crm-tokn", which this server does not have (ACTIONS_HTTP_SECRETS)',
+      }),
     ],
     malformedJson: ['The body is not JSON', new BadRequestException('Unexpected end of JSON input')],
   },

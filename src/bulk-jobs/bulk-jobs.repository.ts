@@ -46,6 +46,8 @@ export interface JobPageQuery {
   /** Keyset position: the page starts after this job (newest first). */
   before?: { createdAt: string; id: string };
   limit: number;
+  /** Rows after the first whose earlier rows stored this many bytes come without their large columns (PageRow). */
+  pageBytes: number;
 }
 
 export interface ItemPageQuery {
@@ -53,7 +55,33 @@ export interface ItemPageQuery {
   /** Keyset position: the page starts after this seq. */
   afterSeq?: number;
   limit: number;
+  /** As JobPageQuery.pageBytes. */
+  pageBytes: number;
 }
+
+/**
+ * A row of a page. Once the rows before it have stored `pageBytes` bytes in
+ * their client-sized columns (params; an item's data, result and last_error),
+ * a row is `withheld`: those columns are not read (they are NULL here), and
+ * the page ends before it. The first row is never withheld.
+ */
+export type PageRow<T> = T & { withheld: boolean };
+
+/**
+ * The stored size of the earlier rows of the page, in the page's order.
+ * pg_column_size reads a TOASTed value's size from its pointer, so a page
+ * detoasts (reads and decompresses) only the large values of the rows it
+ * returns in full, not those of the rows it withholds.
+ */
+const storedBefore = (sizes: string, order: string) =>
+  `COALESCE(sum(${sizes}) OVER (ORDER BY ${order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)`;
+const JOB_PAGE_ORDER = 'job.created_at DESC, job.id DESC';
+const JOB_STORED_BEFORE = storedBefore('pg_column_size(job.params)', JOB_PAGE_ORDER);
+const ITEM_STORED_BEFORE = storedBefore(
+  'COALESCE(pg_column_size(item.data), 0) + COALESCE(pg_column_size(item.result), 0) + ' +
+    'COALESCE(pg_column_size(item.last_error), 0)',
+  'item.seq',
+);
 
 export interface JobCountsByStatus {
   status: JobStatus;
@@ -88,6 +116,9 @@ interface Scoped<P extends object> {
 @Injectable()
 export class BulkJobsRepository {
   private readonly jobView: string;
+  /** A page's select lists: the large columns only while the page is within its bytes. */
+  private readonly jobPageView: string;
+  private readonly itemPageView: string;
 
   private readonly findVisible: Scoped<{ id: string }>;
   private readonly findVisibleMany: Statement<{ ids: string[] }>;
@@ -110,6 +141,26 @@ export class BulkJobsRepository {
   ) {
     const job = jobs.metadata;
     this.jobView = selectList(job, JOB_VIEW);
+    this.jobPageView = [
+      selectList(
+        job,
+        JOB_VIEW.filter((p) => p !== 'params'),
+      ),
+      `CASE WHEN ${JOB_STORED_BEFORE} < :pageBytes THEN job.params END AS params`,
+      `${JOB_STORED_BEFORE} >= :pageBytes AS withheld`,
+    ].join(', ');
+    const large = ['data', 'result', 'lastError'] as const;
+    this.itemPageView = [
+      selectList(
+        items.metadata,
+        ITEM_VIEW.filter((p) => !(large as readonly string[]).includes(p)),
+      ),
+      ...large.map((p) => {
+        const column = items.metadata.findColumnWithPropertyName(p)!.databaseName;
+        return `CASE WHEN ${ITEM_STORED_BEFORE} < :pageBytes THEN item.${column} END AS "${p}"`;
+      }),
+      `${ITEM_STORED_BEFORE} >= :pageBytes AS withheld`,
+    ].join(', ');
     const visibleJob = () => this.selectJobs().withDeleted().where(VISIBLE);
     const updateJob = () => jobs.createQueryBuilder().update();
 
@@ -213,34 +264,34 @@ export class BulkJobsRepository {
   }
 
   /** One page of jobs, newest first. */
-  listJobs(query: JobPageQuery): Promise<JobView[]> {
-    const { owner, status, before, showDeleted, limit } = query;
+  listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
+    const { owner, status, before, showDeleted, limit, pageBytes } = query;
     const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${before ? 'after' : ''} ${showDeleted}`;
     const statement = this.pageShapes.get(shape, () => {
-      const page = this.selectJobs().where(VISIBLE);
+      const page = this.jobs.createQueryBuilder('job').select(this.jobPageView).where(VISIBLE);
       if (showDeleted) page.withDeleted();
       if (owner !== null) page.andWhere('job.owner = :owner');
       if (status) page.andWhere('job.status = :status');
       if (before) page.andWhere('(job.createdAt, job.id) < (:createdAt::timestamptz, :id::uuid)');
       return page.orderBy('job.createdAt', 'DESC').addOrderBy('job.id', 'DESC');
     });
-    return statement.rows<JobView>(this.db.pool, { owner, status, ...before, limit });
+    return statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes });
   }
 
   /** One page of a job's items, in target order. */
-  listItems(jobId: string, query: ItemPageQuery): Promise<ItemView[]> {
-    const { status, afterSeq, limit } = query;
+  listItems(jobId: string, query: ItemPageQuery): Promise<PageRow<ItemView>[]> {
+    const { status, afterSeq, limit, pageBytes } = query;
     const shape = `items ${status ? 'status' : ''} ${afterSeq === undefined ? '' : 'after'}`;
     const statement = this.pageShapes.get(shape, () => {
       const page = this.items
         .createQueryBuilder('item')
-        .select(selectList(this.items.metadata, ITEM_VIEW))
+        .select(this.itemPageView)
         .where('item.jobId = :jobId');
       if (status) page.andWhere('item.status = :status');
       if (afterSeq !== undefined) page.andWhere('item.seq > :afterSeq');
       return page.orderBy('item.seq');
     });
-    return statement.rows<ItemView>(this.db.pool, { jobId, status, afterSeq, limit });
+    return statement.rows<PageRow<ItemView>>(this.db.pool, { jobId, status, afterSeq, limit, pageBytes });
   }
 
   // --- lifecycle ------------------------------------------------------------

@@ -9,10 +9,9 @@ import {
 } from '../common/problem-details/domain-error';
 import {
   clampLimit,
-  decodeCursor,
+  CursorCodec,
   decodeSeqPosition,
   decodeTimeIdPosition,
-  encodeCursor,
   InvalidCursorError,
 } from '../common/pagination/cursor';
 import { isDeletable, JOB_STATUSES, type JobStatus } from '../jobs/job-status';
@@ -25,7 +24,8 @@ import {
 } from './bulk-jobs.errors';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type OwnerScope, type Transaction } from './bulk-jobs.repository';
-import type { CreateBulkJobDto, TargetInput } from './dto/create-bulk-job.dto';
+import { dataTooLarge, type CreateBulkJobDto, type TargetInput } from './dto/create-bulk-job.dto';
+import { itemBytes, jobBytes, takePage } from './page-budget';
 import { hashRequest } from './request-hash';
 import type {
   BulkJobItemListResponseDto,
@@ -68,6 +68,7 @@ export class BulkJobsService {
   constructor(
     private readonly jobs: BulkJobsRepository,
     private readonly creator: BulkJobCreator,
+    private readonly cursors: CursorCodec,
     private readonly env: Env,
   ) {}
 
@@ -83,13 +84,37 @@ export class BulkJobsService {
     return this.creator.create(
       principal,
       spec,
-      new InlineItems(this.jobs, spec, dto.targets),
+      new InlineItems(this.jobs, spec, dto.targets, this.dataOf(dto.targets)),
       idempotencyKey,
     );
   }
 
+  /**
+   * Each target's data as JSON text (null for none), refusing data larger
+   * than BULK_JOBS_MAX_TARGET_DATA_BYTES. The text is what the items are
+   * written with, so it is made once.
+   */
+  private dataOf(targets: TargetInput[]): (string | null)[] {
+    const max = this.env.BULK_JOBS_MAX_TARGET_DATA_BYTES;
+    return targets.map((t, i) => {
+      if (typeof t === 'string' || t.data === undefined) return null;
+      const json = JSON.stringify(t.data);
+      if (json.length > max / 3 && Buffer.byteLength(json) > max) {
+        throw new ValidationFailedError({
+          targets: `targets[${i}] ${dataTooLarge(Buffer.byteLength(json), max)}`,
+        });
+      }
+      return json;
+    });
+  }
+
+  /**
+   * A page of jobs, newest first: `limit` of them, or fewer when their
+   * params pass BULK_JOBS_MAX_PAGE_BYTES (the next page goes on from there).
+   */
   async list(principal: Principal, query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
     const limit = clampLimit(query.limit);
+    const maxBytes = this.env.BULK_JOBS_MAX_PAGE_BYTES;
     const filters = {
       status: query.status,
       show_deleted: query.show_deleted ?? false,
@@ -97,21 +122,19 @@ export class BulkJobsService {
       // Only when given, so that the cursors of listings without it stay as they were.
       ...(query.owner === undefined ? {} : { owner_filter: query.owner }),
     };
-    const jobs = await this.jobs.listJobs({
+    const rows = await this.jobs.listJobs({
       owner: filteredScope(principal, query.owner),
       status: query.status,
       showDeleted: filters.show_deleted,
-      before: query.cursor ? decodeTimeIdPosition(this.decode(query.cursor, 'jobs', filters)) : undefined,
+      before: query.cursor ? this.decode(query.cursor, 'jobs', filters, decodeTimeIdPosition) : undefined,
       limit: limit + 1,
+      pageBytes: maxBytes,
     });
-    const page = jobs.slice(0, limit);
-    const last = page[page.length - 1];
+    const { items, last, more } = takePage(rows, limit, maxBytes, toJobResponse, jobBytes);
     return {
-      items: page.map(toJobResponse),
+      items,
       next_cursor:
-        jobs.length > limit && last
-          ? encodeCursor('jobs', filters, [last.createdAt.toISOString(), last.id])
-          : null,
+        more && last ? this.cursors.encode('jobs', filters, [last.createdAt.toISOString(), last.id]) : null,
     };
   }
 
@@ -128,6 +151,7 @@ export class BulkJobsService {
     return toJobResponse(await this.findVisible(principal, id));
   }
 
+  /** A page of a job's items in target order, cut short as list() cuts its pages. */
   async listItems(
     principal: Principal,
     jobId: string,
@@ -136,16 +160,17 @@ export class BulkJobsService {
     await this.findVisible(principal, jobId);
     const limit = clampLimit(query.limit);
     const filters = { job: jobId, status: query.status };
-    const items = await this.jobs.listItems(jobId, {
+    const maxBytes = this.env.BULK_JOBS_MAX_PAGE_BYTES;
+    const rows = await this.jobs.listItems(jobId, {
       status: query.status,
-      afterSeq: query.cursor ? decodeSeqPosition(this.decode(query.cursor, 'items', filters)) : undefined,
+      afterSeq: query.cursor ? this.decode(query.cursor, 'items', filters, decodeSeqPosition) : undefined,
       limit: limit + 1,
+      pageBytes: maxBytes,
     });
-    const page = items.slice(0, limit);
-    const last = page[page.length - 1];
+    const { items, last, more } = takePage(rows, limit, maxBytes, toItemResponse, itemBytes);
     return {
-      items: page.map(toItemResponse),
-      next_cursor: items.length > limit && last ? encodeCursor('items', filters, [last.seq]) : null,
+      items,
+      next_cursor: more && last ? this.cursors.encode('items', filters, [last.seq]) : null,
     };
   }
 
@@ -231,9 +256,15 @@ export class BulkJobsService {
     return job;
   }
 
-  private decode(cursor: string, kind: string, filters: Record<string, unknown>): unknown[] {
+  /** The position of a cursor this server issued for this listing and these filters; else a 400. */
+  private decode<P>(
+    cursor: string,
+    kind: string,
+    filters: Record<string, unknown>,
+    position: (p: unknown[]) => P,
+  ): P {
     try {
-      return decodeCursor(cursor, kind, filters);
+      return position(this.cursors.decode(cursor, kind, filters));
     } catch (err) {
       if (err instanceof InvalidCursorError) {
         throw new ValidationFailedError({
@@ -253,6 +284,8 @@ class InlineItems implements ItemWriter {
     private readonly jobs: BulkJobsRepository,
     private readonly spec: JobSpec,
     private readonly targets: TargetInput[],
+    /** Each target's data as JSON text, or null. */
+    private readonly datas: (string | null)[],
   ) {}
 
   private hash: string | undefined;
@@ -267,17 +300,8 @@ class InlineItems implements ItemWriter {
     const targets = this.targets;
     for (let start = 0; start < targets.length; start += INSERT_CHUNK) {
       const chunk = targets.slice(start, start + INSERT_CHUNK);
-      const targetIds: string[] = new Array<string>(chunk.length);
-      const datas: (string | null)[] = new Array<string | null>(chunk.length);
-      chunk.forEach((t, i) => {
-        if (typeof t === 'string') {
-          targetIds[i] = t;
-          datas[i] = null;
-        } else {
-          targetIds[i] = t.id;
-          datas[i] = t.data === undefined ? null : JSON.stringify(t.data);
-        }
-      });
+      const targetIds = chunk.map((t) => (typeof t === 'string' ? t : t.id));
+      const datas = this.datas.slice(start, start + INSERT_CHUNK);
       await this.jobs.insertItems(tx, jobId, { firstSeq: start, targetIds, datas });
     }
     return targets.length;

@@ -19,6 +19,7 @@ import { BulkJobsRepository } from './bulk-jobs.repository';
 import { BulkJobsService } from './bulk-jobs.service';
 import type { BulkJobResponseDto } from './dto/bulk-job-response.dto';
 import { isWritable, SSE_HEARTBEAT, sseEvent, startEventStream } from './sse';
+import { loggableMessage } from '../database/database-errors';
 
 /** Timers may fire a millisecond early; an event due at the tick is not put off by that. */
 const TIMER_SLACK_MS = 2;
@@ -222,8 +223,7 @@ export class JobEventsService implements OnModuleDestroy {
       this.pollFailing = false;
     } catch (err) {
       // The streams stay open (heartbeats go on) and the next tick tries again.
-      if (!this.pollFailing)
-        this.logger.warn(`progress poll failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!this.pollFailing) this.logger.warn(`progress poll failed: ${loggableMessage(err)}`);
       this.pollFailing = true;
     } finally {
       this.polling = false;

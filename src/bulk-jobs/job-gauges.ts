@@ -3,6 +3,7 @@ import { Gauge } from 'prom-client';
 import { JOB_STATUSES } from '../jobs/job-status';
 import { Metrics } from '../metrics/metrics';
 import { BulkJobsRepository } from './bulk-jobs.repository';
+import { loggableMessage } from '../database/database-errors';
 
 interface Snapshot {
   jobs: Map<string, number>;
@@ -80,7 +81,7 @@ export class JobGauges {
       return snapshot;
     } catch (err) {
       // The scrape still answers (with the process's own metrics); the gauges are left out.
-      this.logger.warn(`could not read job counts for /metrics: ${(err as Error).message}`);
+      this.logger.warn(`could not read job counts for /metrics: ${loggableMessage(err)}`);
       return undefined;
     }
   }

@@ -1,6 +1,6 @@
 import { expect } from 'expect';
 import { describe, it } from 'node:test';
-import { ConfigError, Env, loadEnv, maxUploads } from './env';
+import { ConfigError, Env, loadEnv, maxUploads, trustedProxies } from './env';
 
 const SECRET = 'a-secret-that-is-long-enough-0123456789';
 
@@ -33,6 +33,12 @@ describe('loadEnv', () => {
       BULK_JOBS_PURGE_INTERVAL_MS: 3_600_000,
       BODY_LIMIT_BYTES: 16 * 1024 * 1024,
       LOG_LEVEL: 'log',
+      BULK_JOBS_MAX_PARAMS_BYTES: 65_536,
+      BULK_JOBS_MAX_TARGET_DATA_BYTES: 16_384,
+      BULK_JOBS_MAX_PAGE_BYTES: 4 * 1024 * 1024,
+      RATE_LIMIT_PUBLIC_PER_MINUTE: 600,
+      TRUST_PROXY: '',
+      ACTIONS_HTTP_SECRETS: '',
     });
     for (const key of [
       'DATABASE_URL',
@@ -40,6 +46,8 @@ describe('loadEnv', () => {
       'AUTH_JWKS_URL',
       'AUTH_JWT_ISSUER',
       'AUTH_JWT_AUDIENCE',
+      'CURSOR_SECRET',
+      'CURSOR_SECRET_PREVIOUS',
     ] as const) {
       expect(env[key]).toBeUndefined();
     }
@@ -102,6 +110,8 @@ describe('loadEnv', () => {
       'AUTH_JWKS_URL',
       'AUTH_JWT_ISSUER',
       'AUTH_JWT_AUDIENCE',
+      'CURSOR_SECRET',
+      'CURSOR_SECRET_PREVIOUS',
     ] as const) {
       expect(env[key]).toBeUndefined();
     }
@@ -133,6 +143,22 @@ describe('loadEnv', () => {
     ['BULK_JOBS_MAX_UPLOADS', '0'],
     ['SSE_MAX_STREAMS_PER_OWNER', '-1'],
     ['SSE_MAX_STREAMS', '1.5'],
+    ['CURSOR_SECRET', 'too-short-0123456789'],
+    ['CURSOR_SECRET_PREVIOUS', 'too-short-0123456789'],
+    ['BULK_JOBS_MAX_PARAMS_BYTES', '100'],
+    ['BULK_JOBS_MAX_TARGET_DATA_BYTES', '1e3'],
+    ['BULK_JOBS_MAX_PAGE_BYTES', '1000'],
+    ['RATE_LIMIT_PUBLIC_PER_MINUTE', '-1'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '2'],
+    ['TRUST_PROXY', '10.0.0.1; rm -rf'],
+    ['ACTIONS_HTTP_SECRETS', '{"a":'],
+    ['ACTIONS_HTTP_SECRETS', '["x"]'],
+    ['ACTIONS_HTTP_SECRETS', '{"bad name":"x"}'],
+    ['ACTIONS_HTTP_SECRETS', '{"a":1}'],
+    ['ACTIONS_HTTP_SECRETS', '{"a":"line\\nbreak"}'],
+    ['ACTIONS_HTTP_SECRETS', '{"a":""}'],
   ];
   for (const [name, value] of invalid) {
     it(`refuses ${name}=${JSON.stringify(value)} with a ConfigError naming the variable`, () => {
@@ -182,6 +208,36 @@ describe('loadEnv', () => {
     const url = configError({ DATABASE_URL: 'mysql://app:hunter2@db.internal/bulk' });
     expect(url.message).not.toContain('hunter2');
     expect(url.message).toContain('mysql://app:***@db.internal/bulk');
+  });
+
+  it('never puts a rejected cursor secret or ACTIONS_HTTP_SECRETS in the message', () => {
+    const cursor = configError({ CURSOR_SECRET: 'hunter2-short-secret' });
+    expect(cursor.message).not.toContain('hunter2');
+    for (const text of ['{"crm":"Bearer hunter2", "x": 1}', '{"crm":"Bearer hunter2"', '{"hunter2 x":"v"}']) {
+      const err = configError({ ACTIONS_HTTP_SECRETS: text });
+      expect(err.problems).toHaveLength(1);
+      expect(err.problems[0]).toMatch(/^ACTIONS_HTTP_SECRETS: /);
+      expect(err.message).not.toContain('hunter2');
+      expect(err.message).toContain(`a value of ${text.length} characters`);
+    }
+  });
+
+  it('accepts ACTIONS_HTTP_SECRETS as a JSON object of header values, and TRUST_PROXY as addresses and ranges', () => {
+    const env = loadEnv({
+      ACTIONS_HTTP_SECRETS: '{"crm-token":"Bearer abc","x.y_z":"k"}',
+      TRUST_PROXY: ' 10.0.0.0/8, 192.168.1.7 ,::1, fd00::/8, loopback ',
+    });
+    expect(env.ACTIONS_HTTP_SECRETS).toBe('{"crm-token":"Bearer abc","x.y_z":"k"}');
+    expect(trustedProxies(env)).toBe('10.0.0.0/8,192.168.1.7,::1,fd00::/8,loopback');
+    expect(trustedProxies(loadEnv({}))).toBe(false);
+  });
+
+  it('refuses CURSOR_SECRET_PREVIOUS without CURSOR_SECRET', () => {
+    const err = configError({ CURSOR_SECRET_PREVIOUS: SECRET });
+    expect(err.problems).toEqual([
+      expect.stringMatching(/^CURSOR_SECRET_PREVIOUS is set without CURSOR_SECRET/),
+    ]);
+    expect(err.message).not.toContain(SECRET);
   });
 
   it('refuses NODE_ENV=production without any token key', () => {

@@ -1,4 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
+import { isIP } from 'node:net';
+import { parseHttpSecrets } from './http-secrets';
 import {
   IsBoolean,
   IsIn,
@@ -97,6 +99,20 @@ export class Env {
   @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
   AUTH_JWKS_URL?: string;
 
+  /** Signs list cursors; unset: a key derived from AUTH_JWT_SECRET. Every API process needs the same one. */
+  @Transform(emptyToUndefined)
+  @IsOptional()
+  @IsString()
+  @MinLength(32, { message: 'CURSOR_SECRET must be at least 32 bytes long' })
+  CURSOR_SECRET?: string;
+
+  /** The CURSOR_SECRET before a rotation: cursors it signed are still accepted. */
+  @Transform(emptyToUndefined)
+  @IsOptional()
+  @IsString()
+  @MinLength(32, { message: 'CURSOR_SECRET_PREVIOUS must be at least 32 bytes long' })
+  CURSOR_SECRET_PREVIOUS?: string;
+
   /** How long one fetch of the JWKS may take before the request is answered with a 503. */
   @Transform(toInt)
   @IsInt()
@@ -138,6 +154,27 @@ export class Env {
   @Min(1000)
   @Max(86_400_000)
   BULK_JOBS_PURGE_INTERVAL_MS = 3_600_000;
+
+  /** A job's params, as the UTF-8 bytes of their JSON. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(16 * 1024 * 1024)
+  BULK_JOBS_MAX_PARAMS_BYTES = 64 * 1024;
+
+  /** A target's data, as the UTF-8 bytes of its JSON. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(1024 * 1024)
+  BULK_JOBS_MAX_TARGET_DATA_BYTES = 16 * 1024;
+
+  /** A list page stops taking rows once they pass this many bytes (it always has one). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(64 * 1024)
+  @Max(256 * 1024 * 1024)
+  BULK_JOBS_MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
   @Transform(toInt)
   @IsInt()
@@ -202,7 +239,10 @@ export class Env {
   @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters long' })
   METRICS_TOKEN?: string;
 
-  /** A worker-only process serves GET /metrics on this port (0: it serves nothing). */
+  /**
+   * GET /metrics on a port of its own: an API process serves it there instead of on PORT, a
+   * worker-only process serves it only there. 0: the API serves it on PORT, a worker not at all.
+   */
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -215,6 +255,25 @@ export class Env {
   @Min(0)
   @Max(10_000_000)
   RATE_LIMIT_PER_MINUTE = 6000;
+
+  /** Requests per minute per client address to the routes that need no token (health, metrics, docs); 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10_000_000)
+  RATE_LIMIT_PUBLIC_PER_MINUTE = 600;
+
+  /**
+   * The proxies whose X-Forwarded-For is believed about a client's address: their addresses and CIDR
+   * ranges (or loopback, linklocal, uniquelocal), comma-separated. Empty: none, the connection's peer
+   * is the client.
+   */
+  @IsString()
+  @Matches(/^[\sA-Za-z0-9.:/,]*$/, {
+    message:
+      'TRUST_PROXY must be empty, or comma-separated addresses, CIDR ranges and loopback/linklocal/uniquelocal',
+  })
+  TRUST_PROXY = '';
 
   /** Pending, running and cancelling jobs one owner may have at once; 0: no limit. */
   @Transform(toInt)
@@ -306,6 +365,10 @@ export class Env {
   })
   ACTIONS_HTTP_ALLOWED_HOSTS = '';
 
+  /** Credentials the http action sends by reference (`{"$secret": "name"}`): a JSON object name → value. */
+  @IsString()
+  ACTIONS_HTTP_SECRETS = '';
+
   /** Timeout of one request of the http action. */
   @Transform(toInt)
   @IsInt()
@@ -357,7 +420,13 @@ export function maxUploads(env: Pick<Env, 'BULK_JOBS_MAX_UPLOADS' | 'DATABASE_PO
 }
 
 /** Variables whose values must never appear in an error message or a log. */
-const SECRET_VARIABLES = new Set(['AUTH_JWT_SECRET', 'METRICS_TOKEN']);
+const SECRET_VARIABLES = new Set([
+  'AUTH_JWT_SECRET',
+  'METRICS_TOKEN',
+  'CURSOR_SECRET',
+  'CURSOR_SECRET_PREVIOUS',
+  'ACTIONS_HTTP_SECRETS',
+]);
 
 /** The offending value as shown in a ConfigError: secrets and URL passwords are masked. */
 function shown(name: string, value: string | undefined): string {
@@ -390,16 +459,54 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
     });
     throw new ConfigError(problems);
   }
+  const problems: string[] = [];
   if (env.BULK_JOBS_MAX_UPLOADS !== undefined && env.BULK_JOBS_MAX_UPLOADS >= env.DATABASE_POOL_SIZE) {
-    throw new ConfigError([
+    problems.push(
       `BULK_JOBS_MAX_UPLOADS: must be below DATABASE_POOL_SIZE (${env.DATABASE_POOL_SIZE}), so that uploads ` +
         `leave connections to reads and inline creates (got ${env.BULK_JOBS_MAX_UPLOADS})`,
-    ]);
+    );
   }
   if (env.NODE_ENV === 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {
-    throw new ConfigError([
-      'AUTH_JWT_SECRET or AUTH_JWKS_URL: one of them must be set when NODE_ENV=production',
-    ]);
+    problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one of them must be set when NODE_ENV=production');
   }
+  if (env.CURSOR_SECRET_PREVIOUS && !env.CURSOR_SECRET) {
+    problems.push('CURSOR_SECRET_PREVIOUS is set without CURSOR_SECRET: set the new secret in CURSOR_SECRET');
+  }
+  const secrets = parseHttpSecrets(env.ACTIONS_HTTP_SECRETS);
+  if ('problem' in secrets) {
+    problems.push(
+      `ACTIONS_HTTP_SECRETS: ${secrets.problem} (got ${shown('ACTIONS_HTTP_SECRETS', env.ACTIONS_HTTP_SECRETS)})`,
+    );
+  }
+  const proxies = trustedProxies(env);
+  if (typeof proxies === 'string' && proxies.split(',').some((p) => !isAddressOrRange(p))) {
+    problems.push(
+      `TRUST_PROXY: ${JSON.stringify(env.TRUST_PROXY)} is not a list of addresses and CIDR ranges`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return env;
+}
+
+/**
+ * TRUST_PROXY as Fastify's trustProxy takes it: false, or the proxies' addresses and ranges. Never
+ * `true` (every client could then name its own address) nor a hop count (Fastify 5 trusts nobody then).
+ */
+export function trustedProxies(env: Pick<Env, 'TRUST_PROXY'>): false | string {
+  const value = env.TRUST_PROXY.split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .join(',');
+  return value === '' ? false : value;
+}
+
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrRange(text: string): boolean {
+  if (PROXY_RANGE_NAMES.has(text)) return true;
+  const [address, bits, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
+import { TypeOrmLogger } from './typeorm-logger';
 
 export interface DatabaseSettings {
   url: string;
@@ -24,7 +25,9 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     migrationsTableName: 'bulk_jobs_migrations',
     migrationsRun: false,
     synchronize: false,
-    logging: ['error'],
+    // Errors and warnings only, through the service's logger and without parameters (TypeOrmLogger).
+    logging: ['error', 'warn'],
+    logger: new TypeOrmLogger(),
     applicationName: settings.applicationName ?? 'bulk-jobs',
     extra: poolSettings(settings),
   };

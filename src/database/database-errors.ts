@@ -53,3 +53,33 @@ export function isLockNotAvailable(err: unknown): boolean {
   for (const { code } of chainOf(err)) if (code === '55P03') return true;
   return false;
 }
+
+/** SQLSTATE classes whose messages quote a statement's values: data exceptions, integrity violations. */
+const VALUE_QUOTING_CLASSES = new Set(['22', '23']);
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+const QUOTED = /"(?:[^"]|"")*"/g;
+
+/**
+ * The message of `err` as a log line may carry it. PostgreSQL quotes the
+ * value it refused (`invalid input syntax for type integer: "…"`, `value
+ * "2147483648" is out of range`): logged as it is, a statement's parameter
+ * (a client's params, a credential) would be in the log. A database error is
+ * logged with its SQLSTATE, and, for the classes that quote values, with
+ * every quoted part replaced; identifiers in other messages stay.
+ */
+export function loggableMessage(err: unknown): string {
+  for (const e of chainOf(err)) {
+    const { code, message } = e;
+    if (typeof code !== 'string' || !SQLSTATE.test(code) || typeof message !== 'string') continue;
+    const text = VALUE_QUOTING_CLASSES.has(code.slice(0, 2)) ? message.replace(QUOTED, '"…"') : message;
+    return `database error ${code}: ${text}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The stack of `err` for a log line: its first line, which repeats the message, as loggableMessage has it. */
+export function loggableStack(err: unknown): string {
+  if (!(err instanceof Error) || typeof err.stack !== 'string') return loggableMessage(err);
+  const frames = err.stack.indexOf('\n    at ');
+  return `${err.name}: ${loggableMessage(err)}${frames < 0 ? '' : err.stack.slice(frames)}`;
+}

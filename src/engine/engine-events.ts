@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { isTerminal, type JobStatus } from '../jobs/job-status';
-import { isDatabaseUnavailable } from '../database/database-errors';
+import { isDatabaseUnavailable, loggableMessage } from '../database/database-errors';
 import type { Metrics } from '../metrics/metrics';
 import type { OutcomeKind, RunningItem } from './types';
 
@@ -109,7 +109,7 @@ export class FailureLog {
   }
 
   failed(err: unknown, retryMs: number): void {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = loggableMessage(err);
     this.failures++;
     if (!isDatabaseUnavailable(err)) {
       this.logger.error(`${this.what} failed: ${message}`);

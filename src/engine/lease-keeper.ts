@@ -3,6 +3,7 @@ import type { Env } from '../config/env';
 import { type EngineEvents, FailureLog } from './engine-events';
 import type { EngineStore } from './engine-store';
 import type { RunningItem } from './types';
+import { loggableMessage } from '../database/database-errors';
 
 export interface HeldItems {
   heldItems(): RunningItem[];
@@ -95,7 +96,7 @@ export class LeaseKeeper {
     try {
       still = await this.store.stillLeased(this.workerId, missing);
     } catch (err) {
-      this.logger.warn(`could not check leases: ${(err as Error).message}`);
+      this.logger.warn(`could not check leases: ${loggableMessage(err)}`);
       return;
     }
     for (const item of missing) {

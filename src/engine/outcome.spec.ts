@@ -41,6 +41,25 @@ describe('settleSuccess', () => {
     expect(ok.outcome).toBe('succeeded');
   });
 
+  it('fails an item whose result is larger than 64 KiB as JSON (counted in UTF-8 bytes), and keeps one at the limit', () => {
+    const fits = item();
+    // {"s":"…"} is 8 bytes around the string.
+    settleSuccess(fits, { s: 'x'.repeat(65536 - 8) });
+    expect(fits.outcome).toBe('succeeded');
+    expect(Buffer.byteLength(fits.result as string)).toBe(65536);
+    const over = item();
+    settleSuccess(over, { s: 'x'.repeat(65536 - 7) });
+    expect(over).toMatchObject({
+      outcome: 'failed',
+      result: null,
+      error: { code: 'RESULT_TOO_LARGE', message: expect.stringContaining('65537 bytes') },
+    });
+    // 30,000 characters of 3 bytes each: under 64 Ki characters, over 64 KiB.
+    const wide = item();
+    settleSuccess(wide, { s: '€'.repeat(30_000) });
+    expect(wide).toMatchObject({ outcome: 'failed', error: { code: 'RESULT_TOO_LARGE' } });
+  });
+
   it('releases an item of a worker that is shutting down', () => {
     const a = item();
     a.releasing = true;

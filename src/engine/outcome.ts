@@ -5,7 +5,10 @@ import { retryDelayMs, type BackoffPolicy } from './backoff';
 import type { RunningItem } from './types';
 
 const MAX_MESSAGE_LENGTH = 2000;
-/** Results are stored per item; a huge one would bloat the items table. */
+/**
+ * The largest result stored per item, as the UTF-8 bytes of its JSON: every
+ * page of items carries results, and a huge one would bloat the items table.
+ */
 export const MAX_RESULT_BYTES = 64 * 1024;
 
 /** Sets the item's outcome from the action's result. */
@@ -36,8 +39,18 @@ export function settleSuccess(item: RunningItem, value: unknown): void {
       });
       return;
     }
-    if (json !== undefined && json.length > MAX_RESULT_BYTES) {
-      json = JSON.stringify({ truncated: true, bytes: json.length });
+    // A string of n UTF-16 units takes at most 3n bytes of UTF-8: most results skip the count.
+    if (json !== undefined && json.length > MAX_RESULT_BYTES / 3) {
+      const bytes = Buffer.byteLength(json);
+      if (bytes > MAX_RESULT_BYTES) {
+        // Failed rather than cut: a cut result would read as the whole one. Not retried, as
+        // RESULT_NOT_STORABLE is not: the action would return the same again.
+        failFinally(item, {
+          code: 'RESULT_TOO_LARGE',
+          message: `the action returned a result of ${bytes} bytes as JSON; at most ${MAX_RESULT_BYTES} are stored`,
+        });
+        return;
+      }
     }
   }
   item.outcome = 'succeeded';

@@ -5,6 +5,7 @@ import { Public } from '../auth/auth.decorators';
 import {
   ApiExactProblemResponses,
   problemResponse,
+  PUBLIC_RATE_LIMITED,
 } from '../common/problem-details/api-problem-responses.decorator';
 import { ServiceUnavailableError } from '../common/problem-details/domain-error';
 import { HealthCheckResponseDto, LIVE_EXAMPLE, READY_EXAMPLE } from './health.dto';
@@ -77,14 +78,14 @@ export class HealthController {
     summary: 'Liveness',
     description:
       'Answers 200 while the process serves HTTP at all; it checks no dependency, so a lost database does not ' +
-      'get the process restarted. No token needed.',
+      'get the process restarted. No token needed; limited per client address (RATE_LIMIT_PUBLIC_PER_MINUTE).',
   })
   @ApiOkResponse({
     type: HealthCheckResponseDto,
     description: 'The process is alive.',
     example: LIVE_EXAMPLE,
   })
-  @ApiExactProblemResponses(415, 500)
+  @ApiExactProblemResponses(415, PUBLIC_RATE_LIMITED, 500)
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
@@ -97,14 +98,14 @@ export class HealthController {
     description:
       'Answers 200 when the database answers a query and every migration has been applied, each within 2 s; ' +
       'else a 503 problem with `Retry-After` and a `checks` member that has the status of each check. ' +
-      'No token needed.',
+      'No token needed; limited per client address (RATE_LIMIT_PUBLIC_PER_MINUTE).',
   })
   @ApiOkResponse({
     type: HealthCheckResponseDto,
     description: 'Ready to serve requests.',
     example: READY_EXAMPLE,
   })
-  @ApiExactProblemResponses(415, 500, NOT_READY)
+  @ApiExactProblemResponses(415, PUBLIC_RATE_LIMITED, 500, NOT_READY)
   async ready(): Promise<HealthCheckResult> {
     try {
       return await this.health.check([

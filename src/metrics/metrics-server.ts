@@ -3,13 +3,16 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { buildProblem, PROBLEM_CONTENT_TYPE, reasonPhrase } from '../common/problem-details/problem-details';
 import { Env } from '../config/env';
+import { StartupError } from '../config/startup-error';
 import { Metrics } from './metrics';
 import { metricsAuthorized } from './metrics-token';
 
 /**
- * GET /metrics for a worker-only process, which has no HTTP API: a bare
- * node:http listener on HOST:METRICS_PORT, off unless METRICS_PORT is set.
- * Same body and same METRICS_TOKEN rule as the API's /metrics.
+ * GET /metrics on a port of its own: a bare node:http listener on
+ * HOST:METRICS_PORT, in any process when METRICS_PORT is set (the API's port
+ * then serves none). Same body and same METRICS_TOKEN rule as the API's
+ * /metrics; not rate limited, since it is meant to be reachable by the
+ * scraper alone.
  */
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -25,7 +28,16 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
     if (this.env.METRICS_PORT === 0) return;
     const server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new StartupError(
+                `Cannot serve /metrics on ${this.env.HOST}:${this.env.METRICS_PORT}: the port is in use (EADDRINUSE). ` +
+                  'Set METRICS_PORT to a free port (not PORT).',
+              )
+            : err,
+        ),
+      );
       server.listen(this.env.METRICS_PORT, this.env.HOST, () => resolve());
     });
     this.server = server;

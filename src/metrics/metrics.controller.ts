@@ -6,6 +6,7 @@ import { Env } from '../config/env';
 import {
   ApiExactProblemResponses,
   problemResponse,
+  PUBLIC_RATE_LIMITED,
 } from '../common/problem-details/api-problem-responses.decorator';
 import { InvalidTokenError, UnauthenticatedError } from '../common/problem-details/domain-error';
 import { Metrics } from './metrics';
@@ -42,7 +43,9 @@ export class MetricsController {
       'The metrics of this process in the Prometheus text format: HTTP request durations by route pattern and ' +
       'status, item outcomes per action, claim latency and lease reclaims of the workers in this process, jobs by ' +
       'status and the queue depth (read from the database at scrape time), and the Node.js process metrics. ' +
-      'Public unless METRICS_TOKEN is set; then it wants `Authorization: Bearer <METRICS_TOKEN>` (not a JWT).',
+      'Public unless METRICS_TOKEN is set; then it wants `Authorization: Bearer <METRICS_TOKEN>` (not a JWT). ' +
+      'Limited per client address (RATE_LIMIT_PUBLIC_PER_MINUTE). Served here only when METRICS_PORT is 0; ' +
+      'with METRICS_PORT set, on that port instead, and this operation is not in the document.',
   })
   @ApiProduces('text/plain')
   @ApiOkResponse({
@@ -57,7 +60,7 @@ export class MetricsController {
       },
     },
   })
-  @ApiExactProblemResponses(METRICS_TOKEN_MISSING, 415, 500)
+  @ApiExactProblemResponses(METRICS_TOKEN_MISSING, 415, PUBLIC_RATE_LIMITED, 500)
   async scrape(
     @Headers('authorization') authorization: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,

@@ -243,6 +243,22 @@ describe('GET /api/actions/bulk/jobs', () => {
     }
   });
 
+  it('refuses a tampered cursor: its position edited and re-encoded', async () => {
+    const owner = newOwner();
+    for (let i = 0; i < 3; i++)
+      await insertJob(t.db, { owner, status: 'completed', items: 0, createdAt: minutesAgo(i + 1) });
+    const cursor = jobListBody(await list(owner, { limit: '1' })).next_cursor!;
+    const envelope = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { p: unknown[] };
+    const tampered = Buffer.from(
+      JSON.stringify({ ...envelope, p: [new Date().toISOString(), envelope.p[1]] }),
+    ).toString('base64url');
+    expect(tampered).not.toBe(cursor);
+    expectProblem(await list(owner, { limit: '1', cursor: tampered }), 400, {
+      type: '/problems/validation-error',
+      details: { cursor: expect.any(String) },
+    });
+  });
+
   it("refuses another owner's cursor", async () => {
     const alice = newOwner();
     for (let i = 0; i < 2; i++)

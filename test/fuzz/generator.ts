@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { CursorCodec } from '../../src/common/pagination/cursor';
 import jwt from 'jsonwebtoken';
 import { JOB_STATUSES, ITEM_STATUSES } from '../../src/jobs/job-status';
 import { JOBS } from '../support/api';
@@ -566,20 +567,80 @@ export class RequestGenerator {
   private cursor(): string {
     const r = this.rng;
     const real = this.ctx.cursors.length > 0 ? r.pick(this.ctx.cursors) : 'eyJ9';
-    return r.weighted<string>([
-      [4, real],
-      [2, real.slice(0, -2)],
-      [2, `${real}A`],
-      [2, real.replace(/[A-Za-z]/, (c) => (c === 'A' ? 'B' : 'A'))],
-      [1, ''],
-      [1, 'x'],
-      [1, 'a'.repeat(1025)],
-      [1, '%ff%fe'],
-      [1, '=='],
-      [1, Buffer.from('{"k":"jobs","p":[]}').toString('base64url')],
-      [1, Buffer.from('[1,2,3]').toString('base64url')],
-      [1, Buffer.from('\u0000\u0001').toString('base64url')],
+    return r.weighted<() => string>([
+      [4, () => real],
+      [2, () => real.slice(0, -2)],
+      [2, () => real.slice(0, r.int(0, real.length - 1))],
+      [2, () => `${real}A`],
+      [2, () => real.replace(/[A-Za-z]/, (c) => (c === 'A' ? 'B' : 'A'))],
+      [3, () => this.randomBytes(r.int(1, 400)).toString('base64url')],
+      [3, () => this.editedCursor(real)],
+      [3, () => this.resignedCursor()],
+      [1, () => ''],
+      [1, () => 'x'],
+      [1, () => 'a'.repeat(1025)],
+      [1, () => '%ff%fe'],
+      [1, () => '=='],
+      [1, () => Buffer.from('{"k":"jobs","p":[]}').toString('base64url')],
+      [1, () => Buffer.from('[1,2,3]').toString('base64url')],
+      [1, () => Buffer.from('\u0000\u0001').toString('base64url')],
+    ])();
+  }
+
+  private randomBytes(n: number): Buffer {
+    return Buffer.from(Array.from({ length: n }, () => this.rng.int(0, 255)));
+  }
+
+  /** Positions a cursor could carry: real-looking ones and every kind that is out of range. */
+  private position(): unknown[] {
+    const r = this.rng;
+    const seq = () =>
+      r.pick<unknown>([0, 1, 2147483647, 2147483648, -1, 1.5, 1e300, -0, '3', null, Number.MAX_SAFE_INTEGER]);
+    const at = () =>
+      r.pick<unknown>([
+        new Date().toISOString(),
+        '0000-01-01T00:00:00.000Z',
+        '9999-12-31T23:59:59.999Z',
+        '2025-02-30T00:00:00.000Z',
+        '+275760-09-13T00:00:00.000Z',
+        '2025-01-01',
+        '',
+        0,
+      ]);
+    const id = () => r.pick<unknown>([r.uuid(), 'not-a-uuid', "' OR 1=1 --", null]);
+    return r.weighted<() => unknown[]>([
+      [3, () => [seq()]],
+      [3, () => [at(), id()]],
+      [1, () => []],
+      [1, () => [seq(), seq()]],
+      [1, () => [at(), id(), 'extra']],
+    ])();
+  }
+
+  /** A real cursor whose position (or another member) was edited and re-encoded: its signature no longer fits. */
+  private editedCursor(real: string): string {
+    let envelope: Record<string, unknown>;
+    try {
+      envelope = JSON.parse(Buffer.from(real, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return real;
+    }
+    const r = this.rng;
+    const edited = r.weighted<Record<string, unknown>>([
+      [5, { ...envelope, p: this.position() }],
+      [1, { ...envelope, k: r.pick(['jobs', 'items', 'other']) }],
+      [1, { ...envelope, v: r.pick([1, 3, '2']) }],
+      [1, { ...envelope, s: this.randomBytes(32).toString('base64url') }],
     ]);
+    return Buffer.from(JSON.stringify(edited)).toString('base64url');
+  }
+
+  /** A well-formed cursor signed with a key that is not the server's. */
+  private resignedCursor(): string {
+    const codec = new CursorCodec({ current: this.randomBytes(32) });
+    const kind = this.rng.pick(['jobs', 'items']);
+    const filters = { status: undefined, show_deleted: false, owner: this.rng.pick(OWNERS) };
+    return codec.encode(kind, filters, this.position());
   }
 
   /** A create body: a valid job, a mutated one, NDJSON, or something that is no job at all. */
@@ -848,8 +909,12 @@ export class RequestGenerator {
       [2, r.int(1990, 2010)],
     ]);
     for (let i = 0; i < count; i++) {
-      if (r.chance(0.97)) {
+      if (r.chance(0.93)) {
         lines.push(r.chance(0.8) ? JSON.stringify(`t-${i}`) : JSON.stringify({ id: `t-${i}`, data: { i } }));
+        continue;
+      }
+      if (r.chance(0.6)) {
+        lines.push(this.generatedTargetLine(i));
         continue;
       }
       lines.push(
@@ -881,6 +946,62 @@ export class RequestGenerator {
       if (i < lines.length - 1 || r.chance(0.8)) parts.push(Buffer.from(eol));
     });
     return Buffer.concat(parts);
+  }
+
+  /** Text of a random length, from every part of Unicode, with what JSON must escape. */
+  private unicode(max: number): string {
+    const r = this.rng;
+    const pieces = [
+      () => String.fromCharCode(r.int(0x20, 0x7e)),
+      () => String.fromCharCode(r.int(0, 0x1f)),
+      () => String.fromCharCode(r.int(0x80, 0x7ff)),
+      () => String.fromCharCode(r.int(0x800, 0xd7ff)),
+      () => String.fromCodePoint(r.int(0x10000, 0x10ffff)),
+      () => r.pick(['\u0301', '\u202e', '\ufeff', '\u2028', '"', '\\', '€', '💥']),
+    ];
+    let text = '';
+    for (let n = r.int(0, max); n > 0; n--) text += r.pick(pieces)();
+    return text;
+  }
+
+  /** A JSON value nested `depth` levels, with random keys and scalars. */
+  private nested(depth: number): unknown {
+    const r = this.rng;
+    let value: unknown = r.pick<unknown>([1, 'x', true, null, this.unicode(8)]);
+    for (let i = 0; i < depth; i++)
+      value = r.chance(0.5) ? { [this.unicode(6)]: value } : [value, r.int(0, 9)];
+    return value;
+  }
+
+  /**
+   * A target line of random size, depth and characters: ids of 0 to 600 characters, data nested up to
+   * past the depth limit, data up to past BULK_JOBS_MAX_TARGET_DATA_BYTES, and lines up to past the
+   * longest line the stream takes. All of them are answered with a 202 or a 400 that names the line.
+   */
+  private generatedTargetLine(i: number): string {
+    const r = this.rng;
+    return r.weighted<() => string>([
+      [3, () => JSON.stringify(this.unicode(r.pick([5, 100, 520])) || `u-${i}`)],
+      [3, () => JSON.stringify({ id: `n-${i}`, data: { v: this.nested(r.int(1, 70)) } })],
+      [
+        2,
+        () =>
+          JSON.stringify({
+            id: `s-${i}`,
+            data: { s: 'd'.repeat(r.pick([100, 16_000, 16_377, 16_378, 40_000])) },
+          }),
+      ],
+      [2, () => JSON.stringify({ id: `w-${i}`, data: { s: '€'.repeat(r.int(5_000, 6_000)) } })],
+      [1, () => JSON.stringify({ id: `h-${i}`, data: { s: 'h'.repeat(r.pick([200_000, 1_100_000])) } })],
+      [
+        1,
+        () =>
+          JSON.stringify({
+            id: this.unicode(40) || `x-${i}`,
+            data: { [this.unicode(20)]: this.unicode(200) },
+          }),
+      ],
+    ])();
   }
 
   private notJson(): { body: Buffer | undefined; contentType: string | undefined } {

@@ -54,14 +54,18 @@ describe('rate limit per principal', () => {
     expect((await t.http().get(JOBS).set(bob)).status).toBe(200);
   });
 
-  it('does not limit the routes that need no token (health, metrics)', async () => {
+  it('does not count the routes that need no token against a principal (they are limited per address)', async () => {
+    const auth = bearer(tokenFor(newOwner()));
     for (let i = 0; i < 5; i++) {
       for (const path of ['/health/live', '/metrics']) {
-        const res = await t.http().get(path);
+        const res = await t.http().get(path).set(auth);
         expect({ path, status: res.status }).toEqual({ path, status: 200 });
-        expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+        expect(res.headers['x-ratelimit-limit']).toBe('600');
       }
     }
+    const res = await t.http().get(JOBS).set(auth);
+    expect(res.status).toBe(200);
+    expect(res.headers['x-ratelimit-remaining']).toBe('2');
   });
 
   it('does not count requests that fail authentication against anyone', async () => {
@@ -75,6 +79,65 @@ describe('rate limit per principal', () => {
           .set(bearer(tokenFor(owner)))
       ).status,
     ).toBe(200);
+  });
+});
+
+describe('rate limit per client address, on the routes that need no token', () => {
+  const clock = new ManualClock();
+  let t: TestApp;
+  let proxied: TestApp;
+  before(async () => {
+    const env = { RATE_LIMIT_PUBLIC_PER_MINUTE: '3', RATE_LIMIT_PER_MINUTE: '0' };
+    t = await bootTestApp({ env, overrides: [useClock(clock)] });
+    // Behind a proxy on loopback, whose X-Forwarded-For is believed.
+    proxied = await bootTestApp({ env: { ...env, TRUST_PROXY: '127.0.0.1' }, overrides: [useClock(clock)] });
+  });
+  after(async () => {
+    await t.close();
+    await proxied.close();
+  });
+
+  it('counts health, metrics, the OpenAPI document and unknown paths together per address; 429 past it', async () => {
+    // Past the windows of the document the boot itself fetched.
+    clock.advance(120_000);
+    const paths = ['/health/live', '/metrics', '/docs-json'];
+    for (let i = 0; i < paths.length; i++) {
+      const res = await t.http().get(paths[i]);
+      expect({ path: paths[i], status: res.status }).toEqual({ path: paths[i], status: 200 });
+      expect(res.headers['x-ratelimit-remaining']).toBe(String(2 - i));
+    }
+    for (const path of ['/health/ready', '/docs', '/no-such-route', '/api/actions/bulk/nope']) {
+      const res = await t.http().get(path);
+      expectProblem(res, 429, {
+        type: 'about:blank',
+        detail: 'More than 3 requests in a minute. Retry after 31 seconds.',
+      });
+      expect(res.headers['retry-after']).toBe('31');
+      // The security headers are on a refusal too.
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+    // The API's own routes are not counted here (their limit is per principal, here off).
+    const auth = bearer(tokenFor(newOwner()));
+    expect((await t.http().get(JOBS).set(auth)).status).toBe(200);
+    clock.advance(31_000);
+    expect((await t.http().get('/health/live')).status).toBe(200);
+  });
+
+  it("takes the socket's address unless TRUST_PROXY names the proxy; then X-Forwarded-For's", async () => {
+    clock.advance(120_000);
+    // Not trusted: every forwarded address is the socket's, 127.0.0.1, and shares its budget.
+    for (let i = 0; i < 3; i++)
+      expect((await t.http().get('/health/live').set('X-Forwarded-For', `203.0.113.${i}`)).status).toBe(200);
+    expectProblem(await t.http().get('/health/live').set('X-Forwarded-For', '203.0.113.99'), 429);
+    // Trusted: each forwarded client has its own.
+    for (let i = 0; i < 3; i++)
+      expect((await proxied.http().get('/health/live').set('X-Forwarded-For', '203.0.113.7')).status).toBe(
+        200,
+      );
+    expectProblem(await proxied.http().get('/health/live').set('X-Forwarded-For', '203.0.113.7'), 429);
+    const other = await proxied.http().get('/health/live').set('X-Forwarded-For', '203.0.113.8');
+    expect(other.status).toBe(200);
+    expect(other.headers['x-ratelimit-remaining']).toBe('2');
   });
 });
 

@@ -294,3 +294,26 @@ describe('a worker-only process', () => {
     });
   });
 });
+
+describe('an API process with METRICS_PORT', () => {
+  let t: TestApp;
+  let port: number;
+
+  before(async () => {
+    port = await closedPort();
+    t = await createTestApp({ METRICS_PORT: String(port), HOST: '127.0.0.1' });
+  });
+
+  after(() => t?.close());
+
+  it('serves /metrics on that port alone, with the database-wide gauges, and not on the API port', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('# TYPE http_request_duration_seconds histogram');
+    expect(text).toContain('bulk_jobs_pending_items');
+    expectProblem(await t.http().get('/metrics'), 404);
+    const doc = await t.http().get('/docs-json');
+    expect(Object.keys((doc.body as { paths: object }).paths)).not.toContain('/metrics');
+  });
+});

@@ -84,6 +84,64 @@ describe('start-up failures', () => {
     }
   });
 
+  it('refuses unsafe production settings of the API with one line naming each setting, before it starts anything', async () => {
+    const base = {
+      NODE_ENV: 'production',
+      // Unreachable: the check comes before the database, and nothing here gets that far.
+      DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+      AUTH_JWT_SECRET: '',
+      METRICS_TOKEN: 'a-metrics-token-of-enough-length',
+      CURSOR_SECRET: 'a-cursor-secret-of-at-least-32-bytes-0123',
+    };
+    const jwks = {
+      AUTH_JWKS_URL: 'https://issuer.example/.well-known/jwks.json',
+      AUTH_JWT_ISSUER: 'https://issuer.example/',
+      AUTH_JWT_AUDIENCE: 'bulk-jobs',
+    };
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ['no issuer', { ...jwks, AUTH_JWT_ISSUER: '' }, /AUTH_JWT_ISSUER must be set with AUTH_JWKS_URL/],
+      [
+        'no issuer nor audience',
+        { ...jwks, AUTH_JWT_ISSUER: '', AUTH_JWT_AUDIENCE: '' },
+        /AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE must be set/,
+      ],
+      [
+        'http:// JWKS',
+        { ...jwks, AUTH_JWKS_URL: 'http://issuer.example/jwks.json' },
+        /AUTH_JWKS_URL must be an https:\/\/ URL/,
+      ],
+      [
+        'metrics on the API port without a token',
+        { ...jwks, METRICS_TOKEN: '' },
+        /METRICS_TOKEN must be set, or METRICS_PORT/,
+      ],
+      ['JWKS alone, no cursor secret', { ...jwks, CURSOR_SECRET: '' }, /CURSOR_SECRET must be set/],
+    ];
+    for (const [name, env, named] of cases) {
+      const { code, output } = await run(MAIN_ENTRY, { ...base, ...env });
+      const lines = output
+        .split('\n')
+        .filter((l) => l.includes('Refusing to start with NODE_ENV=production'));
+      expect({ name, code, lines: lines.length }).toEqual({ name, code: 1, lines: 1 });
+      expect(lines[0]).toMatch(named);
+      expect(output).not.toMatch(/^\s+at /m);
+      expect(output).not.toContain(base.CURSOR_SECRET);
+    }
+    // Safe settings pass the check (and fail later, at the unreachable database).
+    for (const env of [
+      jwks,
+      {
+        AUTH_JWT_SECRET: TEST_JWT_SECRET,
+        CURSOR_SECRET: '',
+        METRICS_TOKEN: '',
+        METRICS_PORT: String(await freePort()),
+      },
+    ]) {
+      const { output } = await run(MAIN_ENTRY, { ...base, ...env });
+      expect(output).not.toContain('Refusing to start');
+    }
+  });
+
   describe('after the embedded PostgreSQL started', () => {
     let dataDir: string;
     let taken: Server;

@@ -30,7 +30,15 @@ export class BulkJobResponseDto {
   @ApiProperty({ example: 'noop' })
   action: string;
 
-  @ApiProperty({ type: 'object', additionalProperties: true, example: {} })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      'The params as given, but that the values of credential headers in `params.headers` (Authorization, ' +
+      'Proxy-Authorization, Cookie, and names with key, token, secret, password, session, auth or credential in ' +
+      'them) read "[REDACTED]"; a reference to a server-side secret (`{"$secret": "name"}`) is shown as it is.',
+    example: {},
+  })
   params: Record<string, unknown>;
 
   @ApiProperty({ type: 'object', additionalProperties: true, example: { max_attempts: 3 } })
@@ -94,7 +102,10 @@ export class BulkJobListResponseDto {
   @ApiProperty({
     type: 'string',
     nullable: true,
-    description: 'Pass as `cursor` for the next page; null on the last page.',
+    description:
+      'Pass as `cursor` for the next page; null on the last page. A page holds `limit` jobs, or fewer once ' +
+      'their params pass BULK_JOBS_MAX_PAGE_BYTES (4 MiB by default; a page always holds one job): follow ' +
+      '`next_cursor` rather than counting.',
   })
   next_cursor: string | null;
 }
@@ -126,7 +137,9 @@ export class BulkJobItemResponseDto {
   // Any JSON value: a combinator keeps the scanner from typing `unknown` as an object. null rides
   // on the object branch, since OpenAPI 3.0's `nullable` only applies beside a `type`.
   @ApiProperty({
-    description: "The action's result (any JSON value), or null if it returned none.",
+    description:
+      "The action's result (any JSON value), or null if it returned none. A result over 64 KiB as JSON is not " +
+      'stored: the item fails with `RESULT_TOO_LARGE`.',
     anyOf: [
       { type: 'object', additionalProperties: true, nullable: true },
       { type: 'array', items: {} },
@@ -149,7 +162,13 @@ export class BulkJobItemListResponseDto {
   @ApiProperty({ type: () => [BulkJobItemResponseDto] })
   items: BulkJobItemResponseDto[];
 
-  @ApiProperty({ type: 'string', nullable: true })
+  @ApiProperty({
+    type: 'string',
+    nullable: true,
+    description:
+      'Pass as `cursor` for the next page; null on the last page. A page holds `limit` items, or fewer once ' +
+      'their data, results and errors pass BULK_JOBS_MAX_PAGE_BYTES (a page always holds one item).',
+  })
   next_cursor: string | null;
 }
 

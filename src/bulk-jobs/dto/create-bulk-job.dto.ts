@@ -1,6 +1,6 @@
 import { ApiExtraModels, ApiProperty, ApiPropertyOptional, getSchemaPath, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { isUnstorableJson, isUnstorableText } from '../../common/storable-json';
+import { isUnstorableJsonText, isUnstorableText } from '../../common/storable-json';
 import {
   IsArray,
   IsInt,
@@ -47,8 +47,18 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
-/** Why one target is invalid, or null. Exported for the streaming create. */
-export function targetProblem(t: unknown): string | null {
+/** What a target whose data is larger than BULK_JOBS_MAX_TARGET_DATA_BYTES is told. */
+export function dataTooLarge(bytes: number, max: number): string {
+  return `data is ${bytes} bytes as JSON, more than BULK_JOBS_MAX_TARGET_DATA_BYTES (${max})`;
+}
+
+/**
+ * Why one target is invalid, or null. With `maxDataBytes`, a target whose
+ * data takes more bytes as JSON is invalid too (the streaming create checks
+ * it here, line by line; a JSON create's service checks it apart, since a
+ * validation decorator cannot read the settings).
+ */
+export function targetProblem(t: unknown, maxDataBytes?: number): string | null {
   if (typeof t === 'string') {
     if (t.length < 1 || t.length > TARGET_ID_MAX_LENGTH)
       return `must be 1 to ${TARGET_ID_MAX_LENGTH} characters long`;
@@ -62,10 +72,15 @@ export function targetProblem(t: unknown): string | null {
     return `id must be a string of 1 to ${TARGET_ID_MAX_LENGTH} characters`;
   }
   if (isUnstorableText(t.id)) return 'id must not contain NUL characters or unpaired surrogates';
-  if (t.data !== undefined && !isPlainObject(t.data)) return 'data must be an object';
-  if (t.data !== undefined && isUnstorableJson(t.data)) {
-    return 'data must not contain \\u0000 or unpaired surrogates';
+  if (t.data === undefined) return null;
+  if (!isPlainObject(t.data)) return 'data must be an object';
+  const json = JSON.stringify(t.data);
+  if (maxDataBytes !== undefined && json.length > maxDataBytes / 3) {
+    // Cheap to skip: a string of n UTF-16 units takes at most 3n bytes of UTF-8.
+    const bytes = Buffer.byteLength(json);
+    if (bytes > maxDataBytes) return dataTooLarge(bytes, maxDataBytes);
   }
+  if (isUnstorableJsonText(json)) return 'data must not contain \\u0000 or unpaired surrogates';
   return null;
 }
 
@@ -148,7 +163,14 @@ export class TargetDto {
   @ApiProperty({ minLength: 1, maxLength: TARGET_ID_MAX_LENGTH, example: 'user-42' })
   id: string;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true, example: { email: 'a@example.com' } })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description:
+      "The target's data, given to the action (the `http` action sends it as the request body); at most " +
+      'BULK_JOBS_MAX_TARGET_DATA_BYTES (16,384 by default) as JSON.',
+    example: { email: 'a@example.com' },
+  })
   data?: Record<string, unknown>;
 }
 
@@ -176,7 +198,10 @@ export class CreateBulkJobDto {
   targets: TargetInput[];
 
   @ApiPropertyOptional({
-    description: "The action's parameters, validated against its JSON schema.",
+    description:
+      "The action's parameters, validated against its JSON schema (GET /api/actions/bulk/actions); at most " +
+      'BULK_JOBS_MAX_PARAMS_BYTES (65,536 by default) as JSON. Credential headers of the `http` action are ' +
+      'shown redacted in every response.',
     type: 'object',
     additionalProperties: true,
     example: {},

@@ -2,12 +2,10 @@ import { expect } from 'expect';
 import { describe, it } from 'node:test';
 import {
   clampLimit,
-  decodeCursor,
+  CursorCodec,
   decodeSeqPosition,
   decodeTimeIdPosition,
   DEFAULT_PAGE_SIZE,
-  encodeCursor,
-  filterFingerprint,
   InvalidCursorError,
   MAX_PAGE_SIZE,
 } from './cursor';
@@ -16,6 +14,12 @@ const FILTERS = { status: 'completed', show_deleted: false, owner: 'alice' };
 const POSITION = ['2025-01-02T03:04:05.678Z', '8d7c6f9e-1a2b-4c3d-9e8f-0a1b2c3d4e5f'];
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const key = (fill: string) => Buffer.alloc(32, fill);
+const codec = new CursorCodec({ current: key('a') });
+const encodeCursor = codec.encode.bind(codec);
+const decodeCursor = codec.decode.bind(codec);
+const envelopeOf = (cursor: string) =>
+  JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 describe('cursor encoding', () => {
   it('round-trips the position for the same listing and filters', () => {
@@ -37,14 +41,12 @@ describe('cursor encoding', () => {
 
   it('does not depend on the order of the filter keys', () => {
     const reordered = { owner: 'alice', show_deleted: false, status: 'completed' };
-    expect(filterFingerprint(reordered)).toBe(filterFingerprint(FILTERS));
     expect(decodeCursor(encodeCursor('jobs', reordered, POSITION), 'jobs', FILTERS)).toEqual(POSITION);
   });
 
-  it('treats a missing filter and an undefined one alike', () => {
-    expect(filterFingerprint({ status: undefined, owner: 'a' })).toBe(
-      filterFingerprint({ status: null, owner: 'a' }),
-    );
+  it('treats an undefined filter and a null one alike', () => {
+    const cursor = encodeCursor('items', { status: undefined, owner: 'a' }, [1]);
+    expect(decodeCursor(cursor, 'items', { status: null, owner: 'a' })).toEqual([1]);
   });
 
   it('refuses a cursor reused with other filters', () => {
@@ -74,9 +76,12 @@ describe('cursor encoding', () => {
       b64('just a string'),
       b64(null),
       b64([1, 2]),
-      b64({ v: 2, k: 'jobs', f: filterFingerprint(FILTERS), p: POSITION }),
-      b64({ v: 1, k: 'jobs', f: filterFingerprint(FILTERS), p: 'not an array' }),
-      b64({ v: 1, k: 'jobs', p: POSITION }),
+      b64({ v: 1, k: 'jobs', f: 'x7qK2btRpLwA', p: POSITION }),
+      b64({ ...envelopeOf(encodeCursor('jobs', FILTERS, POSITION)), v: 3 }),
+      b64({ ...envelopeOf(encodeCursor('jobs', FILTERS, POSITION)), p: 'not an array' }),
+      b64({ ...envelopeOf(encodeCursor('jobs', FILTERS, POSITION)), s: undefined }),
+      b64({ ...envelopeOf(encodeCursor('jobs', FILTERS, POSITION)), s: 7 }),
+      b64({ v: 2, k: 'jobs', p: POSITION }),
       Buffer.from('{"v":1,').toString('base64url'),
     ];
     for (const cursor of garbage) {
@@ -84,12 +89,45 @@ describe('cursor encoding', () => {
     }
   });
 
-  it('refuses a cursor whose filter fingerprint was rewritten for other filters', () => {
+  it('refuses a tampered cursor: its position edited and re-encoded', () => {
     const cursor = encodeCursor('jobs', FILTERS, POSITION);
     const envelope = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
-    const forged = b64({ ...envelope, f: filterFingerprint({ ...FILTERS, owner: 'bob' }) });
-    expect(forged).not.toBe(cursor);
-    expect(() => decodeCursor(forged, 'jobs', FILTERS)).toThrow(InvalidCursorError);
+    const tampered = b64({ ...envelope, p: ['2099-01-01T00:00:00.000Z', POSITION[1]] });
+    expect(tampered).not.toBe(cursor);
+    expect(() => decodeCursor(tampered, 'jobs', FILTERS)).toThrow(InvalidCursorError);
+  });
+
+  it('refuses a cursor relabelled for another listing, and a signature cut short or padded', () => {
+    const envelope = envelopeOf(encodeCursor('items', { job: POSITION[1] }, [3]));
+    expect(() => decodeCursor(b64({ ...envelope, k: 'jobs' }), 'jobs', { job: POSITION[1] })).toThrow(
+      InvalidCursorError,
+    );
+    const s = envelope.s as string;
+    for (const signature of [s.slice(0, -2), `${s}AA`, s.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')), ''])
+      expect(() => decodeCursor(b64({ ...envelope, s: signature }), 'items', { job: POSITION[1] })).toThrow(
+        InvalidCursorError,
+      );
+  });
+
+  it('refuses a cursor signed with another key', () => {
+    const other = new CursorCodec({ current: key('b') });
+    expect(() => decodeCursor(other.encode('jobs', FILTERS, POSITION), 'jobs', FILTERS)).toThrow(
+      InvalidCursorError,
+    );
+  });
+
+  it('verifies with the previous key too, and signs with the current one only', () => {
+    const before = new CursorCodec({ current: key('a') });
+    const rotated = new CursorCodec({ current: key('b'), previous: key('a') });
+    const issuedBefore = before.encode('jobs', FILTERS, POSITION);
+    expect(rotated.decode(issuedBefore, 'jobs', FILTERS)).toEqual(POSITION);
+    const issuedAfter = rotated.encode('jobs', FILTERS, POSITION);
+    expect(new CursorCodec({ current: key('b') }).decode(issuedAfter, 'jobs', FILTERS)).toEqual(POSITION);
+    expect(() => before.decode(issuedAfter, 'jobs', FILTERS)).toThrow(InvalidCursorError);
+    // Once the previous key is dropped, what it signed is refused.
+    expect(() => new CursorCodec({ current: key('b') }).decode(issuedBefore, 'jobs', FILTERS)).toThrow(
+      InvalidCursorError,
+    );
   });
 
   it('refuses a cursor with a flipped byte in its header', () => {
@@ -100,9 +138,89 @@ describe('cursor encoding', () => {
   });
 });
 
+describe('cursor fuzz', () => {
+  // A fixed seed: the same strings on every run.
+  let state = 0x2f6b3a1d;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), state | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (max: number) => Math.floor(random() * max);
+  const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+  /** Refused with InvalidCursorError, never another error; or, decoding to the issued bytes, accepted as issued. */
+  function expectRefusedOrSame(
+    issued: string,
+    mutated: string,
+    kind: string,
+    filters: Record<string, unknown>,
+  ) {
+    if (Buffer.from(mutated, 'base64url').equals(Buffer.from(issued, 'base64url'))) return;
+    let thrown: unknown;
+    try {
+      decodeCursor(mutated, kind, filters);
+    } catch (err) {
+      thrown = err;
+    }
+    expect({ mutated, refused: thrown instanceof InvalidCursorError }).toEqual({ mutated, refused: true });
+  }
+
+  it('refuses 3,000 mutations of issued cursors: flipped characters, cuts, insertions, random bytes', () => {
+    const issued = [
+      { kind: 'jobs', filters: FILTERS, cursor: encodeCursor('jobs', FILTERS, POSITION) },
+      {
+        kind: 'items',
+        filters: { job: POSITION[1] },
+        cursor: encodeCursor('items', { job: POSITION[1] }, [42]),
+      },
+    ];
+    for (let n = 0; n < 3000; n++) {
+      const { kind, filters, cursor } = issued[n % issued.length];
+      const at = int(cursor.length);
+      const mutations = [
+        cursor.slice(0, at) + ALPHABET[int(64)] + cursor.slice(at + 1),
+        cursor.slice(0, at),
+        cursor.slice(0, at) + ALPHABET[int(64)] + cursor.slice(at),
+        Buffer.from(Array.from({ length: 1 + int(300) }, () => int(256))).toString('base64url'),
+      ];
+      for (const mutated of mutations) expectRefusedOrSame(cursor, mutated, kind, filters);
+    }
+  });
+
+  it('refuses envelopes of every shape, whatever their position, when not signed with the key', () => {
+    const values: unknown[] = [null, 0, -1, 2147483648, 1e300, '', 'x', [], {}, [1], { p: [] }, true];
+    for (let n = 0; n < 1000; n++) {
+      const envelope = {
+        v: random() < 0.8 ? 2 : values[int(values.length)],
+        k: random() < 0.8 ? 'jobs' : values[int(values.length)],
+        p:
+          random() < 0.7
+            ? [values[int(values.length)], values[int(values.length)]]
+            : values[int(values.length)],
+        s:
+          random() < 0.5
+            ? Buffer.from(Array.from({ length: 32 }, () => int(256))).toString('base64url')
+            : values[int(values.length)],
+      };
+      expect(() => decodeCursor(b64(envelope), 'jobs', FILTERS)).toThrow(InvalidCursorError);
+    }
+  });
+});
+
 describe('cursor positions', () => {
   it('accepts only an ISO timestamp with milliseconds and a UUID for (created_at, id)', () => {
+    for (const at of ['0001-01-01T00:00:00.000Z', '9999-12-31T23:59:59.999Z', '2024-02-29T12:00:00.000Z'])
+      expect(decodeTimeIdPosition([at, POSITION[1]])).toEqual({ createdAt: at, id: POSITION[1] });
     const bad: unknown[][] = [
+      // PostgreSQL has no year 0, and these days do not exist.
+      ['0000-01-01T00:00:00.000Z', POSITION[1]],
+      ['2025-02-30T00:00:00.000Z', POSITION[1]],
+      ['2023-02-29T00:00:00.000Z', POSITION[1]],
+      ['2025-01-01T24:00:00.000Z', POSITION[1]],
+      ['2025-01-01T23:60:00.000Z', POSITION[1]],
+      ['+275760-09-13T00:00:00.000Z', POSITION[1]],
       [],
       [POSITION[0]],
       [POSITION[0], POSITION[1], 'extra'],
@@ -117,9 +235,20 @@ describe('cursor positions', () => {
     for (const p of bad) expect(() => decodeTimeIdPosition(p)).toThrow(InvalidCursorError);
   });
 
-  it('accepts only a non-negative safe integer for a sequence', () => {
+  it("accepts only a non-negative integer that fits PostgreSQL's integer for a sequence", () => {
     expect(decodeSeqPosition([0])).toBe(0);
-    for (const p of [[], [-1], [1.5], ['3'], [Number.MAX_SAFE_INTEGER + 1], [1, 2], [null]]) {
+    expect(decodeSeqPosition([2147483647])).toBe(2147483647);
+    for (const p of [
+      [],
+      [-1],
+      [1.5],
+      ['3'],
+      [2147483648],
+      [Number.MAX_SAFE_INTEGER + 1],
+      [1e300],
+      [1, 2],
+      [null],
+    ]) {
       expect(() => decodeSeqPosition(p)).toThrow(InvalidCursorError);
     }
   });

@@ -171,6 +171,14 @@ const GENERIC: Record<number, () => ProblemResponse> = {
     ),
 };
 
+/** The 429 of a route that needs no token: limited per client address (RATE_LIMIT_PUBLIC_PER_MINUTE). */
+export const PUBLIC_RATE_LIMITED = problemResponse(
+  'Too many requests from this client address to the routes that need no token ' +
+    '(RATE_LIMIT_PUBLIC_PER_MINUTE); retry after `Retry-After` seconds.',
+  { rateLimited: ['Over the per-address rate limit', new RateLimitedError(600, 7)] },
+  { headers: retryAfter(7) },
+);
+
 /** The 415 of an operation that reads a body: a media type it does not take, or a Content-Encoding. */
 export const UNSUPPORTED_BODY = problemResponse(
   'The request body has a media type this operation does not accept, or a Content-Encoding other than identity.',

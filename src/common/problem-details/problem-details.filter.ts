@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { loggableStack } from '../../database/database-errors';
 import { DomainError } from './domain-error';
 import { mapDomainError, mapHttpException, mapUnknownError, type ProblemMapping } from './problem-details';
 import { sendProblem } from './transport-errors';
@@ -24,7 +25,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (mapping.unexpected) {
       this.logger.error(
         `${request.method} ${instance} failed with ${mapping.status} (requestId=${requestId})`,
-        exception instanceof Error ? exception.stack : String(exception),
+        // A database error's message can quote a statement's parameters: logged without them.
+        loggableStack(exception),
       );
     } else if (mapping.status >= 500) {
       // Expected outages (database or key server away): one line each, no stack.

@@ -1,0 +1,57 @@
+import { Injectable } from '@nestjs/common';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Clock } from '../common/clock';
+import { RateLimitedError } from '../common/problem-details/domain-error';
+import { mapDomainError } from '../common/problem-details/problem-details';
+import { sendProblem } from '../common/problem-details/transport-errors';
+import { Env } from '../config/env';
+import { SlidingWindowRateLimiter } from './rate-limiter';
+
+const MINUTE_MS = 60_000;
+/** The API's own routes: they need a token, and the per-principal limit counts them (RateLimitGuard). */
+const API_PREFIX = '/api/';
+
+/**
+ * RATE_LIMIT_PUBLIC_PER_MINUTE requests per minute per client address to the
+ * routes that need no token (health, metrics, Swagger UI and the OpenAPI
+ * document) and to paths that match no route, counted in this process with
+ * the sliding window of the per-principal limit, on the same Clock. The
+ * address is the connection's peer, or what X-Forwarded-For says when
+ * TRUST_PROXY trusts the proxies in between (Fastify's request.ip).
+ *
+ * A Fastify hook rather than a guard: Swagger UI's routes are not Nest's,
+ * and a path that matches nothing never reaches a guard.
+ */
+@Injectable()
+export class PublicRateLimit {
+  private readonly limiter: SlidingWindowRateLimiter | undefined;
+
+  constructor(env: Env, clock: Clock) {
+    this.limiter =
+      env.RATE_LIMIT_PUBLIC_PER_MINUTE > 0
+        ? new SlidingWindowRateLimiter(env.RATE_LIMIT_PUBLIC_PER_MINUTE, MINUTE_MS, () => clock.now())
+        : undefined;
+  }
+
+  install(fastify: FastifyInstance): void {
+    const limiter = this.limiter;
+    if (!limiter) return;
+    fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+      // request.url and is404 rather than routeOptions, which builds an object on every read.
+      if (!request.is404 && request.url.startsWith(API_PREFIX)) return done();
+      const decision = limiter.hit(request.ip);
+      void reply
+        .header('x-ratelimit-limit', decision.limit)
+        .header('x-ratelimit-remaining', decision.remaining)
+        .header('x-ratelimit-reset', decision.resetSeconds);
+      if (decision.allowed) return done();
+      // Answered here, not passed to done(): on Swagger UI's routes an error would reach Fastify's
+      // default handler, not the filter.
+      sendProblem(
+        request,
+        reply,
+        mapDomainError(new RateLimitedError(decision.limit, decision.retryAfterSeconds)),
+      );
+    });
+  }
+}
