@@ -113,6 +113,8 @@ describe('POST /api/dev/token', () => {
         NODE_ENV: 'production',
         AUTH_JWT_SECRET: '',
         AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json',
+        // Without AUTH_JWT_SECRET, production needs the cursors' own key.
+        CURSOR_SECRET: 'a-cursor-secret-that-is-long-enough-0123',
         DATA_DIR: dataDir,
       },
     ],

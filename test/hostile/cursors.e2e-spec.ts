@@ -8,7 +8,7 @@ import { itemListBody, JOBS, jobListBody } from '../support/api';
 import { insertJob } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
-import { PoliteClient } from './polite-client';
+import { PoliteOwner } from '../support/polite-client';
 
 /** What an attacker who read the source would write: the envelope of an unsigned cursor. */
 function handMade(kind: string, filters: Record<string, unknown>, position: unknown[]): string {
@@ -32,7 +32,7 @@ describe('hostile client: hand-made cursors', () => {
     const owner = newOwner('hostile');
     const token = tokenFor(owner);
     const jobId = await insertJob(t.db, { owner, status: 'completed', items: 3 });
-    const polite = await PoliteClient.start(t);
+    const polite = await PoliteOwner.start(t);
     await polite.measureBaseline();
 
     const forged = [

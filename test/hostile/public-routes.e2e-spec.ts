@@ -1,7 +1,7 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app';
-import { PoliteClient } from './polite-client';
+import { PoliteOwner } from '../support/polite-client';
 
 /** Each request of a flood: 200 paths that need no token, many at once, from one address. */
 async function flood(t: TestApp, paths: string[], concurrency: number): Promise<Map<number, number>> {
@@ -25,7 +25,7 @@ describe('hostile client: a flood of the routes that need no token', () => {
   after(() => t.close());
 
   it('answers one address past RATE_LIMIT_PUBLIC_PER_MINUTE with 429s, and a polite client is served meanwhile', async (tc) => {
-    const polite = await PoliteClient.start(t);
+    const polite = await PoliteOwner.start(t);
     await polite.measureBaseline();
     // Readiness reads the database on every request; the document is the largest answer there is.
     const paths = Array.from(

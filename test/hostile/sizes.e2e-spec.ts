@@ -7,7 +7,7 @@ import { itemListBody, JOBS, jobListBody, listAllItemPages, listAllPages } from 
 import { countJobs, insertJob, itemRows } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
-import { PoliteClient } from './polite-client';
+import { PoliteOwner } from '../support/polite-client';
 
 /** `simulate` params of about `bytes` bytes: fail_targets of 512 characters each. */
 function bigParams(bytes: number): { fail_targets: string[] } {
@@ -27,7 +27,7 @@ describe('hostile client: oversized params and data', () => {
     const token = tokenFor(owner);
     const params = bigParams(4 * 1024 * 1024);
     expect(params.fail_targets.length).toBeGreaterThanOrEqual(8000);
-    const polite = await PoliteClient.start(t);
+    const polite = await PoliteOwner.start(t);
     await polite.measureBaseline();
     const { result, rounds, medianMs, baselineMs } = await polite.duringExpectServed(async () => {
       const answers = [];
