@@ -155,6 +155,31 @@ export class Env {
   @Max(86_400_000)
   BULK_JOBS_PURGE_INTERVAL_MS = 3_600_000;
 
+  /** Items one statement of the purge deletes: a purge is a series of short statements, the job row last. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  BULK_JOBS_PURGE_BATCH_SIZE = 10_000;
+
+  /**
+   * Pending items one statement of a cancel skips: the cancel request skips the first batch, the
+   * workers' cancel sweep the rest.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  BULK_JOBS_CANCEL_BATCH_SIZE = 1000;
+
+  /** Finished jobs nobody deleted are purged this many days after they finished; unset: kept for ever. */
+  @Transform(({ value }: { value: unknown }) => toInt({ value: emptyToUndefined({ value }) }))
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(36_500)
+  BULK_JOBS_FINISHED_RETENTION_DAYS?: number;
+
   /** A job's params, as the UTF-8 bytes of their JSON. */
   @Transform(toInt)
   @IsInt()
