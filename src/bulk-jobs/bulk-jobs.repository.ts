@@ -386,6 +386,9 @@ export class BulkJobsRepository {
    * connection rejects here instead of being an unhandled 'error' event.
    */
   async copyItems(tx: Transaction, rows: () => AsyncIterable<string>): Promise<void> {
+    // One COPY lasts as long as its client sends targets (10M: over a minute): the pool's
+    // statement_timeout must not cut it. The client's pauses are bounded by BODY_IDLE_TIMEOUT_MS.
+    await NO_STATEMENT_TIMEOUT.query(tx, {});
     await pipeline(rows, tx.query(copyFrom(COPY_ITEMS)));
   }
 
@@ -539,6 +542,9 @@ const INSERT_ITEMS = sql<{ jobId: string } & ItemBatch>(`
   INSERT INTO bulk_job_items (job_id, seq, target_id, data)
   SELECT :jobId, :firstSeq + t.ord - 1, t.id, t.data
   FROM unnest(:targetIds::text[], :datas::jsonb[]) WITH ORDINALITY AS t(id, data, ord)`);
+
+/** For the rest of the transaction only (SET LOCAL). */
+const NO_STATEMENT_TIMEOUT = sql(`SELECT set_config('statement_timeout', '0', true)`);
 
 const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
 

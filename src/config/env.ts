@@ -257,6 +257,16 @@ export class Env {
   @Max(60_000)
   DATABASE_CONNECT_TIMEOUT_MS = 3000;
 
+  /**
+   * Longest statement of the API's pool (statement_timeout), so that a stuck statement cannot hold
+   * a connection for ever; a streamed create's COPY, which lasts as long as its upload, is exempt.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  DATABASE_STATEMENT_TIMEOUT_MS = 60_000;
+
   /** When set, GET /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
   @Transform(emptyToUndefined)
   @IsOptional()
