@@ -21,6 +21,7 @@ import {
 import { insertJob, jobRow } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
+import { sleep } from '../support/wait';
 
 /**
  * Jobs of a size CI can afford (200,000 items), with the batch sizes turned
@@ -31,6 +32,8 @@ const BIG = 200_000;
 const CANCEL_BATCH = 5000;
 const PURGE_BATCH = 7000;
 const DAY_MS = 86_400_000;
+/** Node checks requestTimeout every 30 s: an upload of 35 s outlasts this one whatever the check's phase. */
+const REQUEST_TIMEOUT_MS = 2000;
 
 const count = async (t: TestApp, sql: string, params: unknown[]) =>
   (await t.db.query<{ n: number }[]>(sql, params))[0].n;
@@ -273,7 +276,9 @@ describe('uploads longer than the statement timeout', () => {
 
   before(async () => {
     db = await createEngineDatabase();
-    t = await createEngineTestApp(db.url, { env: { DATABASE_STATEMENT_TIMEOUT_MS: '1000' } });
+    t = await createEngineTestApp(db.url, {
+      env: { DATABASE_STATEMENT_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+    });
     // A target named slow-… takes 1.5 s to store: longer than any statement may take here.
     await t.db.query(`
       CREATE FUNCTION slow_target() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -319,6 +324,23 @@ describe('uploads longer than the statement timeout', () => {
       .set(bearer(tokenFor(owner)))
       .send({ action: 'noop', targets: ['slow-json'] });
     expect(json.status).toBeGreaterThanOrEqual(500);
+  });
+
+  it('accepts an upload that takes longer than REQUEST_TIMEOUT_MS, its client pausing under the idle timeout', async () => {
+    const owner = newOwner();
+    const req = t
+      .http()
+      .post(JOBS)
+      .set(bearer(tokenFor(owner)))
+      .set('Content-Type', 'application/x-ndjson');
+    void req.write(`${JSON.stringify({ action: 'noop' })}\n`);
+    for (let i = 0; i < 35; i++) {
+      await sleep(1000);
+      void req.write(`"paused-${i}"\n`);
+    }
+    const res = await req;
+    expect(res.status).toBe(202);
+    expect(jobBody(res).total_items).toBe(35);
   });
 
   it('answers a database error in the middle of an upload with a 500 problem, and stores nothing', async () => {
