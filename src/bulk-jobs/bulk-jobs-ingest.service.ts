@@ -6,7 +6,7 @@ import type { Principal } from '../auth/scopes';
 import { Env, maxUploads } from '../config/env';
 import { RequestTimeoutError, ValidationFailedError } from '../common/problem-details/domain-error';
 import { flattenValidationErrors } from '../common/validation';
-import { chunksWithin, drainWithin } from '../limits/body-timeout';
+import { chunksWithin, drainWithin, exemptFromRequestTimeout } from '../limits/body-timeout';
 import { ConcurrencyLimiter } from '../limits/concurrency-limiter';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { TooManyUploadsError } from './bulk-jobs.errors';
@@ -94,6 +94,8 @@ export class BulkJobsIngestService {
       const slot = this.uploads.acquire(principal.sub);
       if (!slot.acquired) throw new TooManyUploadsError(slot.limit, slot.refusedBy);
       release = slot.release;
+      // From here the idle clock alone bounds the upload, however long the whole takes.
+      exemptFromRequestTimeout(body);
       const first = await lines.next();
       if (first.done) {
         throw new ValidationFailedError({ body: 'is empty; the first line must be the job spec' });

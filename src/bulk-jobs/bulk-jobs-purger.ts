@@ -3,7 +3,10 @@ import { Env } from '../config/env';
 import { BulkJobsService } from './bulk-jobs.service';
 import { loggableMessage } from '../database/database-errors';
 
-/** Periodically hard-deletes jobs whose retention after a soft delete has run out. */
+/**
+ * Periodically expires finished jobs past BULK_JOBS_FINISHED_RETENTION_DAYS
+ * and hard-deletes the jobs whose retention after a delete has run out.
+ */
 @Injectable()
 export class BulkJobsPurger implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BulkJobsPurger.name);
@@ -27,7 +30,11 @@ export class BulkJobsPurger implements OnApplicationBootstrap, OnApplicationShut
 
   tick(): Promise<void> {
     this.running ??= this.jobs
-      .purgeExpired()
+      .expireFinished()
+      .then((n) => {
+        if (n > 0) this.logger.log(`expired ${n} finished job(s) past BULK_JOBS_FINISHED_RETENTION_DAYS`);
+        return this.jobs.purgeExpired();
+      })
       .then((n) => {
         if (n > 0) this.logger.log(`purged ${n} deleted job(s) past their retention`);
       })

@@ -222,7 +222,10 @@ export class BulkJobsController {
     operationId: 'cancelBulkActionJob',
     summary: 'Cancel a bulk action job',
     description:
-      'Pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.',
+      "Answers at once whatever the job's size. The job turns cancelling and its first BULK_JOBS_CANCEL_BATCH_SIZE " +
+      'pending items skipped; the workers skip the rest in batches, and the job is cancelled once no item is pending ' +
+      'or in flight (at once when there was nothing more). Cancelling a cancelling job changes nothing. Items that ' +
+      'already succeeded stay succeeded.',
   })
   @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.cancelled })
   @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_CANCELLABLE)

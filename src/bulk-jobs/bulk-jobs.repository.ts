@@ -8,8 +8,17 @@ import { Database } from '../database/database';
 import { selectList, sql, type Queryable, type Statement } from '../database/sql';
 import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
 import { BulkJob } from '../jobs/bulk-job.entity';
-import { ACTIVE, CANCELLABLE, CLAIMABLE, DELETABLE, RESTORABLE, VISIBLE } from '../jobs/job-conditions';
+import {
+  ACTIVE,
+  CANCELLABLE,
+  CLAIMABLE,
+  DELETABLE,
+  FINISHED,
+  RESTORABLE,
+  VISIBLE,
+} from '../jobs/job-conditions';
 import type { ItemStatus, JobStatus } from '../jobs/job-status';
+import { skipPendingBatch } from '../jobs/cancel-batch.sql';
 import type { JobOptions } from '../jobs/job-types';
 import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
 
@@ -18,6 +27,9 @@ export type Transaction = PoolClient;
 
 /** Whose jobs a statement may see or touch: one owner's, or every owner's (null, for an admin). */
 export type OwnerScope = string | null;
+
+/** A job row with no item pending or running (its counters say so). */
+const NOTHING_LEFT = `running_items = 0 AND succeeded_items + failed_items + skipped_items >= total_items`;
 
 /** How long an Idempotency-Key record holds its key. */
 const IDEMPOTENCY_WINDOW = `interval '24 hours'`;
@@ -128,7 +140,7 @@ export class BulkJobsRepository {
   private readonly markCancelling: Scoped<{ id: string }>;
   private readonly insert: Statement<NewJob>;
   private readonly setTotal: Statement<{ id: string; totalItems: number }>;
-  private readonly cancelItems: Statement<{ id: string }>;
+  private readonly cancelItems: Statement<{ id: string; batch: number }>;
   private readonly findKey: Statement<{ owner: string; key: string }>;
   private readonly deleteExpiredKeys: Statement;
   private readonly pageShapes = new PageStatements();
@@ -190,13 +202,17 @@ export class BulkJobsRepository {
         .andWhere(RESTORABLE)
         .returning(selectList(job, JOB_VIEW)),
     );
-    // Locks the job row: concurrent cancels and the workers' status updates queue behind it.
+    // One short statement whatever the job's size: its counters say whether anything is left.
     this.markCancelling = scoped(() =>
       updateJob()
-        .set({ status: () => `'cancelling'` })
+        .set({
+          status: () => `CASE WHEN ${NOTHING_LEFT} THEN 'cancelled' ELSE 'cancelling' END`,
+          finishedAt: () => `CASE WHEN ${NOTHING_LEFT} THEN now() ELSE finished_at END`,
+          claimableAt: () => `CASE WHEN ${NOTHING_LEFT} THEN NULL ELSE claimable_at END`,
+        })
         .where('id = :id')
         .andWhere(CANCELLABLE)
-        .returning(selectList(job, ['id'])),
+        .returning(selectList(job, JOB_VIEW)),
     );
     // Every other column takes its default; the items are counted once written (setTotalItems).
     const fields: Record<keyof NewJob, () => string> = {
@@ -230,21 +246,9 @@ export class BulkJobsRepository {
     this.deleteExpiredKeys = sql(
       keys.createQueryBuilder().delete().where(`created_at < now() - ${IDEMPOTENCY_WINDOW}`).getQuery(),
     );
-    this.cancelItems = sql(`
-      WITH skipped AS (
-        UPDATE bulk_job_items SET status = 'skipped', finished_at = now()
-        WHERE job_id = :id AND status = 'pending'
-        RETURNING 1
-      )
-      UPDATE bulk_jobs j SET
-        skipped_items = j.skipped_items + (SELECT count(*) FROM skipped),
-        status = CASE WHEN EXISTS (SELECT 1 FROM bulk_job_items WHERE job_id = :id AND status = 'running')
-                      THEN 'cancelling' ELSE 'cancelled' END,
-        finished_at = CASE WHEN EXISTS (SELECT 1 FROM bulk_job_items WHERE job_id = :id AND status = 'running')
-                      THEN NULL ELSE now() END,
-        updated_at = now()
-      WHERE j.id = :id
-      RETURNING ${selectList(job, JOB_VIEW)}`);
+    this.cancelItems = sql(
+      skipPendingBatch(`SELECT id AS job_id FROM bulk_jobs WHERE id = :id`, selectList(job, JOB_VIEW)),
+    );
   }
 
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
@@ -346,23 +350,17 @@ export class BulkJobsRepository {
   }
 
   /**
-   * Cancels a pending or running job in one transaction: the job row first
-   * (locked, so that concurrent cancels and the workers' updates queue behind
-   * it), then its pending items are skipped and the job becomes cancelled, or
-   * cancelling while items are in flight. Undefined when the job was not
-   * cancellable (or not visible).
+   * Cancels a pending or running job: one conditional UPDATE marks it
+   * `cancelling` (`cancelled` at once when nothing is pending or running),
+   * then one statement skips its first `batch` pending items, and marks it
+   * `cancelled` if that was all; the workers' cancel sweep skips the rest.
+   * Each statement is short and commits on its own, whatever the job's size.
+   * Undefined when the job was not cancellable (or not visible).
    */
-  cancelJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    return this.transaction(async (tx) => {
-      const locked = await this.scopedRows<{ id: string }, { id: string }>(
-        this.markCancelling,
-        owner,
-        { id },
-        tx,
-      );
-      if (locked.length === 0) return undefined;
-      return (await this.cancelItems.rows<JobView>(tx, { id }))[0];
-    });
+  async cancelJob(owner: OwnerScope, id: string, batch: number): Promise<JobView | undefined> {
+    const [marked] = await this.scopedRows<JobView, { id: string }>(this.markCancelling, owner, { id });
+    if (!marked || marked.status !== 'cancelling') return marked;
+    return (await this.cancelItems.rows<JobView>(this.db.pool, { id, batch }))[0] ?? marked;
   }
 
   // --- creates --------------------------------------------------------------
@@ -388,6 +386,9 @@ export class BulkJobsRepository {
    * connection rejects here instead of being an unhandled 'error' event.
    */
   async copyItems(tx: Transaction, rows: () => AsyncIterable<string>): Promise<void> {
+    // One COPY lasts as long as its client sends targets (10M: over a minute): the pool's
+    // statement_timeout must not cut it. The client's pauses are bounded by BODY_IDLE_TIMEOUT_MS.
+    await NO_STATEMENT_TIMEOUT.query(tx, {});
     await pipeline(rows, tx.query(copyFrom(COPY_ITEMS)));
   }
 
@@ -427,9 +428,47 @@ export class BulkJobsRepository {
 
   // --- upkeep ---------------------------------------------------------------
 
-  /** Hard-deletes up to `batch` jobs past their purge time (and, by cascade, their items and key); returns how many. */
-  async purgeJobs(batch: number): Promise<number> {
-    return (await PURGE_JOBS.query(this.db.pool, { batch })).rowCount ?? 0;
+  /** Up to `limit` jobs past their purge time, in purge order, after the keyset position `after`. */
+  async jobsToPurge(
+    limit: number,
+    after?: { purgeAt: Date; id: string },
+  ): Promise<{ id: string; purgeAt: Date }[]> {
+    return JOBS_TO_PURGE.rows(this.db.pool, {
+      limit,
+      afterAt: after?.purgeAt ?? null,
+      afterId: after?.id ?? null,
+    });
+  }
+
+  /**
+   * Deletes the next `batch` items of job `jobId` after seq `afterSeq`, in one
+   * short statement. Returns how many items it found (fewer than `batch`: the
+   * job has none left after them) and the last seq.
+   */
+  async deleteItemBatch(
+    jobId: string,
+    afterSeq: number,
+    batch: number,
+  ): Promise<{ seen: number; last: number | null }> {
+    const [row] = await DELETE_ITEM_BATCH.rows<{ seen: number; last: number | null }>(this.db.pool, {
+      jobId,
+      afterSeq,
+      batch,
+    });
+    return row;
+  }
+
+  /** Deletes the row of a job past its purge time (and, by cascade, its key and any item left); true if it did. */
+  async deletePurgedJob(jobId: string): Promise<boolean> {
+    return ((await DELETE_PURGED_JOB.query(this.db.pool, { jobId })).rowCount ?? 0) > 0;
+  }
+
+  /**
+   * Soft-deletes up to `batch` finished jobs that nobody deleted and that
+   * finished more than `days` days ago, due for purge at once; returns how many.
+   */
+  async expireFinishedJobs(days: number, batch: number): Promise<number> {
+    return (await EXPIRE_FINISHED.query(this.db.pool, { days, batch })).rowCount ?? 0;
   }
 
   async purgeExpiredKeys(): Promise<void> {
@@ -504,6 +543,9 @@ const INSERT_ITEMS = sql<{ jobId: string } & ItemBatch>(`
   SELECT :jobId, :firstSeq + t.ord - 1, t.id, t.data
   FROM unnest(:targetIds::text[], :datas::jsonb[]) WITH ORDINALITY AS t(id, data, ord)`);
 
+/** For the rest of the transaction only (SET LOCAL). */
+const NO_STATEMENT_TIMEOUT = sql(`SELECT set_config('statement_timeout', '0', true)`);
+
 const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
 
 const CLAIM_KEY = sql<{ owner: string; key: string; requestHash: string; jobId: string }>(`
@@ -523,10 +565,36 @@ const COUNT_ACTIVE = sql<{ owner: string; except: string | null }>(`
   SELECT count(*)::int AS n FROM bulk_jobs
   WHERE owner = :owner AND ${ACTIVE} AND id IS DISTINCT FROM :except::uuid`);
 
-const PURGE_JOBS = sql<{ batch: number }>(`
-  DELETE FROM bulk_jobs WHERE id IN (
-    SELECT id FROM bulk_jobs WHERE purge_at <= now()
-    ORDER BY purge_at LIMIT :batch FOR UPDATE SKIP LOCKED)`);
+// Through bulk_jobs_purge_idx, in keyset pages: jobs whose purge fails are passed over, not retried for ever.
+const JOBS_TO_PURGE = sql<{ limit: number; afterAt: Date | null; afterId: string | null }>(`
+  SELECT id, purge_at AS "purgeAt" FROM bulk_jobs
+  WHERE purge_at <= now()
+    AND (:afterAt::timestamptz IS NULL OR (purge_at, id) > (:afterAt::timestamptz, :afterId::uuid))
+  ORDER BY purge_at, id
+  LIMIT :limit`);
+
+// A range of the primary key: each batch starts where the last ended, so that it does not wade
+// through the index entries of the rows deleted before it. Nothing else writes a purged job's items.
+const DELETE_ITEM_BATCH = sql<{ jobId: string; afterSeq: number; batch: number }>(`
+  WITH doomed AS (
+    SELECT seq FROM bulk_job_items WHERE job_id = :jobId AND seq > :afterSeq ORDER BY seq LIMIT :batch
+  ), gone AS (
+    DELETE FROM bulk_job_items i USING doomed d WHERE i.job_id = :jobId AND i.seq = d.seq
+  )
+  SELECT count(*)::int AS seen, max(seq) AS last FROM doomed`);
+
+const DELETE_PURGED_JOB = sql<{ jobId: string }>(`
+  DELETE FROM bulk_jobs WHERE id = :jobId AND purge_at <= now()`);
+
+// FINISHED is the predicate of bulk_jobs_finished_idx.
+const EXPIRE_FINISHED = sql<{ days: number; batch: number }>(`
+  UPDATE bulk_jobs SET deleted_at = now(), purge_at = now(), updated_at = now()
+  WHERE id IN (
+    SELECT id FROM bulk_jobs
+    WHERE ${FINISHED} AND finished_at < now() - make_interval(days => :days)
+    ORDER BY finished_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED)`);
 
 const COUNT_JOBS_BY_STATUS: Scoped<Record<string, never>> = {
   all: sql(`SELECT status, count(*)::int AS jobs FROM bulk_jobs WHERE deleted_at IS NULL GROUP BY status`),

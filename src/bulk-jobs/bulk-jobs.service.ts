@@ -175,12 +175,14 @@ export class BulkJobsService {
   }
 
   /**
-   * Cancels a pending or running job: its pending items become skipped at
-   * once; the job is `cancelled` when no item is in flight, else `cancelling`
-   * until the workers finish them. Cancelling a `cancelling` job is a no-op.
+   * Cancels a pending or running job, in a few milliseconds whatever its
+   * size: the job turns `cancelling` and its first BULK_JOBS_CANCEL_BATCH_SIZE
+   * pending items `skipped`; the workers skip the rest in batches of the same
+   * size, and the job is `cancelled` once nothing of it is pending or running
+   * (at once when that batch was all). Cancelling a `cancelling` job is a no-op.
    */
   async cancel(principal: Principal, id: string): Promise<BulkJobResponseDto> {
-    const cancelled = await this.jobs.cancelJob(scopeOf(principal), id);
+    const cancelled = await this.jobs.cancelJob(scopeOf(principal), id, this.env.BULK_JOBS_CANCEL_BATCH_SIZE);
     if (cancelled) return toJobResponse(cancelled);
 
     const current = await this.findVisible(principal, id);
@@ -237,13 +239,45 @@ export class BulkJobsService {
     throw new BulkJobNotDeletedError(id);
   }
 
-  /** Hard-deletes jobs (and, by cascade, their items) whose retention has run out. */
-  async purgeExpired(batchSize = 100): Promise<number> {
-    let purged = 0;
+  /**
+   * Expires finished jobs past BULK_JOBS_FINISHED_RETENTION_DAYS (when set):
+   * they are soft-deleted, due for purge at once. Returns how many.
+   */
+  async expireFinished(batchSize = 1000): Promise<number> {
+    const days = this.env.BULK_JOBS_FINISHED_RETENTION_DAYS;
+    if (days === undefined) return 0;
+    let expired = 0;
     for (;;) {
-      const n = await this.jobs.purgeJobs(batchSize);
-      purged += n;
-      if (n < batchSize) break;
+      const n = await this.jobs.expireFinishedJobs(days, batchSize);
+      expired += n;
+      if (n < batchSize) return expired;
+    }
+  }
+
+  /**
+   * Hard-deletes the jobs whose retention has run out: each job's items in
+   * batches of BULK_JOBS_PURGE_BATCH_SIZE, one short statement each, then the
+   * job's row. The job is past its purge time, so clients no longer see it;
+   * a purge cut short (a crash, a lost database) leaves it so, and the next
+   * one carries on where this one stopped.
+   */
+  async purgeExpired(jobsPerPage = 100): Promise<number> {
+    const batch = this.env.BULK_JOBS_PURGE_BATCH_SIZE;
+    let purged = 0;
+    let after: { purgeAt: Date; id: string } | undefined;
+    for (;;) {
+      const jobs = await this.jobs.jobsToPurge(jobsPerPage, after);
+      for (const job of jobs) {
+        let last = -1;
+        for (;;) {
+          const deleted = await this.jobs.deleteItemBatch(job.id, last, batch);
+          if (deleted.last !== null) last = deleted.last;
+          if (deleted.seen < batch) break;
+        }
+        if (await this.jobs.deletePurgedJob(job.id)) purged++;
+      }
+      if (jobs.length < jobsPerPage) break;
+      after = jobs[jobs.length - 1];
     }
     await this.jobs.purgeExpiredKeys();
     return purged;

@@ -155,6 +155,31 @@ export class Env {
   @Max(86_400_000)
   BULK_JOBS_PURGE_INTERVAL_MS = 3_600_000;
 
+  /** Items one statement of the purge deletes: a purge is a series of short statements, the job row last. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  BULK_JOBS_PURGE_BATCH_SIZE = 10_000;
+
+  /**
+   * Pending items one statement of a cancel skips: the cancel request skips the first batch, the
+   * workers' cancel sweep the rest.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  BULK_JOBS_CANCEL_BATCH_SIZE = 1000;
+
+  /** Finished jobs nobody deleted are purged this many days after they finished; unset: kept for ever. */
+  @Transform(({ value }: { value: unknown }) => toInt({ value: emptyToUndefined({ value }) }))
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(36_500)
+  BULK_JOBS_FINISHED_RETENTION_DAYS?: number;
+
   /** A job's params, as the UTF-8 bytes of their JSON. */
   @Transform(toInt)
   @IsInt()
@@ -231,6 +256,16 @@ export class Env {
   @Min(100)
   @Max(60_000)
   DATABASE_CONNECT_TIMEOUT_MS = 3000;
+
+  /**
+   * Longest statement of the API's pool (statement_timeout), so that a stuck statement cannot hold
+   * a connection for ever; a streamed create's COPY, which lasts as long as its upload, is exempt.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  DATABASE_STATEMENT_TIMEOUT_MS = 60_000;
 
   /** When set, GET /metrics wants `Authorization: Bearer <METRICS_TOKEN>`. */
   @Transform(emptyToUndefined)

@@ -8,6 +8,8 @@ export interface DatabaseSettings {
   applicationName?: string;
   /** Longest wait for a connection (a new one, or a free one from the pool). */
   connectTimeoutMs?: number;
+  /** Longest statement (statement_timeout); a streamed create's COPY lifts it for itself. */
+  statementTimeoutMs?: number;
   /**
    * The entities, for a DataSource made outside Nest (the CLI, specs). In the
    * application each feature registers its own (TypeOrmModule.forFeature).
@@ -47,7 +49,7 @@ export function poolSettings(settings: Omit<DatabaseSettings, 'url' | 'applicati
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     // Bounded so that a stuck statement cannot hold a pool slot forever.
-    statement_timeout: 60_000,
+    statement_timeout: settings.statementTimeoutMs ?? 60_000,
     idle_in_transaction_session_timeout: 60_000,
   };
 }

@@ -26,6 +26,7 @@ export class DatabaseModule {
               poolSize: env.DATABASE_POOL_SIZE,
               applicationName,
               connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+              statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
             }),
             // The features' entities (TypeOrmModule.forFeature): this module knows none of them.
             autoLoadEntities: true,
@@ -43,6 +44,7 @@ export class DatabaseModule {
               poolSize: env.DATABASE_POOL_SIZE,
               applicationName,
               connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+              statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
             }),
         },
         {

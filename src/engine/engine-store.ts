@@ -19,6 +19,7 @@ import {
   NEXT_DUE,
   PICK_NEXT,
   APPLY_RESULTS,
+  CANCEL_SWEEP,
   RECORD_FINAL_RESULTS,
   RECORD_RESULTS,
   RETURN_EXPIRED,
@@ -60,6 +61,12 @@ interface RecordedTotals {
   f: number;
   next_at: Date | null;
   pending_seqs: number[] | null;
+}
+
+/** What one batch of the cancel sweep did to its job. */
+export interface CancelSwept extends TouchedJob {
+  /** Pending items it skipped. */
+  skipped: number;
 }
 
 export type ClaimResult =
@@ -291,6 +298,15 @@ export class EngineStore implements OnApplicationShutdown {
         seqs: items.map((i) => i.seq),
       }),
     );
+  }
+
+  /**
+   * One batch of the cancel sweep (CANCEL_SWEEP): up to `batch` pending items
+   * of one cancelling job skipped, the job cancelled once nothing is left.
+   * Undefined when no cancelling job has anything left to do.
+   */
+  async sweepCancelled(batch: number, avoid: string[]): Promise<CancelSwept | undefined> {
+    return (await CANCEL_SWEEP.rows<CancelSwept>(this.pool, { batch, avoid }))[0];
   }
 
   /**

@@ -1,4 +1,5 @@
 import { sql } from '../database/sql';
+import { skipPendingBatch } from '../jobs/cancel-batch.sql';
 import type { OutcomeKind } from './types';
 
 /**
@@ -178,14 +179,17 @@ export const LOCK_JOBS = sql<{ jobIds: string[] }>(`
 /** The job reaches its end with this batch (j: the job row, x: the batch's totals). */
 const DONE = `(j.status IN ('pending', 'running')
   AND j.succeeded_items + x.s + j.failed_items + x.f + j.skipped_items + x.k >= j.total_items)`;
-const CANCELLED = `(j.status = 'cancelling' AND j.running_items - x.n = 0)`;
+/** A cancelling job with nothing left pending (the cancel sweep skips those) or running after this batch. */
+const CANCELLED = `(j.status = 'cancelling' AND j.running_items - x.n = 0
+  AND j.succeeded_items + x.s + j.failed_items + x.f + j.skipped_items + x.k >= j.total_items)`;
 
 /**
  * Folds per-job totals (the CTE `totals`: job_id, n items that left running,
  * s succeeded, f failed, k skipped, next_at the earliest retry) into the
  * jobs' counters, once per job and batch, and finishes a job when this was
  * its last item: completed if every item succeeded, else failed. A
- * cancelling job whose last running item left becomes cancelled.
+ * cancelling job whose last running item left, with no pending item left
+ * either (CANCEL_SWEEP skips them), becomes cancelled.
  * Every decision reads the job row inside SET, never from a CTE: when the
  * row was locked by another writer, SET sees the version that writer
  * committed, whereas a CTE would still see this statement's snapshot (and
@@ -392,3 +396,26 @@ export const RETURN_EXPIRED = sql<{
          count(*) FILTER (WHERE status = 'skipped')::int AS k,
          min(available_at) FILTER (WHERE status = 'pending') AS next_at
   FROM upd`);
+
+/**
+ * Jobs being cancelled with something still to do: pending items to skip, or
+ * nothing running any more (the sweep then only marks the job cancelled).
+ * Read through bulk_jobs_cancelling_idx.
+ */
+const CANCEL_SWEEP_TARGET = `
+    SELECT id AS job_id FROM bulk_jobs
+    WHERE status = 'cancelling'
+      AND (succeeded_items + failed_items + skipped_items + running_items < total_items OR running_items = 0)
+      AND NOT (id = ANY(:avoid::uuid[]))
+    ORDER BY updated_at
+    LIMIT 1`;
+
+/**
+ * One batch of the cancel sweep: skips up to :batch pending items of the
+ * cancelling job whose turn it is (least recently updated, except :avoid),
+ * counts them, and marks the job cancelled once nothing is pending or running
+ * (skipPendingBatch). No row: no cancelling job has anything left to do.
+ */
+export const CANCEL_SWEEP = sql<{ batch: number; avoid: string[] }>(
+  skipPendingBatch(CANCEL_SWEEP_TARGET, 'j.id, j.status, n.k AS skipped'),
+);

@@ -11,6 +11,7 @@ import { Env } from '../config/env';
 import { Metrics } from '../metrics/metrics';
 import { retryDelayMs, type BackoffPolicy } from './backoff';
 import { maxAttemptsOf } from './claim-plan';
+import { CancelSweeper } from './cancel-sweeper';
 import { EngineEvents, FailureLog } from './engine-events';
 import { EngineStore, type ClaimedArrays, type PickedJob } from './engine-store';
 import { ItemRunner } from './item-runner';
@@ -52,6 +53,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private readonly runner: ItemRunner;
   private readonly recorder: ResultRecorder;
   private readonly leases: LeaseKeeper;
+  private readonly cancels: CancelSweeper;
   /** Claimed, unrecorded items by job id and seq. */
   private readonly held = new Map<string, Map<number, RunningItem>>();
   private heldCount = 0;
@@ -97,6 +99,10 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       },
       this.events,
     );
+    this.cancels = new CancelSweeper(store, this.events, {
+      batch: env.BULK_JOBS_CANCEL_BATCH_SIZE,
+      pollMs: env.WORKER_POLL_INTERVAL_MS,
+    });
   }
 
   /**
@@ -123,6 +129,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         `batch ${this.env.WORKER_BATCH_SIZE}, lease ${this.env.WORKER_LEASE_MS} ms`,
     );
     this.leases.start();
+    this.cancels.start();
     this.loop = this.claimLoop();
   }
 
@@ -145,7 +152,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     const started = Date.now();
     this.stopping = true;
     this.wake.notify();
-    await this.loop;
+    await Promise.all([this.loop, this.cancels.stop()]);
     const queued = this.runner.takeQueued();
     for (const item of queued) {
       item.outcome = 'release';

@@ -9,7 +9,7 @@ import {
   UpdateDateColumn,
 } from 'typeorm';
 import { sqlLiterals } from '../database/sql';
-import { ACTIVE } from './job-conditions';
+import { ACTIVE, CANCELLING, FINISHED } from './job-conditions';
 import { JOB_STATUSES, TERMINAL_JOB_STATUSES, type JobStatus } from './job-status';
 import type { JobError, JobOptions } from './job-types';
 
@@ -61,6 +61,10 @@ export const DESCENDING_INDEXES = {
 @Index('bulk_jobs_active_idx', ['createdAt', 'id'], { where: ACTIVE })
 /** An owner's unfinished jobs, for the BULK_JOBS_MAX_ACTIVE_PER_OWNER check of every create. */
 @Index('bulk_jobs_owner_active_idx', ['owner'], { where: ACTIVE })
+/** Cancelled jobs whose pending items the workers' cancel sweep skips in batches. */
+@Index('bulk_jobs_cancelling_idx', ['id'], { where: CANCELLING })
+/** Finished jobs nobody deleted, oldest first, for BULK_JOBS_FINISHED_RETENTION_DAYS. */
+@Index('bulk_jobs_finished_idx', ['finishedAt'], { where: FINISHED })
 export class BulkJob {
   @PrimaryColumn('uuid', { primaryKeyConstraintName: 'bulk_jobs_pkey' })
   id: string;

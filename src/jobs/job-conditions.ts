@@ -30,3 +30,9 @@ export const RESTORABLE = `deleted_at IS NOT NULL AND purge_at > now()`;
 
 /** A job whose items workers claim (its unclaimed items are the queue). */
 export const CLAIMABLE = `status IN (${sqlLiterals(CLAIMABLE_JOB_STATUSES)})`;
+
+/** Cancelled, with items the engine has still to skip or settle (a cancel sweep's work). */
+export const CANCELLING = `status = 'cancelling'`;
+
+/** Finished and not deleted: what BULK_JOBS_FINISHED_RETENTION_DAYS expires, by finished_at. */
+export const FINISHED = DELETABLE;

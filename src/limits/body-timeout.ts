@@ -128,3 +128,24 @@ export function drainWithin(body: Readable, idleMs: number): void {
   body.once('close', stop);
   body.resume();
 }
+
+/** What Node's HTTP server keeps on a socket while it parses a request on it (not a public API). */
+interface ParsedSocket {
+  parser?: { remove?: () => void } | null;
+}
+
+/**
+ * Takes a streamed body out of Node's requestTimeout (REQUEST_TIMEOUT_MS),
+ * for this request only: an authenticated upload under the upload caps may
+ * take as long as its client needs, and its reader's idle clock
+ * (BODY_IDLE_TIMEOUT_MS, chunksWithin) is what bounds it. Node tracks each
+ * request's start on the socket's HTTP parser (lib/_http_server.js,
+ * checkConnections; src/node_http_parser.cc, ConnectionsList::Expired);
+ * `parser.remove()` drops the connection from that list, and the parser puts
+ * it back when the next request on the socket begins. Where Node has no such
+ * method, the request keeps the server's requestTimeout.
+ */
+export function exemptFromRequestTimeout(request: Readable): void {
+  const socket = (request as Partial<IncomingMessage>).socket as ParsedSocket | undefined;
+  socket?.parser?.remove?.();
+}

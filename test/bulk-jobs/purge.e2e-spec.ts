@@ -109,7 +109,7 @@ describe('the periodic purge', () => {
       const waitingPurges = async () => {
         const found: { n: number }[] = await t.db.query(
           `SELECT count(*)::int AS n FROM pg_stat_activity
-           WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE 'DELETE FROM bulk_jobs WHERE id IN%'`,
+           WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%DELETE FROM bulk_jobs WHERE id = %'`,
           [rows[0].pid],
         );
         return found[0].n;
