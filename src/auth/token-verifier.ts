@@ -77,13 +77,24 @@ export class TokenVerifier {
     }
   }
 
-  async verify(token: string): Promise<Principal> {
-    const now = Date.now();
+  /**
+   * The principal of a token verified within VERIFIED_TTL_MS that has not
+   * expired since, or undefined: then verify() it. Synchronous, so that the
+   * guard answers most requests without a promise.
+   */
+  known(token: string): Principal | undefined {
     const known = this.verified.get(token);
-    if (known) {
-      if (now < known.until && now < known.principal.expiresAt) return known.principal;
-      this.verified.delete(token);
-    }
+    if (!known) return undefined;
+    const now = Date.now();
+    if (now < known.until && now < known.principal.expiresAt) return known.principal;
+    this.verified.delete(token);
+    return undefined;
+  }
+
+  async verify(token: string): Promise<Principal> {
+    const known = this.known(token);
+    if (known) return known;
+    const now = Date.now();
     const principal = await this.verifyFully(token);
     if (token.length <= VERIFIED_MAX_TOKEN_LENGTH) {
       if (this.verified.size >= VERIFIED_MAX_ENTRIES) {
