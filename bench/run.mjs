@@ -6,7 +6,7 @@
 //   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
 //   --only=a,b         run some of: engine, ingest, api, list, pages, bigjob, dashboard (bigjob: full runs only)
 //   --workers=N        worker processes of the engine benchmark (default 1)
-//   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets)
+//   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets, --api-runs)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
 //   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
 //   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
@@ -37,12 +37,22 @@ for (const name of only)
 const workers = Number(option('workers') ?? 1);
 
 const SIZES = quick
-  ? { items: 10_000, targets: 10_000, seconds: 1, deletes: 20_000, listJobs: 1_000, bigjobTargets: 0 }
+  ? {
+      items: 10_000,
+      targets: 10_000,
+      seconds: 1,
+      deletes: 20_000,
+      listJobs: 1_000,
+      bigjobTargets: 0,
+      apiRuns: 1,
+    }
   : {
       items: 1_000_000,
       targets: 1_000_000,
       seconds: 10,
       deletes: 250_000,
+      // The api benchmark's target is the median of three runs (each ABBA, see api.mjs).
+      apiRuns: 3,
       listJobs: 1_000_000,
       // The advertised size (BULK_JOBS_MAX_TARGETS); --quick skips it (minutes, and gigabytes of rows).
       bigjobTargets: 10_000_000,
@@ -54,12 +64,36 @@ for (const [key, name] of [
   ['seconds', 'seconds'],
   ['listJobs', 'list-jobs'],
   ['bigjobTargets', 'bigjob-targets'],
+  ['apiRuns', 'api-runs'],
 ]) {
   if (option(name)) SIZES[key] = Number(option(name));
 }
 
 const started = Date.now();
 const log = (msg) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+
+/**
+ * Each method's figures from the run whose req/s ratio is the median of the
+ * runs (the whole invocation shares one database and one load), its p99
+ * ratio the median of the runs' p99 ratios, and every run's two ratios.
+ */
+function medianApiRun(runs) {
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const result = { connections: runs[0].connections, seconds: runs[0].seconds, rounds: runs[0].rounds };
+  for (const op of ['get', 'delete']) {
+    const each = runs.map((r) => ({
+      ...r[op],
+      p99_ratio: round(r[op].service.p99_ms / r[op].baseline.p99_ms, 2),
+    }));
+    const ratio = median(each.map((r) => r.ratio));
+    result[op] = {
+      ...each.find((r) => r.ratio === ratio),
+      p99_ratio: median(each.map((r) => r.p99_ratio)),
+      runs: each.map((r) => ({ ratio: r.ratio, p99_ratio: r.p99_ratio })),
+    };
+  }
+  return result;
+}
 
 /** The targets of the issue, as ratios and bounds read from one run. */
 function targets(r) {
@@ -76,8 +110,11 @@ function targets(r) {
   }
   if (r.api) {
     for (const op of ['get', 'delete']) {
-      add(`api ${op.toUpperCase()} / raw baseline (req/s)`, r.api[op].ratio, '>=', 0.85);
-      add(`api ${op.toUpperCase()} p99 (ms)`, r.api[op].service.p99_ms, '<=', 25);
+      const a = r.api[op];
+      // Medians of the runs (--api-runs). p99 relative to the raw server's in the same run: at 64
+      // connections on two cores no server meets an absolute p99 of a few ms (bench/README.md, "Misses").
+      add(`api ${op.toUpperCase()} / raw baseline (req/s)`, a.ratio, '>=', 0.9);
+      add(`api ${op.toUpperCase()} p99 / raw p99`, a.p99_ratio, '<=', 1.25);
     }
   }
   if (r.list) add('list p99 per page (ms)', r.list.p99_ms, '<=', 20);
@@ -127,7 +164,7 @@ function table(r, checks) {
         `api: ${op.toUpperCase()} /jobs/{id}, ${r.api.connections} connections`,
         `${n(a.service.req_per_s)} req/s, p50 ${a.service.p50_ms} ms, p99 ${a.service.p99_ms} ms`,
         `${n(a.baseline.req_per_s)} req/s, p50 ${a.baseline.p50_ms} ms, p99 ${a.baseline.p99_ms} ms`,
-        `${a.ratio}`,
+        a.runs.length > 1 ? `${a.ratio} (runs: ${a.runs.map((x) => x.ratio).join(', ')})` : `${a.ratio}`,
       ]);
     }
   }
@@ -232,13 +269,19 @@ async function main() {
     if (only.includes('ingest'))
       results.ingest = await ingestBench({ url: db.url, targets: SIZES.targets, profile, log });
     if (only.includes('api')) {
-      results.api = await apiBench({
-        url: db.url,
-        seconds: SIZES.seconds,
-        deletesPerSide: SIZES.deletes,
-        profile,
-        log,
-      });
+      const runs = [];
+      for (let i = 0; i < SIZES.apiRuns; i++) {
+        runs.push(
+          await apiBench({
+            url: db.url,
+            seconds: SIZES.seconds,
+            deletesPerSide: SIZES.deletes,
+            profile,
+            log,
+          }),
+        );
+      }
+      results.api = medianApiRun(runs);
     }
     if (only.includes('list'))
       results.list = await listBench({ url: db.url, jobs: SIZES.listJobs, profile, log });

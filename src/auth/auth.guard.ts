@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthenticatedError } from '../common/problem-details/domain-error';
 import { PRINCIPAL_KEY, PUBLIC_METADATA, REQUIRED_SCOPE_METADATA } from './auth.decorators';
-import { hasScope, type Scope } from './scopes';
+import { hasScope, type Principal, type Scope } from './scopes';
 import { TokenVerifier } from './token-verifier';
 
 /** Global guard: a verified bearer token on every route, and the route's scope. */
@@ -17,7 +17,8 @@ export class AuthGuard implements CanActivate {
     private readonly verifier: TokenVerifier,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /** Synchronous for a token verified recently (TokenVerifier.known): no promise on most requests. */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const { isPublic, scope } = this.requirementOf(context);
     if (isPublic) return true;
 
@@ -25,10 +26,9 @@ export class AuthGuard implements CanActivate {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/i.exec(header) : null;
     if (!match) throw new UnauthenticatedError();
-    const principal = await this.verifier.verify(match[1]);
-    if (scope && !hasScope(principal, scope)) throw new ForbiddenError(scope);
-    request[PRINCIPAL_KEY] = principal;
-    return true;
+    const known = this.verifier.known(match[1]);
+    if (known) return admit(request, known, scope);
+    return this.verifier.verify(match[1]).then((principal) => admit(request, principal, scope));
   }
 
   private requirementOf(context: ExecutionContext): RouteRequirement {
@@ -49,4 +49,11 @@ export class AuthGuard implements CanActivate {
 interface RouteRequirement {
   isPublic: boolean;
   scope: Scope | undefined;
+}
+
+/** The principal's request, if its token grants the route's scope. */
+function admit(request: Record<string, unknown>, principal: Principal, scope: Scope | undefined): true {
+  if (scope && !hasScope(principal, scope)) throw new ForbiddenError(scope);
+  request[PRINCIPAL_KEY] = principal;
+  return true;
 }

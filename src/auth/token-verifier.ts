@@ -12,6 +12,18 @@ const ASYMMETRIC_ALGORITHMS: jwt.Algorithm[] = ['RS256', 'ES256'];
 /** Seconds by which `exp` and `nbf` may be off, for clocks that differ a little between hosts. */
 const CLOCK_TOLERANCE_S = 5;
 
+/**
+ * Tokens already verified, kept by their full text: the same bytes carry the
+ * same signature and the same claims, so only the time-bound ones need
+ * checking again. Each entry also ends this long after its verification, so
+ * that a key withdrawn from the JWKS stops being trusted within it (the JWKS
+ * client keeps keys for ten minutes anyway).
+ */
+const VERIFIED_TTL_MS = 60_000;
+/** Entries kept at most, and the longest token kept: at most 16 MiB of keys, whatever the traffic. */
+const VERIFIED_MAX_ENTRIES = 4096;
+const VERIFIED_MAX_TOKEN_LENGTH = 4096;
+
 /** The JWKS could not be fetched in time: not the token's fault, so a 503. */
 class JwksUnavailable extends Error {}
 
@@ -38,6 +50,14 @@ export class TokenVerifier {
    * handful of headers (one per key), so each is decoded once.
    */
   private readonly headers = new Map<string, JwtHeader>();
+  /**
+   * Principals of tokens verified within VERIFIED_TTL_MS, by token, oldest
+   * first (a Map keeps insertion order). A hit still checks `exp` (through
+   * `expiresAt`) at every use; `nbf` had passed when the token was verified.
+   * Only successes are kept. One HMAC verify costs about as much CPU as the
+   * rest of the auth guard together (bench/README.md, API).
+   */
+  private readonly verified = new Map<string, { principal: Principal; until: number }>();
 
   constructor(private readonly env: Env) {
     const secret = resolveJwtSecret(env);
@@ -57,7 +77,35 @@ export class TokenVerifier {
     }
   }
 
+  /**
+   * The principal of a token verified within VERIFIED_TTL_MS that has not
+   * expired since, or undefined: then verify() it. Synchronous, so that the
+   * guard answers most requests without a promise.
+   */
+  known(token: string): Principal | undefined {
+    const known = this.verified.get(token);
+    if (!known) return undefined;
+    const now = Date.now();
+    if (now < known.until && now < known.principal.expiresAt) return known.principal;
+    this.verified.delete(token);
+    return undefined;
+  }
+
   async verify(token: string): Promise<Principal> {
+    const known = this.known(token);
+    if (known) return known;
+    const now = Date.now();
+    const principal = await this.verifyFully(token);
+    if (token.length <= VERIFIED_MAX_TOKEN_LENGTH) {
+      if (this.verified.size >= VERIFIED_MAX_ENTRIES) {
+        this.verified.delete(this.verified.keys().next().value!);
+      }
+      this.verified.set(token, { principal, until: now + VERIFIED_TTL_MS });
+    }
+    return principal;
+  }
+
+  private async verifyFully(token: string): Promise<Principal> {
     const header = this.headerOf(token);
     let payload: JwtPayload;
     try {
@@ -87,12 +135,13 @@ export class TokenVerifier {
       throw new InvalidTokenError('The token has no valid "sub" claim.');
     }
     const scopes = parseScopes(payload.scope ?? payload.scp);
-    return {
+    // Frozen: one principal serves every request that carries its token.
+    return Object.freeze({
       sub: payload.sub,
       scopes,
       isAdmin: scopes.has(SCOPES.admin),
       expiresAt: (payload.exp! + CLOCK_TOLERANCE_S) * 1000,
-    };
+    });
   }
 
   /**

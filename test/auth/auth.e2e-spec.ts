@@ -130,6 +130,33 @@ describe('bearer authentication with HS256', () => {
     });
   }
 
+  it('refuses a token it accepted before once the token has expired', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    // Past its exp, but within the 5 s clock tolerance for 3 to 4 s more.
+    const exp = nowSeconds() - 1;
+    const token = hs256(claims(owner, { exp }));
+    expect(listedIds(await t.http().get(JOBS).set(bearer(token)))).toEqual([id]);
+    expect(listedIds(await t.http().get(JOBS).set(bearer(token)))).toEqual([id]);
+    await new Promise((resolve) => setTimeout(resolve, (exp + 5) * 1000 + 100 - Date.now()));
+    const res = await t.http().get(JOBS).set(bearer(token));
+    expectUnauthenticated(res, token);
+    expect((res.body as { detail: string }).detail).toBe('The token has expired.');
+  });
+
+  it('refuses an accepted token with its signature or payload changed', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed' });
+    const token = hs256(claims(owner));
+    expect(listedIds(await t.http().get(JOBS).set(bearer(token)))).toEqual([id]);
+    const [h, p, s] = token.split('.');
+    const otherSignature = `${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`;
+    const otherPayload = Buffer.from(JSON.stringify(claims('mallory'))).toString('base64url');
+    for (const forged of [`${h}.${p}.${otherSignature}`, `${h}.${otherPayload}.${s}`]) {
+      expectUnauthenticated(await t.http().get(JOBS).set(bearer(forged)), forged);
+    }
+  });
+
   it('answers 401 on every operation, before validating anything else', async () => {
     const token = hs256(claims('alice'), otherSecret);
     const id = '00000000-0000-4000-8000-000000000000';
