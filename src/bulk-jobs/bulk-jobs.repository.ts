@@ -1,17 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { PoolClient } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import type { Client, PoolClient } from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { ObjectLiteral, Repository, SelectQueryBuilder, UpdateQueryBuilder } from 'typeorm';
 import { Database } from '../database/database';
-import { selectList, sql, type Queryable, type Statement } from '../database/sql';
+import { selectList, sql, sqlLiterals, type Queryable, type Statement } from '../database/sql';
 import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
 import { BulkJob } from '../jobs/bulk-job.entity';
 import { ACTIVE, CANCELLABLE, CLAIMABLE, DELETABLE, RESTORABLE, VISIBLE } from '../jobs/job-conditions';
 import type { ItemStatus, JobStatus } from '../jobs/job-status';
 import type { JobOptions } from '../jobs/job-types';
 import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
+import type { ExportFormat } from './results-export';
 
 /** A transaction's connection (BulkJobsRepository.transaction). */
 export type Transaction = PoolClient;
@@ -294,6 +296,59 @@ export class BulkJobsRepository {
     return statement.rows<PageRow<ItemView>>(this.db.pool, { jobId, status, afterSeq, limit, pageBytes });
   }
 
+  /**
+   * A job's items in target order (only those of `statuses`, when given), as
+   * the bytes of an export, straight from `COPY (SELECT …) TO STDOUT`: the
+   * rows are formatted by PostgreSQL and pass through here without being
+   * parsed, and the stream's back-pressure holds the COPY when the reader is
+   * slow, so memory stays constant whatever the job's size. One REPEATABLE
+   * READ READ ONLY transaction: one snapshot, however long the export takes.
+   * Destroying the stream before its end closes the connection, which ends
+   * the backend's query at once (it was writing to that socket); the
+   * connection check covers a query that is still scanning and not writing.
+   */
+  async exportItems(
+    jobId: string,
+    statuses: readonly ItemStatus[] | undefined,
+    format: ExportFormat,
+    timeoutMs: number,
+  ): Promise<Readable> {
+    const client = await this.db.pool.connect();
+    let done = false;
+    const lost = (err: Error) => finish(err);
+    const finish = (broken?: Error) => {
+      if (done) return;
+      done = true;
+      if (broken) {
+        // The listener stays: the closed connection may still report errors, and it is discarded.
+        (client as unknown as Client).connection.stream.destroy();
+        client.release(broken);
+      } else {
+        client.query('COMMIT').then(
+          () => {
+            client.removeListener('error', lost);
+            client.release();
+          },
+          (err: Error) => client.release(err),
+        );
+      }
+    };
+    // A connection that breaks mid-export reports an 'error' event, which must not crash the process.
+    client.on('error', lost);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await EXPORT_SETTINGS.query(client, { timeout: `${timeoutMs}ms` });
+      const rows = client.query(copyTo(exportStatement(jobId, statuses, format)));
+      rows.once('end', () => finish());
+      rows.once('close', () => finish(new Error('export ended before its last row')));
+      rows.once('error', (err) => finish(err));
+      return rows;
+    } catch (err) {
+      finish(err as Error);
+      throw err;
+    }
+  }
+
   // --- lifecycle ------------------------------------------------------------
 
   /**
@@ -541,3 +596,52 @@ const COUNT_BY_STATUS = sql(`
            FILTER (WHERE ${CLAIMABLE}), 0) AS "pendingItems",
          COALESCE(sum(running_items), 0) AS "runningItems"
   FROM bulk_jobs WHERE deleted_at IS NULL GROUP BY status`);
+
+// A cancelled export's backend notices a closed connection within a second even while it scans
+// without writing (a status filter that matches few rows); statement_timeout is the export's own.
+const EXPORT_SETTINGS = sql<{ timeout: string }>(`
+  SELECT set_config('statement_timeout', :timeout, true),
+         set_config('client_connection_check_interval', '1000', true)`);
+
+const EXPORT_FINISHED_AT = `to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * One JSON object a line, written by PostgreSQL. The line is COPY'd as a
+ * one-column CSV whose quote and delimiter characters (0x01, 0x02) never
+ * occur in JSON text (JSON escapes every control character), so each line
+ * goes out exactly as built: the text format would double its backslashes.
+ */
+const NDJSON_LINE = `'{"target_id":' || to_json(target_id)::text
+  || ',"data":' || COALESCE(data::text, 'null')
+  || ',"status":"' || status || '"'
+  || ',"attempts":' || attempts
+  || ',"result":' || COALESCE(result::text, 'null')
+  || ',"error_code":' || COALESCE((last_error->'code')::text, 'null')
+  || ',"error_message":' || COALESCE((last_error->'message')::text, 'null')
+  || ',"finished_at":' || COALESCE('"' || ${EXPORT_FINISHED_AT} || '"', 'null')
+  || '}'`;
+
+const CSV_COLUMNS = `target_id, data, status, attempts, result,
+  last_error->>'code' AS error_code, last_error->>'message' AS error_message,
+  ${EXPORT_FINISHED_AT} AS finished_at`;
+
+/**
+ * The export's COPY. COPY takes no bind parameters, so the job id and the
+ * statuses are written in as literals: the id has been parsed as a UUID and
+ * the statuses checked against ITEM_STATUSES, and both are quoted besides.
+ * The rows come in target order from the primary key (job_id, seq).
+ */
+function exportStatement(
+  jobId: string,
+  statuses: readonly ItemStatus[] | undefined,
+  format: ExportFormat,
+): string {
+  const filter = statuses && statuses.length > 0 ? ` AND status IN (${sqlLiterals(statuses)})` : '';
+  const select = format === 'csv' ? CSV_COLUMNS : NDJSON_LINE;
+  const options =
+    format === 'csv' ? `FORMAT csv, HEADER true` : `FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'`;
+  return (
+    `COPY (SELECT ${select} FROM bulk_job_items WHERE job_id = ${sqlLiterals([jobId])}::uuid${filter} ` +
+    `ORDER BY seq) TO STDOUT WITH (${options})`
+  );
+}

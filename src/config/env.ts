@@ -176,6 +176,13 @@ export class Env {
   @Max(256 * 1024 * 1024)
   BULK_JOBS_MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
+  /** The longest a results export may run (its COPY's statement_timeout), a slow reader's time included. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(24 * 3600 * 1000)
+  BULK_JOBS_EXPORT_TIMEOUT_MS = 3600 * 1000;
+
   @Transform(toInt)
   @IsInt()
   @Min(1024)
