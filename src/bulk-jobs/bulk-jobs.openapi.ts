@@ -85,7 +85,7 @@ const RUNNING_JOB = {
     url: 'https://api.example.com/users/{id}/notify',
     headers: { Authorization: { $secret: 'crm-token' }, 'X-Api-Key': '[REDACTED]' },
   },
-  options: { max_attempts: 3 },
+  options: { max_attempts: 3, notify: { url: 'https://hooks.example.com/bulk-jobs' } },
   status: 'running',
   total_items: 1000,
   succeeded_items: 420,
@@ -100,6 +100,7 @@ const RUNNING_JOB = {
   started_at: '2026-11-29T10:15:00.412Z',
   finished_at: null,
   updated_at: '2026-11-29T10:15:42.108Z',
+  notification: { status: 'waiting', attempts: 0, last_error: null, delivered_at: null },
 };
 
 /** Example bodies of the successful responses, by operation. */
@@ -121,6 +122,12 @@ export const JOB_EXAMPLES = {
     progress: 1,
     finished_at: '2026-11-29T10:15:43.020Z',
     updated_at: '2026-11-29T10:15:43.020Z',
+    notification: {
+      status: 'delivered',
+      attempts: 1,
+      last_error: null,
+      delivered_at: '2026-11-29T10:15:43.391Z',
+    },
   },
   restored: {
     ...RUNNING_JOB,
@@ -129,6 +136,7 @@ export const JOB_EXAMPLES = {
     progress: 1,
     finished_at: '2026-11-29T10:17:05.331Z',
     updated_at: '2026-12-01T08:02:11.540Z',
+    notification: { status: 'pending', attempts: 2, last_error: 'HTTP 503', delivered_at: null },
   },
   counts: {
     by_status: { pending: 1, running: 2, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },

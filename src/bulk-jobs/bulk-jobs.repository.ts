@@ -12,7 +12,7 @@ import { BulkJob } from '../jobs/bulk-job.entity';
 import { ACTIVE, CANCELLABLE, CLAIMABLE, DELETABLE, RESTORABLE, VISIBLE } from '../jobs/job-conditions';
 import type { ItemStatus, JobStatus } from '../jobs/job-status';
 import type { JobOptions } from '../jobs/job-types';
-import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
+import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView, type NotificationView } from './bulk-job.mapper';
 import type { ExportFormat } from './results-export';
 
 /** A transaction's connection (BulkJobsRepository.transaction). */
@@ -257,16 +257,20 @@ export class BulkJobsRepository {
 
   /** The job if it is the owner's (or any owner's) and not past its purge time, deleted or not. */
   async findJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    return (await this.scopedRows<JobView, { id: string }>(this.findVisible, owner, { id }))[0];
+    return (
+      await this.withNotifications(
+        await this.scopedRows<JobView, { id: string }>(this.findVisible, owner, { id }),
+      )
+    )[0];
   }
 
   /** The jobs of `ids` that are not past their purge time (the event streams' poll). */
-  findJobs(ids: string[]): Promise<JobView[]> {
-    return this.findVisibleMany.rows<JobView>(this.db.pool, { ids });
+  async findJobs(ids: string[]): Promise<JobView[]> {
+    return this.withNotifications(await this.findVisibleMany.rows<JobView>(this.db.pool, { ids }));
   }
 
   /** One page of jobs, newest first. */
-  listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
+  async listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
     const { owner, status, before, showDeleted, limit, pageBytes } = query;
     const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${before ? 'after' : ''} ${showDeleted}`;
     const statement = this.pageShapes.get(shape, () => {
@@ -277,7 +281,9 @@ export class BulkJobsRepository {
       if (before) page.andWhere('(job.createdAt, job.id) < (:createdAt::timestamptz, :id::uuid)');
       return page.orderBy('job.createdAt', 'DESC').addOrderBy('job.id', 'DESC');
     });
-    return statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes });
+    return this.withNotifications(
+      await statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes }),
+    );
   }
 
   /** One page of a job's items, in target order. */
@@ -397,7 +403,11 @@ export class BulkJobsRepository {
 
   /** Undoes a soft delete while the job is retained; undefined when it is not deleted (or not visible). */
   async restoreJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    return (await this.scopedRows<JobView, { id: string }>(this.restore, owner, { id }))[0];
+    return (
+      await this.withNotifications(
+        await this.scopedRows<JobView, { id: string }>(this.restore, owner, { id }),
+      )
+    )[0];
   }
 
   /**
@@ -416,7 +426,7 @@ export class BulkJobsRepository {
         tx,
       );
       if (locked.length === 0) return undefined;
-      return (await this.cancelItems.rows<JobView>(tx, { id }))[0];
+      return (await this.withNotifications(await this.cancelItems.rows<JobView>(tx, { id }), tx))[0];
     });
   }
 
@@ -506,6 +516,20 @@ export class BulkJobsRepository {
     return COUNT_BY_STATUS.rows<JobCountsByStatus>(this.db.pool, {});
   }
 
+  /**
+   * The jobs with their webhook's state (`notification`), read for the jobs
+   * that asked for one only: a second statement on the webhook outbox's
+   * (job_id, created_at) index, rather than a join in every job statement.
+   */
+  private async withNotifications<T extends JobView>(jobs: T[], on: Queryable = this.db.pool): Promise<T[]> {
+    const ids = jobs.filter((j) => j.options?.notify).map((j) => j.id);
+    if (ids.length === 0) return jobs;
+    const rows = await LATEST_WEBHOOKS.rows<NotificationView & { jobId: string }>(on, { ids });
+    const byJob = new Map(rows.map((r) => [r.jobId, r]));
+    for (const job of jobs) job.notification = byJob.get(job.id) ?? null;
+    return jobs;
+  }
+
   private selectJobs(): SelectQueryBuilder<BulkJob> {
     return this.jobs.createQueryBuilder('job').select(this.jobView);
   }
@@ -558,6 +582,12 @@ const INSERT_ITEMS = sql<{ jobId: string } & ItemBatch>(`
   INSERT INTO bulk_job_items (job_id, seq, target_id, data)
   SELECT :jobId, :firstSeq + t.ord - 1, t.id, t.data
   FROM unnest(:targetIds::text[], :datas::jsonb[]) WITH ORDINALITY AS t(id, data, ord)`);
+
+const LATEST_WEBHOOKS = sql<{ ids: string[] }>(`
+  SELECT DISTINCT ON (job_id) job_id AS "jobId", status, attempts, last_error AS "lastError",
+         delivered_at AS "deliveredAt"
+  FROM bulk_job_webhooks WHERE job_id = ANY(:ids::uuid[])
+  ORDER BY job_id, created_at DESC`);
 
 const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
 
