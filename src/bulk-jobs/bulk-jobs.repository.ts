@@ -660,8 +660,9 @@ const CSV_COLUMNS = `target_id, data, status, attempts, result,
  * statuses are written in as literals: the id has been parsed as a UUID and
  * the statuses checked against ITEM_STATUSES, and both are quoted besides.
  * The rows come in target order from the primary key (job_id, seq).
+ * Exported for bench/export.mjs, whose baseline is this COPY without the API.
  */
-function exportStatement(
+export function exportStatement(
   jobId: string,
   statuses: readonly ItemStatus[] | undefined,
   format: ExportFormat,
