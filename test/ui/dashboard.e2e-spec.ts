@@ -233,7 +233,14 @@ describe('The dashboard in a real browser', () => {
   });
 
   it('exports the results of a job as CSV and as NDJSON with the buttons, as files', async () => {
-    const page = await open(desktop, `/ui/jobs/${finished.id}`);
+    const targets = Array.from({ length: 40 }, (_, i) => `t${i}`);
+    const exported = await createJob(t, owner, {
+      action: 'simulate',
+      targets,
+      params: { delay_ms: 0, fail_targets: ['t3', 't8'] },
+    });
+    await waitForJob(t.db, exported.id, ['failed']);
+    const page = await open(desktop, `/ui/jobs/${exported.id}`);
     try {
       const saved = async (label: string) => {
         const [file] = await Promise.all([
@@ -244,7 +251,7 @@ describe('The dashboard in a real browser', () => {
         return { name: file.suggestedFilename(), text: readFileSync(path, 'utf8') };
       };
       const csv = await saved('Export CSV');
-      expect(csv.name).toBe(`bulk-job-${finished.id}-results.csv`);
+      expect(csv.name).toBe(`bulk-job-${exported.id}-results.csv`);
       const records = parseCsv(csv.text);
       expect(records[0].map((f) => f.value)).toEqual([
         'target_id',
@@ -256,7 +263,7 @@ describe('The dashboard in a real browser', () => {
         'error_message',
         'finished_at',
       ]);
-      expect(records.slice(1).map((r) => r[0].value)).toEqual(Array.from({ length: 40 }, (_, i) => `t${i}`));
+      expect(records.slice(1).map((r) => r[0].value)).toEqual(targets);
       const failed = records.slice(1).filter((r) => r[2].value === 'failed');
       expect(failed.map((r) => [r[0].value, r[5].value])).toEqual([
         ['t3', 'SIMULATED_FAILURE'],
@@ -265,7 +272,7 @@ describe('The dashboard in a real browser', () => {
       await page.getByText('Export CSV: done.').waitFor();
 
       const ndjson = await saved('Export NDJSON');
-      expect(ndjson.name).toBe(`bulk-job-${finished.id}-results.ndjson`);
+      expect(ndjson.name).toBe(`bulk-job-${exported.id}-results.ndjson`);
       const lines = ndjson.text
         .trimEnd()
         .split('\n')
