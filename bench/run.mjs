@@ -4,7 +4,7 @@
 // benchmark beside its baseline, prints a table and writes bench/results/*.json.
 //
 //   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
-//   --only=a,b         run some of: engine, ingest, api, list, pages, bigjob, dashboard (bigjob: full runs only)
+//   --only=a,b         run some of: engine, ingest, api, list, pages, bigjob, dashboard, export (bigjob: full runs only)
 //   --workers=N        worker processes of the engine benchmark (default 1)
 //   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets, --api-runs)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
@@ -19,13 +19,14 @@ import { apiBench } from './api.mjs';
 import { bigjobBench } from './bigjob.mjs';
 import { dashboardBench } from './dashboard.mjs';
 import { engineBench } from './engine.mjs';
+import { exportBench } from './export.mjs';
 import { ingestBench } from './ingest.mjs';
 import { listBench } from './list.mjs';
 import { pagesBench } from './pages.mjs';
 import { soak } from './soak.mjs';
 import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round, startApi } from './support.mjs';
 
-const ALL = ['engine', 'ingest', 'api', 'list', 'pages', 'bigjob', 'dashboard'];
+const ALL = ['engine', 'ingest', 'api', 'list', 'pages', 'bigjob', 'dashboard', 'export'];
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
 const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -118,6 +119,11 @@ function targets(r) {
     }
   }
   if (r.list) add('list p99 per page (ms)', r.list.p99_ms, '<=', 20);
+  if (r.export) {
+    add('export NDJSON / raw COPY', r.export.ndjson.ratio_vs_copy, '>=', 0.7);
+    add('export CSV / raw COPY', r.export.csv.ratio_vs_copy, '>=', 0.7);
+    add('export: API peak RSS (MB)', r.export.api_peak_rss_mb, '<=', 200);
+  }
   if (r.pages) {
     for (const [name, c] of Object.entries(r.pages.cases)) {
       // A page of the largest rows stays within a few MiB, and so does the API's memory for it.
@@ -217,6 +223,17 @@ function table(r, checks) {
       `${b.purge_ratio_vs_raw_delete}`,
     ]);
   }
+  if (r.export) {
+    const x = r.export;
+    for (const format of ['ndjson', 'csv']) {
+      rows.push([
+        `export: ${n(x.items)} items as ${format.toUpperCase()}`,
+        `${n(x[format].rows_per_s)} rows/s (${x[format].mib} MiB), API peak RSS ${x.api_peak_rss_mb} MB`,
+        `raw COPY ${n(x[format].raw_copy_rows_per_s)} rows/s (plain columns ${n(x.plain_columns_copy_rows_per_s)})`,
+        `${x[format].ratio_vs_copy} (${x[format].ratio_vs_plain_columns})`,
+      ]);
+    }
+  }
   if (r.dashboard) {
     const d = r.dashboard;
     for (const [name, p] of [
@@ -294,6 +311,8 @@ async function main() {
         quick,
         log,
       });
+    if (only.includes('export'))
+      results.export = await exportBench({ url: db.url, items: SIZES.items, profile, log });
     if (only.includes('pages')) results.pages = await pagesBench({ url: db.url, quick, profile, log });
     if (only.includes('bigjob') && SIZES.bigjobTargets > 0)
       results.bigjob = await bigjobBench({ url: db.url, targets: SIZES.bigjobTargets, profile, log });

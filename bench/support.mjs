@@ -13,7 +13,7 @@ import pg from 'pg';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 /** The compiled service, built by this run (not dist/, which other builds may clear meanwhile). */
-const BUILD_DIR = join(ROOT, '.bench-build');
+export const BUILD_DIR = join(ROOT, '.bench-build');
 export const JWT_SECRET = randomBytes(32).toString('hex');
 /** Production refuses a public /metrics: the bench's API has a token on it, which nothing here uses. */
 const METRICS_TOKEN = randomBytes(16).toString('hex');

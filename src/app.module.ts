@@ -10,6 +10,7 @@ import { HealthModule } from './health/health.module';
 import { RateLimitModule } from './limits/rate-limit.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { UiModule } from './ui/ui.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
 
 export interface AppOptions {
   env: Env;
@@ -34,7 +35,7 @@ export class AppModule {
         // RateLimitModule after AuthModule: its guard keys on the principal the AuthGuard sets.
         ...(api ? [AuthModule.forRoot(env), RateLimitModule, HealthModule, BulkJobsModule] : []),
         ...(api && env.UI_ENABLED ? [UiModule] : []),
-        ...(worker ? [EngineModule.forRoot(databaseUrl)] : []),
+        ...(worker ? [EngineModule.forRoot(databaseUrl), WebhooksModule] : []),
       ],
     };
   }

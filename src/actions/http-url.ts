@@ -94,3 +94,26 @@ export function expandUrlTemplate(template: string, id: string): string {
   }
   return template.split(ID).join(encodeURIComponent(id));
 }
+
+/**
+ * Why a webhook URL cannot be used, or null: the rules of the http action's
+ * URLs (http or https, no credentials, a host on ACTIONS_HTTP_ALLOWED_HOSTS),
+ * with no `{id}` template.
+ */
+export function webhookUrlProblem(text: string, allowed: readonly AllowedHost[]): string | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'is not a valid URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return 'must be an absolute http:// or https:// URL';
+  if (url.username !== '' || url.password !== '') return 'must not carry credentials';
+  if (!isAllowedUrl(url, allowed)) {
+    return allowed.length === 0
+      ? 'cannot be called: ACTIONS_HTTP_ALLOWED_HOSTS is empty, so no host may be called'
+      : `host ${url.host} is not in ACTIONS_HTTP_ALLOWED_HOSTS`;
+  }
+  return null;
+}

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { ActionsRegistry } from '../actions/actions.registry';
+import { parseAllowedHosts, webhookUrlProblem, type AllowedHost } from '../actions/http-url';
 import type { Principal } from '../auth/scopes';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { isUnstorableJsonText } from '../common/storable-json';
@@ -51,18 +52,27 @@ class KeyTaken extends Error {}
  */
 @Injectable()
 export class BulkJobCreator {
+  private readonly allowedHosts: AllowedHost[];
+
   constructor(
     private readonly jobs: BulkJobsRepository,
     private readonly actions: ActionsRegistry,
     private readonly env: Env,
-  ) {}
+  ) {
+    this.allowedHosts = parseAllowedHosts(env.ACTIONS_HTTP_ALLOWED_HOSTS);
+  }
 
   /**
    * The spec's params, validated against its action's schema (defaults filled
    * in). Their size is checked first, before a schema walks them: every
    * representation of the job carries them, every page and event included.
    */
-  validParams(spec: { action: string; params?: Record<string, unknown> }): Record<string, unknown> {
+  validParams(spec: {
+    action: string;
+    params?: Record<string, unknown>;
+    options?: JobOptions;
+  }): Record<string, unknown> {
+    if (spec.options?.notify) this.checkNotify(spec.options.notify.url);
     const params = spec.params ?? {};
     const json = JSON.stringify(params);
     const max = this.env.BULK_JOBS_MAX_PARAMS_BYTES;
@@ -80,6 +90,22 @@ export class BulkJobCreator {
       throw new ValidationFailedError({ params: 'must not contain \\u0000 or unpaired surrogates' });
     }
     return params;
+  }
+
+  /**
+   * A webhook is taken only to a URL the http action could call, and only
+   * when this server signs webhooks: an unsigned event could be forged by
+   * anyone who learns the URL, so none is ever sent.
+   */
+  private checkNotify(url: string): void {
+    if (!this.env.WEBHOOKS_SIGNING_SECRET) {
+      throw new ValidationFailedError({
+        'options.notify':
+          'cannot be delivered: this server has no WEBHOOKS_SIGNING_SECRET to sign webhooks with',
+      });
+    }
+    const problem = webhookUrlProblem(url, this.allowedHosts);
+    if (problem) throw new ValidationFailedError({ 'options.notify.url': problem });
   }
 
   /**

@@ -70,6 +70,7 @@ describe('toJobResponse', () => {
       started_at: '2025-01-02T03:04:06.000Z',
       finished_at: null,
       updated_at: '2025-01-02T03:05:00.001Z',
+      notification: null,
     });
   });
 

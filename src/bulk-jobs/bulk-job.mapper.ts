@@ -1,7 +1,12 @@
 import { redactParams } from '../actions/credential-headers';
 import type { BulkJobItem } from '../jobs/bulk-job-item.entity';
 import type { BulkJob } from '../jobs/bulk-job.entity';
-import type { BulkJobItemResponseDto, BulkJobResponseDto } from './dto/bulk-job-response.dto';
+import { isTerminal } from '../jobs/job-status';
+import type {
+  BulkJobItemResponseDto,
+  BulkJobResponseDto,
+  NotificationResponseDto,
+} from './dto/bulk-job-response.dto';
 
 /**
  * What the API reads of a job: the entity's columns but the workers'
@@ -28,7 +33,18 @@ export const JOB_VIEW = [
   'deletedAt',
   'purgeAt',
 ] as const satisfies readonly (keyof BulkJob)[];
-export type JobView = Pick<BulkJob, (typeof JOB_VIEW)[number]>;
+export type JobView = Pick<BulkJob, (typeof JOB_VIEW)[number]> & {
+  /** The latest webhook event of a job that asked for one (options.notify), if it has one yet. */
+  notification?: NotificationView | null;
+};
+
+/** What the API reads of a job's webhook event. */
+export interface NotificationView {
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastError: string | null;
+  deliveredAt: Date | null;
+}
 
 /** What the API reads of an item. */
 export const ITEM_VIEW = [
@@ -79,6 +95,30 @@ export function toJobResponse(job: JobView): BulkJobResponseDto {
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),
     updated_at: job.updatedAt.toISOString(),
+    notification: notificationOf(job),
+  };
+}
+
+/**
+ * Where the job's webhook stands: null when it asked for none; `waiting`
+ * until it ends; then its event's state (`pending` until delivered or given up).
+ */
+function notificationOf(job: JobView): NotificationResponseDto | null {
+  if (!job.options?.notify) return null;
+  const n = job.notification;
+  if (!n) {
+    return {
+      status: isTerminal(job.status) ? 'pending' : 'waiting',
+      attempts: 0,
+      last_error: null,
+      delivered_at: null,
+    };
+  }
+  return {
+    status: n.status,
+    attempts: n.attempts,
+    last_error: n.lastError,
+    delivered_at: iso(n.deliveredAt),
   };
 }
 

@@ -32,7 +32,7 @@ import {
   DeleteBulkJobResponseDto,
 } from './dto/bulk-job-response.dto';
 import { CreateBulkJobDto } from './dto/create-bulk-job.dto';
-import { ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
+import { ExportResultsQueryDto, ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 import { IdempotencyKey } from './idempotency-key.decorator';
 import { JobEventsService } from './job-events.service';
 import {
@@ -41,9 +41,13 @@ import {
   EVENTS_DESCRIPTION,
   EVENTS_THROTTLED,
   EVENTS_EXAMPLE,
+  EXPORT_CSV_EXAMPLE,
+  EXPORT_DESCRIPTION,
+  EXPORT_NDJSON_EXAMPLE,
   forbiddenOrOwnerFilter,
   IDEMPOTENCY_KEY_REUSED,
   INVALID_CREATE,
+  INVALID_EXPORT_QUERY,
   INVALID_ITEMS_QUERY,
   INVALID_JOB_ID,
   INVALID_LIST_QUERY,
@@ -55,6 +59,7 @@ import {
   SAMPLE_JOB_ID,
 } from './bulk-jobs.openapi';
 import { SSE_CONTENT_TYPE } from './sse';
+import { CSV_CONTENT_TYPE, NDJSON_CONTENT_TYPE } from './results-export';
 
 export const JOBS_PATH = 'api/actions/bulk/jobs';
 
@@ -104,6 +109,7 @@ export class BulkJobsController {
   })
   @ApiProblemResponses(
     INVALID_CREATE,
+    INVALID_EXPORT_QUERY,
     401,
     forbidden(SCOPES.write),
     413,
@@ -212,6 +218,54 @@ export class BulkJobsController {
     @Query() query: ListItemsQueryDto,
   ): Promise<BulkJobItemListResponseDto> {
     return this.jobs.listItems(principal, id, query);
+  }
+
+  @Get(':id/results')
+  @RequireScope(SCOPES.read)
+  @JobId()
+  @ApiOperation({
+    operationId: 'exportBulkActionJobResults',
+    summary: "Export a job's results (NDJSON or CSV)",
+    description: EXPORT_DESCRIPTION,
+  })
+  @ApiHeader({
+    name: 'Accept',
+    required: false,
+    description: '`text/csv` for CSV; anything else (or none) gets NDJSON.',
+    schema: { type: 'string', example: 'text/csv' },
+  })
+  @ApiOkResponse({
+    description: 'The items, streamed. `Content-Disposition: attachment` names the file.',
+    headers: {
+      'Content-Disposition': {
+        schema: { type: 'string' },
+        description: `attachment; filename="bulk-job-${SAMPLE_JOB_ID}-results.ndjson"`,
+      },
+    },
+    content: {
+      [NDJSON_CONTENT_TYPE]: { schema: { type: 'string' }, example: EXPORT_NDJSON_EXAMPLE },
+      [CSV_CONTENT_TYPE.split(';')[0]]: { schema: { type: 'string' }, example: EXPORT_CSV_EXAMPLE },
+    },
+  })
+  @ApiProblemResponses(INVALID_EXPORT_QUERY, 401, forbidden(SCOPES.read), JOB_NOT_FOUND)
+  async exportResults(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Query() query: ExportResultsQueryDto,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const { contentType, fileName, body } = await this.jobs.exportResults(
+      principal,
+      id,
+      query,
+      request.headers.accept,
+    );
+    await reply
+      .header('content-type', contentType)
+      .header('content-disposition', `attachment; filename="${fileName}"`)
+      .header('cache-control', 'no-store')
+      .send(body);
   }
 
   @Post(':id/cancel')

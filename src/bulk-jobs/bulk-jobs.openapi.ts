@@ -13,7 +13,7 @@ import {
   ValidationFailedError,
 } from '../common/problem-details/domain-error';
 import { ParseUuidParamPipe } from '../common/uuid-param.pipe';
-import { isTerminal, JOB_STATUSES, TERMINAL_JOB_STATUSES } from '../jobs/job-status';
+import { isTerminal, ITEM_STATUSES, JOB_STATUSES, TERMINAL_JOB_STATUSES } from '../jobs/job-status';
 import {
   BulkJobNotCancellableError,
   BulkJobNotDeletableError,
@@ -85,7 +85,7 @@ const RUNNING_JOB = {
     url: 'https://api.example.com/users/{id}/notify',
     headers: { Authorization: { $secret: 'crm-token' }, 'X-Api-Key': '[REDACTED]' },
   },
-  options: { max_attempts: 3 },
+  options: { max_attempts: 3, notify: { url: 'https://hooks.example.com/bulk-jobs' } },
   status: 'running',
   total_items: 1000,
   succeeded_items: 420,
@@ -100,6 +100,7 @@ const RUNNING_JOB = {
   started_at: '2026-11-29T10:15:00.412Z',
   finished_at: null,
   updated_at: '2026-11-29T10:15:42.108Z',
+  notification: { status: 'waiting', attempts: 0, last_error: null, delivered_at: null },
 };
 
 /** Example bodies of the successful responses, by operation. */
@@ -121,6 +122,12 @@ export const JOB_EXAMPLES = {
     progress: 1,
     finished_at: '2026-11-29T10:15:43.020Z',
     updated_at: '2026-11-29T10:15:43.020Z',
+    notification: {
+      status: 'delivered',
+      attempts: 1,
+      last_error: null,
+      delivered_at: '2026-11-29T10:15:43.391Z',
+    },
   },
   restored: {
     ...RUNNING_JOB,
@@ -129,6 +136,7 @@ export const JOB_EXAMPLES = {
     progress: 1,
     finished_at: '2026-11-29T10:17:05.331Z',
     updated_at: '2026-12-01T08:02:11.540Z',
+    notification: { status: 'pending', attempts: 2, last_error: 'HTTP 503', delivered_at: null },
   },
   counts: {
     by_status: { pending: 1, running: 2, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },
@@ -234,6 +242,36 @@ export const INVALID_ITEMS_QUERY = problemResponse(
     invalidCursor: ['A cursor this server did not issue', CURSOR_REFUSED],
   },
 );
+
+export const INVALID_EXPORT_QUERY = problemResponse(
+  'The id is not a UUID, or `status` names a status items do not have (`/problems/validation-error`, with ' +
+    '`details` naming it).',
+  {
+    invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
+    invalidStatus: [
+      'An unknown status',
+      new ValidationFailedError({
+        status: `status must be one or more of ${ITEM_STATUSES.join(', ')}, separated by commas`,
+      }),
+    ],
+  },
+);
+
+export const EXPORT_DESCRIPTION =
+  'Every item of the job in target order (only those of `status`, when given), from one snapshot: safe while the job runs (it shows what is there now), and allowed on a deleted job that is still retained. ' +
+  'Streamed as it is read, never held whole, so its size has no limit. NDJSON (`application/x-ndjson`, the default): one JSON object a line. ' +
+  'CSV (`Accept: text/csv`): RFC 4180, CRLF line ends, a header row, `data` and `result` as JSON text in one column each; an empty field is NULL, `""` an empty string. ' +
+  'Columns and members: target_id, data, status, attempts, result, error_code, error_message, finished_at (RFC 3339, UTC). ' +
+  '`Content-Disposition` names a file (`bulk-job-<id>-results[-<statuses>].ndjson|csv`). A failure once the first bytes are sent ends the connection without the last line.';
+
+export const EXPORT_NDJSON_EXAMPLE =
+  '{"target_id":"u1","data":null,"status":"succeeded","attempts":1,"result":{"status":200},"error_code":null,"error_message":null,"finished_at":"2026-11-29T10:15:03.944Z"}\n' +
+  '{"target_id":"u2","data":{"vip":true},"status":"failed","attempts":3,"result":null,"error_code":"HTTP_404","error_message":"Upstream answered 404","finished_at":"2026-11-29T10:15:04.101Z"}\n';
+
+export const EXPORT_CSV_EXAMPLE =
+  'target_id,data,status,attempts,result,error_code,error_message,finished_at\r\n' +
+  'u1,,succeeded,1,"{""status"": 200}",,,2026-11-29T10:15:03.944Z\r\n' +
+  'u2,"{""vip"": true}",failed,3,,HTTP_404,Upstream answered 404,2026-11-29T10:15:04.101Z\r\n';
 
 export const INVALID_CREATE = problemResponse(
   'The body is not valid JSON (`about:blank`), or a member is not valid (`/problems/validation-error`, with ' +

@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { PoolClient } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import type { Client, PoolClient } from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { ObjectLiteral, Repository, SelectQueryBuilder, UpdateQueryBuilder } from 'typeorm';
 import { Database } from '../database/database';
-import { selectList, sql, type Queryable, type Statement } from '../database/sql';
+import { selectList, sql, sqlLiterals, type Queryable, type Statement } from '../database/sql';
 import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
 import { BulkJob } from '../jobs/bulk-job.entity';
 import {
@@ -20,7 +21,8 @@ import {
 import type { ItemStatus, JobStatus } from '../jobs/job-status';
 import { skipPendingBatch } from '../jobs/cancel-batch.sql';
 import type { JobOptions } from '../jobs/job-types';
-import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
+import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView, type NotificationView } from './bulk-job.mapper';
+import type { ExportFormat } from './results-export';
 
 /** A transaction's connection (BulkJobsRepository.transaction). */
 export type Transaction = PoolClient;
@@ -259,16 +261,20 @@ export class BulkJobsRepository {
 
   /** The job if it is the owner's (or any owner's) and not past its purge time, deleted or not. */
   async findJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    return (await this.scopedRows<JobView, { id: string }>(this.findVisible, owner, { id }))[0];
+    return (
+      await this.withNotifications(
+        await this.scopedRows<JobView, { id: string }>(this.findVisible, owner, { id }),
+      )
+    )[0];
   }
 
   /** The jobs of `ids` that are not past their purge time (the event streams' poll). */
-  findJobs(ids: string[]): Promise<JobView[]> {
-    return this.findVisibleMany.rows<JobView>(this.db.pool, { ids });
+  async findJobs(ids: string[]): Promise<JobView[]> {
+    return this.withNotifications(await this.findVisibleMany.rows<JobView>(this.db.pool, { ids }));
   }
 
   /** One page of jobs, newest first. */
-  listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
+  async listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
     const { owner, status, before, showDeleted, limit, pageBytes } = query;
     const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${before ? 'after' : ''} ${showDeleted}`;
     const statement = this.pageShapes.get(shape, () => {
@@ -279,7 +285,9 @@ export class BulkJobsRepository {
       if (before) page.andWhere('(job.createdAt, job.id) < (:createdAt::timestamptz, :id::uuid)');
       return page.orderBy('job.createdAt', 'DESC').addOrderBy('job.id', 'DESC');
     });
-    return statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes });
+    return this.withNotifications(
+      await statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes }),
+    );
   }
 
   /** One page of a job's items, in target order. */
@@ -296,6 +304,59 @@ export class BulkJobsRepository {
       return page.orderBy('item.seq');
     });
     return statement.rows<PageRow<ItemView>>(this.db.pool, { jobId, status, afterSeq, limit, pageBytes });
+  }
+
+  /**
+   * A job's items in target order (only those of `statuses`, when given), as
+   * the bytes of an export, straight from `COPY (SELECT …) TO STDOUT`: the
+   * rows are formatted by PostgreSQL and pass through here without being
+   * parsed, and the stream's back-pressure holds the COPY when the reader is
+   * slow, so memory stays constant whatever the job's size. One REPEATABLE
+   * READ READ ONLY transaction: one snapshot, however long the export takes.
+   * Destroying the stream before its end closes the connection, which ends
+   * the backend's query at once (it was writing to that socket); the
+   * connection check covers a query that is still scanning and not writing.
+   */
+  async exportItems(
+    jobId: string,
+    statuses: readonly ItemStatus[] | undefined,
+    format: ExportFormat,
+    timeoutMs: number,
+  ): Promise<Readable> {
+    const client = await this.db.pool.connect();
+    let done = false;
+    const lost = (err: Error) => finish(err);
+    const finish = (broken?: Error) => {
+      if (done) return;
+      done = true;
+      if (broken) {
+        // The listener stays: the closed connection may still report errors, and it is discarded.
+        (client as unknown as Client).connection.stream.destroy();
+        client.release(broken);
+      } else {
+        client.query('COMMIT').then(
+          () => {
+            client.removeListener('error', lost);
+            client.release();
+          },
+          (err: Error) => client.release(err),
+        );
+      }
+    };
+    // A connection that breaks mid-export reports an 'error' event, which must not crash the process.
+    client.on('error', lost);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await EXPORT_SETTINGS.query(client, { timeout: `${timeoutMs}ms` });
+      const rows = client.query(copyTo(exportStatement(jobId, statuses, format)));
+      rows.once('end', () => finish());
+      rows.once('close', () => finish(new Error('export ended before its last row')));
+      rows.once('error', (err) => finish(err));
+      return rows;
+    } catch (err) {
+      finish(err as Error);
+      throw err;
+    }
   }
 
   // --- lifecycle ------------------------------------------------------------
@@ -346,7 +407,11 @@ export class BulkJobsRepository {
 
   /** Undoes a soft delete while the job is retained; undefined when it is not deleted (or not visible). */
   async restoreJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    return (await this.scopedRows<JobView, { id: string }>(this.restore, owner, { id }))[0];
+    return (
+      await this.withNotifications(
+        await this.scopedRows<JobView, { id: string }>(this.restore, owner, { id }),
+      )
+    )[0];
   }
 
   /**
@@ -359,8 +424,10 @@ export class BulkJobsRepository {
    */
   async cancelJob(owner: OwnerScope, id: string, batch: number): Promise<JobView | undefined> {
     const [marked] = await this.scopedRows<JobView, { id: string }>(this.markCancelling, owner, { id });
-    if (!marked || marked.status !== 'cancelling') return marked;
-    return (await this.cancelItems.rows<JobView>(this.db.pool, { id, batch }))[0] ?? marked;
+    if (!marked) return undefined;
+    const [swept] =
+      marked.status === 'cancelling' ? await this.cancelItems.rows<JobView>(this.db.pool, { id, batch }) : [];
+    return (await this.withNotifications([swept ?? marked]))[0];
   }
 
   // --- creates --------------------------------------------------------------
@@ -490,6 +557,20 @@ export class BulkJobsRepository {
     return COUNT_BY_STATUS.rows<JobCountsByStatus>(this.db.pool, {});
   }
 
+  /**
+   * The jobs with their webhook's state (`notification`), read for the jobs
+   * that asked for one only: a second statement on the webhook outbox's
+   * (job_id, created_at) index, rather than a join in every job statement.
+   */
+  private async withNotifications<T extends JobView>(jobs: T[], on: Queryable = this.db.pool): Promise<T[]> {
+    const ids = jobs.filter((j) => j.options?.notify).map((j) => j.id);
+    if (ids.length === 0) return jobs;
+    const rows = await LATEST_WEBHOOKS.rows<NotificationView & { jobId: string }>(on, { ids });
+    const byJob = new Map(rows.map((r) => [r.jobId, r]));
+    for (const job of jobs) job.notification = byJob.get(job.id) ?? null;
+    return jobs;
+  }
+
   private selectJobs(): SelectQueryBuilder<BulkJob> {
     return this.jobs.createQueryBuilder('job').select(this.jobView);
   }
@@ -545,6 +626,12 @@ const INSERT_ITEMS = sql<{ jobId: string } & ItemBatch>(`
 
 /** For the rest of the transaction only (SET LOCAL). */
 const NO_STATEMENT_TIMEOUT = sql(`SELECT set_config('statement_timeout', '0', true)`);
+
+const LATEST_WEBHOOKS = sql<{ ids: string[] }>(`
+  SELECT DISTINCT ON (job_id) job_id AS "jobId", status, attempts, last_error AS "lastError",
+         delivered_at AS "deliveredAt"
+  FROM bulk_job_webhooks WHERE job_id = ANY(:ids::uuid[])
+  ORDER BY job_id, created_at DESC`);
 
 const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
 
@@ -609,3 +696,53 @@ const COUNT_BY_STATUS = sql(`
            FILTER (WHERE ${CLAIMABLE}), 0) AS "pendingItems",
          COALESCE(sum(running_items), 0) AS "runningItems"
   FROM bulk_jobs WHERE deleted_at IS NULL GROUP BY status`);
+
+// A cancelled export's backend notices a closed connection within a second even while it scans
+// without writing (a status filter that matches few rows); statement_timeout is the export's own.
+const EXPORT_SETTINGS = sql<{ timeout: string }>(`
+  SELECT set_config('statement_timeout', :timeout, true),
+         set_config('client_connection_check_interval', '1000', true)`);
+
+const EXPORT_FINISHED_AT = `to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * One JSON object a line, written by PostgreSQL. The line is COPY'd as a
+ * one-column CSV whose quote and delimiter characters (0x01, 0x02) never
+ * occur in JSON text (JSON escapes every control character), so each line
+ * goes out exactly as built: the text format would double its backslashes.
+ */
+const NDJSON_LINE = `'{"target_id":' || to_json(target_id)::text
+  || ',"data":' || COALESCE(data::text, 'null')
+  || ',"status":"' || status || '"'
+  || ',"attempts":' || attempts
+  || ',"result":' || COALESCE(result::text, 'null')
+  || ',"error_code":' || COALESCE((last_error->'code')::text, 'null')
+  || ',"error_message":' || COALESCE((last_error->'message')::text, 'null')
+  || ',"finished_at":' || COALESCE('"' || ${EXPORT_FINISHED_AT} || '"', 'null')
+  || '}'`;
+
+const CSV_COLUMNS = `target_id, data, status, attempts, result,
+  last_error->>'code' AS error_code, last_error->>'message' AS error_message,
+  ${EXPORT_FINISHED_AT} AS finished_at`;
+
+/**
+ * The export's COPY. COPY takes no bind parameters, so the job id and the
+ * statuses are written in as literals: the id has been parsed as a UUID and
+ * the statuses checked against ITEM_STATUSES, and both are quoted besides.
+ * The rows come in target order from the primary key (job_id, seq).
+ * Exported for bench/export.mjs, whose baseline is this COPY without the API.
+ */
+export function exportStatement(
+  jobId: string,
+  statuses: readonly ItemStatus[] | undefined,
+  format: ExportFormat,
+): string {
+  const filter = statuses && statuses.length > 0 ? ` AND status IN (${sqlLiterals(statuses)})` : '';
+  const select = format === 'csv' ? CSV_COLUMNS : NDJSON_LINE;
+  const options =
+    format === 'csv' ? `FORMAT csv, HEADER true` : `FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02'`;
+  return (
+    `COPY (SELECT ${select} FROM bulk_job_items WHERE job_id = ${sqlLiterals([jobId])}::uuid${filter} ` +
+    `ORDER BY seq) TO STDOUT WITH (${options})`
+  );
+}

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { pipeline, type Readable } from 'node:stream';
 import { SCOPES, type Principal } from '../auth/scopes';
 import { Env } from '../config/env';
 import { isLockNotAvailable } from '../database/database-errors';
@@ -34,7 +35,26 @@ import type {
   DeleteBulkJobResponseDto,
   JobCountsResponseDto,
 } from './dto/bulk-job-response.dto';
-import type { JobCountsQueryDto, ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
+import type {
+  ExportResultsQueryDto,
+  JobCountsQueryDto,
+  ListItemsQueryDto,
+  ListJobsQueryDto,
+} from './dto/list-query.dto';
+import {
+  CrlfRecords,
+  CSV_CONTENT_TYPE,
+  exportFileName,
+  exportFormatOf,
+  NDJSON_CONTENT_TYPE,
+} from './results-export';
+
+/** A results export, ready to be sent: its body is a stream. */
+export interface ResultsExport {
+  contentType: string;
+  fileName: string;
+  body: Readable;
+}
 
 /** Items are written with one multi-row INSERT per this many targets. */
 const INSERT_CHUNK = 5_000;
@@ -172,6 +192,28 @@ export class BulkJobsService {
       items,
       next_cursor: more && last ? this.cursors.encode('items', filters, [last.seq]) : null,
     };
+  }
+
+  /**
+   * Every item of a job (of the given statuses), in target order, as NDJSON or
+   * CSV as `accept` asks, streamed from one snapshot of the database. The job
+   * is looked up as GET does: a deleted job that is still retained exports
+   * too. Destroying the body (a client that goes away) ends the query.
+   */
+  async exportResults(
+    principal: Principal,
+    id: string,
+    query: ExportResultsQueryDto,
+    accept: string | undefined,
+  ): Promise<ResultsExport> {
+    await this.findVisible(principal, id);
+    const format = exportFormatOf(accept);
+    const rows = await this.jobs.exportItems(id, query.status, format, this.env.BULK_JOBS_EXPORT_TIMEOUT_MS);
+    const fileName = exportFileName(id, query.status, format);
+    if (format === 'ndjson') return { contentType: NDJSON_CONTENT_TYPE, fileName, body: rows };
+    // pipeline() destroys the COPY's stream when the body is destroyed, and the other way round.
+    const body = pipeline(rows, new CrlfRecords(), () => undefined);
+    return { contentType: CSV_CONTENT_TYPE, fileName, body };
   }
 
   /**

@@ -23,6 +23,7 @@ const job: BulkJobResponseDto = {
   started_at: '2026-01-01T00:00:01.000Z',
   finished_at: null,
   updated_at: '2026-01-01T00:00:02.000Z',
+  notification: null,
 };
 
 describe('sseEvent', () => {

@@ -201,6 +201,13 @@ export class Env {
   @Max(256 * 1024 * 1024)
   BULK_JOBS_MAX_PAGE_BYTES = 4 * 1024 * 1024;
 
+  /** The longest a results export may run (its COPY's statement_timeout), a slow reader's time included. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(24 * 3600 * 1000)
+  BULK_JOBS_EXPORT_TIMEOUT_MS = 3600 * 1000;
+
   @Transform(toInt)
   @IsInt()
   @Min(1024)
@@ -411,6 +418,48 @@ export class Env {
   @Max(600_000)
   ACTIONS_HTTP_TIMEOUT_MS = 10_000;
 
+  // Completion webhooks (options.notify).
+
+  /**
+   * The key that signs webhooks (Standard Webhooks): `whsec_` and the base64 of 24 to 64 random bytes.
+   * Unset: a job that asks for a webhook is refused (400), so that no unsigned event ever leaves.
+   */
+  @Transform(emptyToUndefined)
+  @IsOptional()
+  @IsString()
+  @Matches(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, {
+    message: 'WEBHOOKS_SIGNING_SECRET must be whsec_ followed by the base64 of 24 to 64 bytes',
+  })
+  WEBHOOKS_SIGNING_SECRET?: string;
+
+  /** The delay after a failed delivery, doubled after each (with jitter), at most an hour. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(3_600_000)
+  WEBHOOKS_RETRY_BASE_MS = 1000;
+
+  /** How long an event is retried from the job's end before it is given up. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(7 * 86_400_000)
+  WEBHOOKS_RETRY_FOR_MS = 86_400_000;
+
+  /** Timeout of one delivery attempt (the receiver's answer included). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  WEBHOOKS_TIMEOUT_MS = 10_000;
+
+  /** How often a worker looks for events due. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(20)
+  @Max(60_000)
+  WEBHOOKS_POLL_MS = 500;
+
   // Live progress (GET /jobs/{id}/events).
 
   /** How often the job rows of open event streams are read, and the least time between two progress events. */
@@ -461,6 +510,7 @@ const SECRET_VARIABLES = new Set([
   'CURSOR_SECRET',
   'CURSOR_SECRET_PREVIOUS',
   'ACTIONS_HTTP_SECRETS',
+  'WEBHOOKS_SIGNING_SECRET',
 ]);
 
 /** The offending value as shown in a ConfigError: secrets and URL passwords are masked. */

@@ -9,4 +9,6 @@ export type JobOptions = {
   max_attempts?: number;
   concurrency?: number;
   rate_limit_per_second?: number;
+  /** Where to POST the `bulk_job.finished` event when the job ends. */
+  notify?: { url: string };
 };

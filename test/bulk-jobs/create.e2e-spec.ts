@@ -55,6 +55,7 @@ describe('POST /api/actions/bulk/jobs', () => {
           'started_at',
           'finished_at',
           'updated_at',
+          'notification',
         ].sort(),
       );
       expect(job).toMatchObject({

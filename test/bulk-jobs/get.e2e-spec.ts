@@ -58,6 +58,7 @@ describe('GET /api/actions/bulk/jobs/{id}', () => {
       started_at: '2025-06-01T12:00:00.123Z',
       finished_at: null,
       updated_at: '2025-06-01T12:00:00.123Z',
+      notification: null,
     });
   });
 

@@ -8,6 +8,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import type { BulkJobResponseDto } from '../../src/bulk-jobs/dto/bulk-job-response.dto';
 import { createTestApp, type TestApp } from '../support/app';
 import { createJob } from '../support/api';
+import { parseCsv } from '../support/csv';
 import { launchChromium, type TestBrowser } from '../support/browser';
 import {
   createEngineDatabase,
@@ -226,6 +227,59 @@ describe('The dashboard in a real browser', () => {
       );
       expect(failed[1]).toMatch(/t8[\s\S]*SIMULATED_FAILURE/);
       expect(await accessibilityViolations(page)).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('exports the results of a job as CSV and as NDJSON with the buttons, as files', async () => {
+    const targets = Array.from({ length: 40 }, (_, i) => `t${i}`);
+    const exported = await createJob(t, owner, {
+      action: 'simulate',
+      targets,
+      params: { delay_ms: 0, fail_targets: ['t3', 't8'] },
+    });
+    await waitForJob(t.db, exported.id, ['failed']);
+    const page = await open(desktop, `/ui/jobs/${exported.id}`);
+    try {
+      const saved = async (label: string) => {
+        const [file] = await Promise.all([
+          page.waitForEvent('download'),
+          page.getByRole('button', { name: label }).click(),
+        ]);
+        const path = await file.path();
+        return { name: file.suggestedFilename(), text: readFileSync(path, 'utf8') };
+      };
+      const csv = await saved('Export CSV');
+      expect(csv.name).toBe(`bulk-job-${exported.id}-results.csv`);
+      const records = parseCsv(csv.text);
+      expect(records[0].map((f) => f.value)).toEqual([
+        'target_id',
+        'data',
+        'status',
+        'attempts',
+        'result',
+        'error_code',
+        'error_message',
+        'finished_at',
+      ]);
+      expect(records.slice(1).map((r) => r[0].value)).toEqual(targets);
+      const failed = records.slice(1).filter((r) => r[2].value === 'failed');
+      expect(failed.map((r) => [r[0].value, r[5].value])).toEqual([
+        ['t3', 'SIMULATED_FAILURE'],
+        ['t8', 'SIMULATED_FAILURE'],
+      ]);
+      await page.getByText('Export CSV: done.').waitFor();
+
+      const ndjson = await saved('Export NDJSON');
+      expect(ndjson.name).toBe(`bulk-job-${exported.id}-results.ndjson`);
+      const lines = ndjson.text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { target_id: string; status: string });
+      expect(lines).toHaveLength(40);
+      expect(lines.filter((l) => l.status === 'failed').map((l) => l.target_id)).toEqual(['t3', 't8']);
+      expect(pageErrors).toEqual([]);
     } finally {
       await page.close();
     }

@@ -141,6 +141,34 @@ export async function request<T>(
   return (await res.json()) as T;
 }
 
+/**
+ * Downloads a response as a file: fetched with the token (a plain link could
+ * not carry it), kept as a Blob, and saved under the name its
+ * Content-Disposition gives. The whole file passes through the page's memory:
+ * for very large exports, curl streams it to disk instead.
+ */
+export async function download(token: string, path: string, accept: string): Promise<string> {
+  const res = await fetch(path, {
+    headers: { accept, authorization: `Bearer ${token}` },
+    cache: 'no-store',
+  });
+  if (!res.ok) {
+    const problem = await problemOf(res);
+    if (res.status === 401) onUnauthorized(problem);
+    throw new ApiProblem(problem);
+  }
+  const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'results';
+  const url = URL.createObjectURL(await res.blob());
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return name;
+}
+
 export interface JobFilters {
   status?: JobStatus;
   show_deleted?: boolean;
@@ -167,6 +195,8 @@ export function client(token: string) {
     remove: (id: string) =>
       request<{ job_id: string; status: JobStatus; success: boolean }>(token, 'DELETE', `${API}/jobs/${id}`),
     restore: (id: string) => request<Job>(token, 'POST', `${API}/jobs/${id}/restore`),
+    exportResults: (id: string, format: 'ndjson' | 'csv') =>
+      download(token, `${API}/jobs/${id}/results`, format === 'csv' ? 'text/csv' : 'application/x-ndjson'),
   };
 }
 

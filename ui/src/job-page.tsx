@@ -59,6 +59,24 @@ const JOB_ACTIONS: readonly JobAction[] = [
     shown: (job) => job.deleted_at !== null,
     run: (api, job) => api.restore(job.id),
   },
+  {
+    id: 'export-ndjson',
+    label: 'Export NDJSON',
+    shown: () => true,
+    run: async (api, job) => {
+      await api.exportResults(job.id, 'ndjson');
+      return undefined;
+    },
+  },
+  {
+    id: 'export-csv',
+    label: 'Export CSV',
+    shown: () => true,
+    run: async (api, job) => {
+      await api.exportResults(job.id, 'csv');
+      return undefined;
+    },
+  },
 ];
 
 export function JobPage({ api, session, id }: { api: Client; session: Session; id: string }) {

@@ -23,6 +23,15 @@ const nullableError = (description: string): ApiPropertyOptions => ({
   example: null,
 });
 
+export const NOTIFICATION_STATUSES = ['waiting', 'pending', 'delivered', 'failed'] as const;
+
+export interface NotificationResponseDto {
+  status: (typeof NOTIFICATION_STATUSES)[number];
+  attempts: number;
+  last_error: string | null;
+  delivered_at: string | null;
+}
+
 export class BulkJobResponseDto {
   @ApiProperty({ format: 'uuid' })
   id: string;
@@ -93,6 +102,32 @@ export class BulkJobResponseDto {
 
   @ApiProperty({ type: 'string', format: 'date-time' })
   updated_at: string;
+
+  @ApiProperty({
+    type: 'object',
+    nullable: true,
+    description:
+      'Where the completion webhook stands, when the job asked for one (`options.notify`); null otherwise.',
+    required: ['status', 'attempts', 'last_error', 'delivered_at'],
+    properties: {
+      status: {
+        type: 'string',
+        enum: [...NOTIFICATION_STATUSES],
+        description:
+          '`waiting`: the job has not ended; `pending`: its event is being delivered (or waits for a retry); ' +
+          '`delivered`: the receiver answered 2xx; `failed`: given up (410, a URL no longer allowed, or retries over).',
+      },
+      attempts: { type: 'integer', description: 'Delivery attempts made so far.' },
+      last_error: {
+        type: 'string',
+        nullable: true,
+        description: 'Why the last attempt failed (e.g. `HTTP 500`, `ECONNREFUSED`); null once delivered.',
+      },
+      delivered_at: { type: 'string', format: 'date-time', nullable: true },
+    },
+    example: null,
+  })
+  notification: NotificationResponseDto | null;
 }
 
 export class BulkJobListResponseDto {

@@ -10,7 +10,9 @@ import {
   IsString,
   Matches,
   Max,
+  MaxLength,
   Min,
+  MinLength,
   ValidateNested,
   registerDecorator,
   type ValidationArguments,
@@ -116,6 +118,19 @@ function IsTargetList(): PropertyDecorator {
   };
 }
 
+export class NotifyOptionsDto {
+  @ApiProperty({
+    description:
+      'Receives a POST of the `bulk_job.finished` event when the job ends (completed, failed or cancelled), signed ' +
+      'as Standard Webhooks has it. Its host must be in ACTIONS_HTTP_ALLOWED_HOSTS, as for the http action.',
+    example: 'https://hooks.example.com/bulk-jobs',
+  })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(2048)
+  url: string;
+}
+
 export class JobOptionsDto {
   @ApiPropertyOptional({
     type: 'integer',
@@ -157,6 +172,13 @@ export class JobOptionsDto {
   @Min(0.01)
   @Max(100_000)
   rate_limit_per_second?: number;
+
+  @ApiPropertyOptional({ type: NotifyOptionsDto, description: 'Tell a URL when the job ends (a webhook).' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => NotifyOptionsDto)
+  notify?: NotifyOptionsDto;
 }
 
 export class TargetDto {

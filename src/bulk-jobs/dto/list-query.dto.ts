@@ -1,7 +1,17 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, MaxLength, Min, MinLength } from 'class-validator';
+import {
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  MaxLength,
+  Min,
+  MinLength,
+} from 'class-validator';
 import { ITEM_STATUSES, JOB_STATUSES, type ItemStatus, type JobStatus } from '../../jobs/job-status';
 import { MAX_PAGE_SIZE } from '../../common/pagination/cursor';
 
@@ -75,4 +85,23 @@ export class ListItemsQueryDto extends PageQueryDto {
   @IsOptional()
   @IsIn(ITEM_STATUSES, { message: `status must be one of ${ITEM_STATUSES.join(', ')}` })
   status?: ItemStatus;
+}
+
+const toList = ({ value }: { value: unknown }) =>
+  typeof value === 'string' ? [...new Set(value.split(',').map((s) => s.trim()))] : value;
+
+export class ExportResultsQueryDto {
+  @ApiPropertyOptional({
+    type: 'string',
+    description: `Only items in these statuses: one, or several separated by commas (${ITEM_STATUSES.join(', ')}).`,
+    example: 'failed,skipped',
+  })
+  @IsOptional()
+  @Transform(toList)
+  @IsArray({ message: 'status must be one or more of ' + ITEM_STATUSES.join(', ') + ', separated by commas' })
+  @IsIn(ITEM_STATUSES, {
+    each: true,
+    message: `status must be one or more of ${ITEM_STATUSES.join(', ')}, separated by commas`,
+  })
+  status?: ItemStatus[];
 }
