@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Pool } from 'pg';
 import { poolSettings } from '../database/data-source-options';
+import { poolerMode } from '../database/pooler';
 
 export const ENGINE_POOL = Symbol('ENGINE_POOL');
 export const CLAIM_POOL = Symbol('CLAIM_POOL');
@@ -11,6 +12,9 @@ export const CLAIM_POOL = Symbol('CLAIM_POOL');
  * row: the claim must be the one that gives up.
  */
 export const CLAIM_LOCK_TIMEOUT_MS = 200;
+
+/** A claim's transaction behind a pooler in transaction mode, where the connection cannot carry lock_timeout. */
+export const BEGIN_WITH_CLAIM_LOCK_TIMEOUT = `BEGIN; SET LOCAL lock_timeout = ${CLAIM_LOCK_TIMEOUT_MS}`;
 
 /**
  * The workers' own connections, beside TypeORM's pool. Claims and result
@@ -23,10 +27,13 @@ export const CLAIM_LOCK_TIMEOUT_MS = 200;
  */
 export function createEnginePool(url: string, purpose: 'main' | 'claim', connectTimeoutMs: number): Pool {
   const pool = new Pool({
-    ...poolSettings({ poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
+    ...poolSettings({ url, poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
     connectionString: url,
     application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
-    ...(purpose === 'claim' ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS } : {}),
+    // Behind a pooler in transaction mode the claim sets it per transaction instead (EngineStore.claim).
+    ...(purpose === 'claim' && poolerMode(url) !== 'transaction'
+      ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS }
+      : {}),
   });
   const logger = new Logger('EnginePool');
   // An idle connection that breaks must not crash the process; the next checkout reconnects.
