@@ -10,7 +10,8 @@
 # database of the server is reachable through it (a wildcard entry), so the
 # test and bench runners' own databases are too. The URL it gives the command
 # ends in `?pooler=transaction`, which tells the service that no session state
-# survives a transaction (README, "Behind a connection pooler"). Needs the
+# survives a transaction (README, "Behind a connection pooler"); the command
+# also gets it as POOLER_URL, and the server's own as DIRECT_DATABASE_URL. Needs the
 # `pgbouncer` binary (Debian: apt-get install pgbouncer); as root it runs
 # PgBouncer as the `postgres` user, since PgBouncer refuses to run as root.
 set -euo pipefail
@@ -84,7 +85,7 @@ done
 url="postgres://${server_user}@127.0.0.1:${PORT}/postgres?pooler=transaction"
 echo "with-pgbouncer: PgBouncer $(pgbouncer --version | head -n1 | awk '{print $2}') (transaction mode) at 127.0.0.1:$PORT in front of $server_host:$server_port"
 set +e
-DATABASE_URL="$url" "$@"
+DATABASE_URL="$url" POOLER_URL="$url" DIRECT_DATABASE_URL="$SERVER_URL" "$@"
 code=$?
 set -e
 if [ "$code" != 0 ] && [ -f "$dir/pgbouncer.log" ]; then
