@@ -25,8 +25,20 @@ export const BEGIN_WITH_CLAIM_LOCK_TIMEOUT = `BEGIN; SET LOCAL lock_timeout = ${
  * lease renewal and the sweep (one each at a time); claims have a connection
  * of their own with a short lock_timeout.
  */
-export function createEnginePool(url: string, purpose: 'main' | 'claim', connectTimeoutMs: number): Pool {
+export function createEnginePool(
+  url: string,
+  purpose: 'main' | 'claim',
+  connectTimeoutMs: number,
+  leaseMs?: number,
+): Pool {
   const pool = new Pool({
+    // A host cut off from the database (a partition, not a closed connection)
+    // gets no answer and no error: TCP retries for many minutes. The client
+    // gives up on a statement after half a lease, so that a renewal sent a
+    // third of a lease after the last one fails before the lease runs out;
+    // the connection is then closed (a statement without SQLSTATE breaks it)
+    // and the next one is made anew once the network is back.
+    ...(leaseMs ? { query_timeout: Math.max(5000, Math.floor(leaseMs / 2)) } : {}),
     ...poolSettings({ url, poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
     connectionString: url,
     application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
