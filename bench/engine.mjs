@@ -206,6 +206,7 @@ export async function engineBench({
   bullmqConcurrency,
   baselines = ['sql', 'bullmq'],
   statements = false,
+  poolerUrl,
   profile,
   log,
 }) {
@@ -235,6 +236,19 @@ export async function engineBench({
       throw new Error(`the engine's job ended ${eng.status} with ${eng.succeeded_items}/${items} succeeded`);
     }
 
+    // The same run with the workers' connections through a pooler in transaction mode (--pooler).
+    let pooled;
+    if (poolerUrl) {
+      log(`engine: ${workers} worker process(es), ${items} items, through the pooler`);
+      const pooledJob = await insertJob(c, items, 'bench', { fresh: true });
+      pooled = await engineRun(poolerUrl, c, pooledJob, workers, false);
+      if (pooled.status !== 'completed' || pooled.succeeded_items !== items) {
+        throw new Error(
+          `the pooled engine's job ended ${pooled.status} with ${pooled.succeeded_items}/${items} succeeded`,
+        );
+      }
+    }
+
     let bull = { seconds: NaN, addSeconds: NaN };
     if (baselines.includes('bullmq')) {
       log(`engine: BullMQ, ${items} jobs, ${workers} worker process(es) of concurrency ${bullmqConcurrency}`);
@@ -254,6 +268,12 @@ export async function engineBench({
       bullmq_concurrency: bullmqConcurrency,
       ratio_vs_sql: round(eng.seconds > 0 ? sqlSeconds / eng.seconds : 0, 3),
       ratio_vs_bullmq: round(bull.seconds / eng.seconds, 2),
+      ...(pooled
+        ? {
+            pooler_items_per_s: rate(pooled.seconds),
+            ratio_pooler_vs_direct: round(eng.seconds / pooled.seconds, 3),
+          }
+        : {}),
     };
   });
 }

@@ -11,6 +11,9 @@
 //   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
 //   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
 //   --soak             the 10M-item soak instead (bench/soak.mjs)
+//   --pooler           the engine benchmark also runs its workers through PgBouncer in transaction
+//                      mode (POOLER_URL), beside the direct figure (DIRECT_DATABASE_URL): run it as
+//                      `scripts/with-pgbouncer.sh npm run bench -- --only=engine --pooler`
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +39,15 @@ const only = option('only')?.split(',') ?? ALL;
 for (const name of only)
   if (!ALL.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${ALL.join(', ')}`);
 const workers = Number(option('workers') ?? 1);
+// --pooler: the run's database is made on the server directly; only the second engine run goes through the pooler.
+const poolerUrl = flag('pooler') ? process.env.POOLER_URL : undefined;
+if (flag('pooler')) {
+  if (!poolerUrl || !process.env.DIRECT_DATABASE_URL)
+    throw new Error(
+      '--pooler needs POOLER_URL and DIRECT_DATABASE_URL: run it under scripts/with-pgbouncer.sh',
+    );
+  process.env.DATABASE_URL = process.env.DIRECT_DATABASE_URL;
+}
 
 const SIZES = quick
   ? {
@@ -153,6 +165,13 @@ function table(r, checks) {
       `${e.ratio_vs_sql}`,
     ]);
     rows.push(['', '', `BullMQ ${n(e.bullmq_jobs_per_s)} jobs/s`, `${e.ratio_vs_bullmq}×`]);
+    if (e.pooler_items_per_s !== undefined)
+      rows.push([
+        '  through PgBouncer (transaction mode)',
+        `${n(e.pooler_items_per_s)} items/s`,
+        `direct ${n(e.engine_items_per_s)} items/s`,
+        `${e.ratio_pooler_vs_direct}`,
+      ]);
   }
   if (r.ingest) {
     const g = r.ingest;
@@ -256,6 +275,13 @@ function table(r, checks) {
   return lines.join('\n');
 }
 
+/** `url` (a pooler's) on the database of `dbUrl`, keeping its query (`?pooler=transaction`). */
+function onDatabase(url, dbUrl) {
+  const u = new URL(url);
+  u.pathname = new URL(dbUrl).pathname;
+  return u.toString();
+}
+
 async function main() {
   if (flag('soak')) {
     await soak({ workers, log, profile });
@@ -279,6 +305,7 @@ async function main() {
         bullmqConcurrency: Number(option('bullmq-concurrency') ?? 100),
         baselines: option('engine-baselines')?.split(',') ?? ['sql', 'bullmq'],
         statements: flag('statements'),
+        poolerUrl: poolerUrl && onDatabase(poolerUrl, db.url),
         profile,
         log,
       });

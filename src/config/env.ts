@@ -59,6 +59,10 @@ export class Env {
     require_protocol: true,
     allow_underscores: true,
   })
+  // `?pooler=transaction`: behind a pooler in transaction mode (src/database/pooler.ts).
+  @Matches(/^(?!.*[?&]pooler=(?!(?:none|transaction)(?:[&#]|$)))/, {
+    message: 'DATABASE_URL: pooler must be none or transaction',
+  })
   DATABASE_URL?: string;
 
   @Transform(toBoolean)

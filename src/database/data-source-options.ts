@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { DataSourceOptions } from 'typeorm';
+import { poolerMode } from './pooler';
 import { TypeOrmLogger } from './typeorm-logger';
 
 export interface DatabaseSettings {
@@ -39,7 +40,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
  * The node-postgres pool settings every pool of the service shares: TypeORM's
  * (the `extra` above) and the workers' own (src/engine/engine-pool.ts).
  */
-export function poolSettings(settings: Omit<DatabaseSettings, 'url' | 'applicationName'>) {
+export function poolSettings(settings: Omit<DatabaseSettings, 'applicationName'>) {
   return {
     max: settings.poolSize ?? 10,
     // Short, so that a request never waits long for a database that is away or
@@ -48,8 +49,14 @@ export function poolSettings(settings: Omit<DatabaseSettings, 'url' | 'applicati
     // Notices a peer that vanished without closing the connection (a partition, a host gone).
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    // Bounded so that a stuck statement cannot hold a pool slot forever.
-    statement_timeout: settings.statementTimeoutMs ?? 60_000,
-    idle_in_transaction_session_timeout: 60_000,
+    // Bounded so that a stuck statement cannot hold a pool slot forever. Sent
+    // as startup parameters, which a pooler in transaction mode refuses: there
+    // the role or the pooler sets them (src/database/pooler.ts).
+    ...(poolerMode(settings.url) === 'transaction'
+      ? {}
+      : {
+          statement_timeout: settings.statementTimeoutMs ?? 60_000,
+          idle_in_transaction_session_timeout: 60_000,
+        }),
   };
 }

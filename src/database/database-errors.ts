@@ -25,6 +25,8 @@ const UNAVAILABLE_MESSAGES = [
   'Client has encountered a connection error',
   'Connection terminated unexpectedly',
   'Driver not Connected',
+  // The client's query_timeout (src/engine/engine-pool.ts): no answer, as from a host cut off.
+  'Query read timeout',
 ];
 
 /** The error and the driver errors and causes it wraps (TypeORM's QueryFailedError wraps pg's). */

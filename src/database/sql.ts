@@ -73,13 +73,17 @@ export async function transaction<T>(pool: Pool, fn: (tx: PoolClient) => Promise
   }
 }
 
-/** The same on a connection the caller holds (and releases). */
+/**
+ * The same on a connection the caller holds (and releases). `begin` may add
+ * settings for this transaction alone (`BEGIN; SET LOCAL …`, one round trip).
+ */
 export async function inTransaction<T>(
   client: PoolClient,
   fn: (tx: PoolClient) => Promise<T>,
   onRollbackFailed: (err: Error) => void = () => undefined,
+  begin = 'BEGIN',
 ): Promise<T> {
-  await client.query('BEGIN');
+  await client.query(begin);
   try {
     const result = await fn(client);
     await client.query('COMMIT');

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Pool } from 'pg';
 import { poolSettings } from '../database/data-source-options';
+import { poolerMode } from '../database/pooler';
 
 export const ENGINE_POOL = Symbol('ENGINE_POOL');
 export const CLAIM_POOL = Symbol('CLAIM_POOL');
@@ -12,6 +13,9 @@ export const CLAIM_POOL = Symbol('CLAIM_POOL');
  */
 export const CLAIM_LOCK_TIMEOUT_MS = 200;
 
+/** A claim's transaction behind a pooler in transaction mode, where the connection cannot carry lock_timeout. */
+export const BEGIN_WITH_CLAIM_LOCK_TIMEOUT = `BEGIN; SET LOCAL lock_timeout = ${CLAIM_LOCK_TIMEOUT_MS}`;
+
 /**
  * The workers' own connections, beside TypeORM's pool. Claims and result
  * writes are the hottest statements of the service: on connections of their
@@ -21,12 +25,27 @@ export const CLAIM_LOCK_TIMEOUT_MS = 200;
  * lease renewal and the sweep (one each at a time); claims have a connection
  * of their own with a short lock_timeout.
  */
-export function createEnginePool(url: string, purpose: 'main' | 'claim', connectTimeoutMs: number): Pool {
+export function createEnginePool(
+  url: string,
+  purpose: 'main' | 'claim',
+  connectTimeoutMs: number,
+  leaseMs?: number,
+): Pool {
   const pool = new Pool({
-    ...poolSettings({ poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
+    // A host cut off from the database (a partition, not a closed connection)
+    // gets no answer and no error: TCP retries for many minutes. The client
+    // gives up on a statement after half a lease, so that a renewal sent a
+    // third of a lease after the last one fails before the lease runs out;
+    // the connection is then closed (a statement without SQLSTATE breaks it)
+    // and the next one is made anew once the network is back.
+    ...(leaseMs ? { query_timeout: Math.max(5000, Math.floor(leaseMs / 2)) } : {}),
+    ...poolSettings({ url, poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
     connectionString: url,
     application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
-    ...(purpose === 'claim' ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS } : {}),
+    // Behind a pooler in transaction mode the claim sets it per transaction instead (EngineStore.claim).
+    ...(purpose === 'claim' && poolerMode(url) !== 'transaction'
+      ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS }
+      : {}),
   });
   const logger = new Logger('EnginePool');
   // An idle connection that breaks must not crash the process; the next checkout reconnects.

@@ -2,10 +2,11 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Pool, PoolClient } from 'pg';
 import type { JobOptions } from '../jobs/job-types';
 import { isLockNotAvailable } from '../database/database-errors';
+import { behindTransactionPooler } from '../database/pooler';
 import { inTransaction, transaction } from '../database/sql';
 import type { JobStatus } from '../jobs/job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
-import { CLAIM_POOL, ENGINE_POOL } from './engine-pool';
+import { BEGIN_WITH_CLAIM_LOCK_TIMEOUT, CLAIM_POOL, ENGINE_POOL } from './engine-pool';
 import type { SweptJob, TouchedJob } from './engine-events';
 import {
   CLAIM_LIMITED,
@@ -91,7 +92,24 @@ export class EngineStore implements OnApplicationShutdown {
   constructor(
     @Inject(ENGINE_POOL) private readonly pool: Pool,
     @Inject(CLAIM_POOL) private readonly claimPool: Pool,
-  ) {}
+  ) {
+    this.claimBegin = behindTransactionPooler(claimPool) ? BEGIN_WITH_CLAIM_LOCK_TIMEOUT : undefined;
+  }
+
+  /**
+   * Behind a pooler in transaction mode the claim connection has no
+   * lock_timeout of its own (createEnginePool): each claim that locks then
+   * runs in a transaction that sets it (two more round trips per claim).
+   */
+  private readonly claimBegin: string | undefined;
+
+  private withClaimLockTimeout<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
+    return this.claimBegin ? inTransaction(client, fn, undefined, this.claimBegin) : fn();
+  }
+
+  private inClaimTransaction<T>(client: PoolClient, fn: (tx: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(client, fn, undefined, this.claimBegin);
+  }
 
   async onApplicationShutdown(): Promise<void> {
     await Promise.all([this.pool.end(), this.claimPool.end()]);
@@ -113,13 +131,15 @@ export class EngineStore implements OnApplicationShutdown {
     let broken: Error | undefined;
     let jobId: string | undefined;
     try {
-      const [job] = await CLAIM_NEXT.rows<PickedJob & ClaimedArrays>(client, {
-        actions,
-        avoid,
-        worker: workerId,
-        leaseMs,
-        count: wanted,
-      });
+      const [job] = await this.withClaimLockTimeout(client, () =>
+        CLAIM_NEXT.rows<PickedJob & ClaimedArrays>(client, {
+          actions,
+          avoid,
+          worker: workerId,
+          leaseMs,
+          count: wanted,
+        }),
+      );
       if (!job) {
         const [due] = await NEXT_DUE.rows<{ next_in_ms: number | null }>(client, { actions, avoid });
         const next = due?.next_in_ms ?? null;
@@ -160,7 +180,7 @@ export class EngineStore implements OnApplicationShutdown {
     workerId: string,
     leaseMs: number,
   ): Promise<ClaimedArrays | null> {
-    return inTransaction(client, async () => {
+    return this.inClaimTransaction(client, async () => {
       const [room] = await LOCK_LIMITED_JOB.rows<LimitedJobRow>(client, { actions, jobId: job.id });
       if (!room) return null;
       const plan = planClaim({

@@ -16,12 +16,14 @@ export class EngineModule {
         {
           provide: ENGINE_POOL,
           inject: [Env],
-          useFactory: (env: Env) => createEnginePool(databaseUrl, 'main', env.DATABASE_CONNECT_TIMEOUT_MS),
+          useFactory: (env: Env) =>
+            createEnginePool(databaseUrl, 'main', env.DATABASE_CONNECT_TIMEOUT_MS, env.WORKER_LEASE_MS),
         },
         {
           provide: CLAIM_POOL,
           inject: [Env],
-          useFactory: (env: Env) => createEnginePool(databaseUrl, 'claim', env.DATABASE_CONNECT_TIMEOUT_MS),
+          useFactory: (env: Env) =>
+            createEnginePool(databaseUrl, 'claim', env.DATABASE_CONNECT_TIMEOUT_MS, env.WORKER_LEASE_MS),
         },
         EngineStore,
         WorkerService,

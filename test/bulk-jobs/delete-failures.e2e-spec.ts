@@ -41,10 +41,15 @@ describe('DELETE /api/actions/bulk/jobs/{id} when the database fails or holds it
   });
 
   /** A connection of the test's own, beside the app's pool. */
+  /**
+   * A connection of the test's own, in a transaction: its backend is only known
+   * inside one (behind a pooler in transaction mode the next may run elsewhere).
+   */
   async function connect(): Promise<{ client: Client; pid: number }> {
     const client = new Client({ connectionString: db.url });
     await client.connect();
     clients.push(client);
+    await client.query('BEGIN');
     const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     return { client, pid: rows[0].pid };
   }
@@ -135,7 +140,6 @@ describe('DELETE /api/actions/bulk/jobs/{id} when the database fails or holds it
     const holder = await connect();
     let res: Response;
     try {
-      await pause.client.query('BEGIN');
       await pause.client.query('SELECT pg_advisory_xact_lock($1)', [PAUSE_KEY]);
       const pending = Promise.resolve(del(owner, id, 'delete-held-503'));
       const [deleting] = await waitFor('the DELETE to wait in its UPDATE', async () => {
@@ -143,7 +147,6 @@ describe('DELETE /api/actions/bulk/jobs/{id} when the database fails or holds it
         return pids.length > 0 && pids;
       });
 
-      await holder.client.query('BEGIN');
       const holding = holder.client.query('LOCK TABLE bulk_jobs IN EXCLUSIVE MODE');
       await waitFor('the holder to queue behind the UPDATE', async () =>
         (await blockedBy(deleting)).includes(holder.pid),

@@ -57,8 +57,21 @@ export interface WorkerProcess {
 /** The compiled worker entry, next to this compiled helper. */
 const WORKER_ENTRY = resolve(__dirname, '../../src/worker.js');
 
-export function startWorker(databaseUrl: string, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--enable-source-maps', WORKER_ENTRY], {
+/** The compiled API entry (main.js, run with --no-worker). */
+const API_ENTRY = resolve(__dirname, '../../src/main.js');
+
+/**
+ * `launch.prefix` runs it under another command (e.g. `ip netns exec <ns>`);
+ * `launch.api` starts an API-only process instead (ready: see its output).
+ */
+export function startWorker(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  launch: { prefix?: string[]; api?: boolean } = {},
+): WorkerProcess {
+  const entry = launch.api ? [API_ENTRY, '--no-worker'] : [WORKER_ENTRY];
+  const [cmd, ...args] = [...(launch.prefix ?? []), process.execPath, '--enable-source-maps', ...entry];
+  const child = spawn(cmd, args, {
     env: {
       PATH: process.env.PATH ?? '',
       NODE_ENV: 'test',
@@ -93,7 +106,7 @@ export function startWorker(databaseUrl: string, env: Record<string, string> = {
         output.push(line);
         const started = /worker (\S+) started/.exec(line);
         if (started) proc.id = started[1];
-        if (line.includes('worker process ready')) res();
+        if (line.includes('worker process ready') || (launch.api && line.includes('API listening on'))) res();
       }
     };
     child.stdout.on('data', onData);

@@ -41,39 +41,42 @@ export async function insertJob(db: DataSource, opts: JobFactoryOptions): Promis
   const count = (s: ItemStatus) => statuses.filter((x) => x === s).length;
   const terminal = ['completed', 'failed', 'cancelled'].includes(status);
   const createdAt = opts.createdAt ?? new Date();
-  await db.query(
-    `INSERT INTO bulk_jobs (id, owner, action, params, status, total_items, succeeded_items, failed_items,
+  // One transaction: a purge or a worker running beside the test never sees the job without its items.
+  await db.transaction(async (tx) => {
+    await tx.query(
+      `INSERT INTO bulk_jobs (id, owner, action, params, status, total_items, succeeded_items, failed_items,
        skipped_items, created_at, updated_at, started_at, finished_at, deleted_at, purge_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14)`,
-    [
-      id,
-      opts.owner,
-      opts.action ?? 'noop',
-      opts.params ?? {},
-      status,
-      statuses.length,
-      count('succeeded'),
-      count('failed'),
-      count('skipped'),
-      createdAt,
-      status === 'pending' ? null : createdAt,
-      terminal ? createdAt : null,
-      opts.deletedAt ?? null,
-      opts.purgeAt ?? null,
-    ],
-  );
-  if (statuses.length > 0) {
-    await db.query(
-      `INSERT INTO bulk_job_items (job_id, seq, target_id, status, attempts, finished_at, last_error)
+      [
+        id,
+        opts.owner,
+        opts.action ?? 'noop',
+        opts.params ?? {},
+        status,
+        statuses.length,
+        count('succeeded'),
+        count('failed'),
+        count('skipped'),
+        createdAt,
+        status === 'pending' ? null : createdAt,
+        terminal ? createdAt : null,
+        opts.deletedAt ?? null,
+        opts.purgeAt ?? null,
+      ],
+    );
+    if (statuses.length > 0) {
+      await tx.query(
+        `INSERT INTO bulk_job_items (job_id, seq, target_id, status, attempts, finished_at, last_error)
        SELECT $1, t.ord - 1, 'target-' || t.ord,
               t.status,
               CASE WHEN t.status = 'pending' THEN 0 ELSE 1 END,
               CASE WHEN t.status = ANY($3) THEN $4::timestamptz END,
               CASE WHEN t.status = 'failed' THEN '{"code":"TEST","message":"failed in a factory"}'::jsonb END
        FROM unnest($2::text[]) WITH ORDINALITY AS t(status, ord)`,
-      [id, statuses, FINISHED_ITEM_STATUSES, createdAt],
-    );
-  }
+        [id, statuses, FINISHED_ITEM_STATUSES, createdAt],
+      );
+    }
+  });
   return id;
 }
 
