@@ -22,6 +22,8 @@ export interface JobSpec {
   action: string;
   params: Record<string, unknown>;
   options?: JobOptions;
+  /** The job whose items a retry takes. */
+  retryOf?: string;
 }
 
 /**
@@ -107,6 +109,7 @@ export class BulkJobCreator {
           action: spec.action,
           params: spec.params,
           options: spec.options ?? {},
+          retryOf: spec.retryOf ?? null,
         });
         const claimKey = async () => {
           const record = { owner, key: idempotencyKey!, requestHash: items.requestHash(), jobId: id };

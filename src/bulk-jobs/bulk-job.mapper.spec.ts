@@ -25,6 +25,7 @@ function jobRow(overrides: Partial<JobView> = {}): JobView {
     updatedAt: new Date('2025-01-02T03:05:00.001Z'),
     deletedAt: null,
     purgeAt: null,
+    retryOf: null,
     ...overrides,
   };
 }
@@ -66,6 +67,7 @@ describe('toJobResponse', () => {
       error: null,
       deleted_at: null,
       purge_at: null,
+      retry_of: null,
       created_at: '2025-01-02T03:04:05.678Z',
       started_at: '2025-01-02T03:04:06.000Z',
       finished_at: null,

@@ -27,6 +27,7 @@ export const JOB_VIEW = [
   'updatedAt',
   'deletedAt',
   'purgeAt',
+  'retryOf',
 ] as const satisfies readonly (keyof BulkJob)[];
 export type JobView = Pick<BulkJob, (typeof JOB_VIEW)[number]>;
 
@@ -75,6 +76,7 @@ export function toJobResponse(job: JobView): BulkJobResponseDto {
     error: job.error,
     deleted_at: iso(job.deletedAt),
     purge_at: iso(job.purgeAt),
+    retry_of: job.retryOf,
     created_at: job.createdAt.toISOString(),
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),

@@ -52,8 +52,11 @@ import {
   JOB_NOT_DELETABLE,
   JOB_NOT_DELETED,
   JOB_NOT_FOUND,
+  INVALID_RETRY,
+  RETRY_REFUSED,
   SAMPLE_JOB_ID,
 } from './bulk-jobs.openapi';
+import { RetryBulkJobDto } from './dto/job-control.dto';
 import { SSE_CONTENT_TYPE } from './sse';
 
 export const JOBS_PATH = 'api/actions/bulk/jobs';
@@ -231,6 +234,54 @@ export class BulkJobsController {
     @Param('id', ParseUuidParamPipe) id: string,
   ): Promise<BulkJobResponseDto> {
     return this.jobs.cancel(principal, id);
+  }
+
+  @Post(':id/retry')
+  @HttpCode(202)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'retryBulkActionJob',
+    summary: "Retry a finished job's failed items",
+    description:
+      'Creates a new job with the same action, params, options and labels whose targets are the failed items ' +
+      'of this completed, failed or cancelled job (and its skipped ones with `include_skipped`), in their ' +
+      'order, with their data. The new job belongs to the caller and carries `retry_of`; this job stays as it ' +
+      'is. A create in every other respect: the Idempotency-Key, BULK_JOBS_MAX_ACTIVE_PER_OWNER and ' +
+      'BULK_JOBS_MAX_TARGETS apply. A deleted job is not found (restore it first).',
+  })
+  @ApiBody({ required: false, type: RetryBulkJobDto })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Up to 255 printable ASCII characters; scoped to the caller, shared with creates.',
+  })
+  @ApiAcceptedResponse({
+    type: BulkJobResponseDto,
+    description: 'Accepted: the new job. `Location` points at it.',
+    headers: { Location: { schema: { type: 'string' }, description: 'The new job URL.' } },
+    example: JOB_EXAMPLES.retried,
+  })
+  @ApiProblemResponses(
+    INVALID_RETRY,
+    401,
+    forbidden(SCOPES.write),
+    JOB_NOT_FOUND,
+    RETRY_REFUSED,
+    IDEMPOTENCY_KEY_REUSED,
+    CREATE_THROTTLED,
+  )
+  async retry(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Body() body: RetryBulkJobDto,
+    @IdempotencyKey() idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<BulkJobResponseDto> {
+    const { job, replayed } = await this.jobs.retry(principal, id, body, idempotencyKey);
+    void reply.header('location', `/${JOBS_PATH}/${job.id}`);
+    if (replayed) void reply.header('idempotent-replayed', 'true');
+    return job;
   }
 
   @Delete(':id')

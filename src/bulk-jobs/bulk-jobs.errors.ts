@@ -34,6 +34,57 @@ export class BulkJobNotCancellableError extends DomainError {
   }
 }
 
+/** Only a finished job's items stay as they are: a retry of a job still running would race its workers. */
+export class BulkJobNotRetryableError extends DomainError {
+  readonly code = 'JOB_NOT_RETRYABLE';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+  ) {
+    super(
+      `Bulk action job ${jobId} is ${jobStatus}; only completed, failed or cancelled jobs can be retried.`,
+    );
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+export class NothingToRetryError extends DomainError {
+  readonly code = 'NOTHING_TO_RETRY';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+    includeSkipped: boolean,
+  ) {
+    super(
+      `Bulk action job ${jobId} has no failed${includeSkipped ? ' or skipped' : ''} items, so there is nothing to retry.` +
+        (includeSkipped ? '' : ' Send {"include_skipped": true} to retry its skipped items too.'),
+    );
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+export class BulkJobNotPausableError extends DomainError {
+  readonly code = 'JOB_NOT_PAUSABLE';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+  ) {
+    super(`Bulk action job ${jobId} is ${jobStatus}; only pending or running jobs can be paused.`);
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+export class BulkJobNotResumableError extends DomainError {
+  readonly code = 'JOB_NOT_RESUMABLE';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+  ) {
+    super(`Bulk action job ${jobId} is ${jobStatus}; only paused jobs can be resumed.`);
+    this.extensions.job_status = jobStatus;
+  }
+}
+
 export class BulkJobNotDeletedError extends DomainError {
   readonly code = 'JOB_NOT_DELETED';
   constructor(readonly jobId: string) {

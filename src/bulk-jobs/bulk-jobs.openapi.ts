@@ -19,7 +19,9 @@ import {
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
+  BulkJobNotRetryableError,
   IdempotencyKeyReusedError,
+  NothingToRetryError,
   TooManyActiveJobsError,
   TooManyStreamsError,
   TooManyUploadsError,
@@ -96,6 +98,7 @@ const RUNNING_JOB = {
   error: null,
   deleted_at: null,
   purge_at: null,
+  retry_of: null,
   created_at: '2026-11-29T10:15:00.000Z',
   started_at: '2026-11-29T10:15:00.412Z',
   finished_at: null,
@@ -167,6 +170,19 @@ export const JOB_EXAMPLES = {
     next_cursor: null,
   },
   deleted: { job_id: SAMPLE_JOB_ID, status: 'completed', success: true },
+  retried: {
+    ...RUNNING_JOB,
+    id: '3f0b9a4c-6d2e-4f81-a7c5-9b1e2d3c4f50',
+    status: 'pending',
+    total_items: 3,
+    succeeded_items: 0,
+    failed_items: 0,
+    progress: 0,
+    retry_of: SAMPLE_JOB_ID,
+    created_at: '2026-11-29T11:02:00.000Z',
+    started_at: null,
+    updated_at: '2026-11-29T11:02:00.000Z',
+  },
 };
 
 const jobStatusMember = (statuses: readonly string[], description: string): SchemaObject => ({
@@ -290,6 +306,28 @@ export const JOB_NOT_CANCELLABLE = problemResponse(
   { notCancellable: ['The job has finished', new BulkJobNotCancellableError(SAMPLE_JOB_ID, 'completed')] },
   {
     extensions: jobStatusMember(TERMINAL_JOB_STATUSES, 'The status that keeps the job from being cancelled.'),
+  },
+);
+
+export const RETRY_REFUSED = problemResponse(
+  'The job is not finished (`/problems/job-not-retryable`), or it has no failed items, nor skipped ones with ' +
+    '`include_skipped` (`/problems/nothing-to-retry`); both with `job_status`.',
+  {
+    notRetryable: ['The job is still running', new BulkJobNotRetryableError(SAMPLE_JOB_ID, 'running')],
+    nothingToRetry: ['Every item succeeded', new NothingToRetryError(SAMPLE_JOB_ID, 'completed', false)],
+  },
+  { extensions: jobStatusMember(JOB_STATUSES, "The job's status.") },
+);
+
+export const INVALID_RETRY = problemResponse(
+  'The id is not a UUID, the body is not valid (`/problems/validation-error`, with `details` naming the ' +
+    'member), or the retry would have more than BULK_JOBS_MAX_TARGETS targets.',
+  {
+    invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
+    invalidMember: [
+      'include_skipped is not a boolean',
+      new ValidationFailedError({ include_skipped: 'include_skipped must be a boolean value' }),
+    ],
   },
 );
 

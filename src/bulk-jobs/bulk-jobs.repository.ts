@@ -5,11 +5,11 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { ObjectLiteral, Repository, SelectQueryBuilder, UpdateQueryBuilder } from 'typeorm';
 import { Database } from '../database/database';
-import { selectList, sql, type Queryable, type Statement } from '../database/sql';
+import { selectList, sql, sqlLiterals, type Queryable, type Statement } from '../database/sql';
 import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
 import { BulkJob } from '../jobs/bulk-job.entity';
 import { ACTIVE, CANCELLABLE, CLAIMABLE, DELETABLE, RESTORABLE, VISIBLE } from '../jobs/job-conditions';
-import type { ItemStatus, JobStatus } from '../jobs/job-status';
+import { TERMINAL_JOB_STATUSES, type ItemStatus, type JobStatus } from '../jobs/job-status';
 import type { JobOptions } from '../jobs/job-types';
 import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
 
@@ -30,6 +30,8 @@ export interface NewJob {
   action: string;
   params: Record<string, unknown>;
   options: JobOptions;
+  /** The job whose failed (and skipped) items this one retries. */
+  retryOf: string | null;
 }
 
 /** A job's targets for insertItems, as parallel arrays; `datas` holds JSON text or null. */
@@ -205,6 +207,7 @@ export class BulkJobsRepository {
       action: () => ':action',
       params: () => ':params',
       options: () => ':options',
+      retryOf: () => ':retryOf::uuid',
     };
     this.insert = sql(
       jobs
@@ -382,6 +385,22 @@ export class BulkJobsRepository {
   }
 
   /**
+   * The items of a retry: the items of job `sourceId` in `statuses` (failed,
+   * and skipped if asked), in their order, with their data, renumbered from
+   * 0, in one INSERT … SELECT; returns how many. The source must be finished
+   * (a job's items no longer change then), which the statement checks itself.
+   * Reads the failed items through bulk_job_items_failed_idx.
+   */
+  async insertRetryItems(
+    tx: Transaction,
+    jobId: string,
+    sourceId: string,
+    statuses: readonly ItemStatus[],
+  ): Promise<number> {
+    return (await INSERT_RETRY_ITEMS.query(tx, { jobId, sourceId, statuses: [...statuses] })).rowCount ?? 0;
+  }
+
+  /**
    * Items from rows in COPY's text format (job_id, seq, target_id, data).
    * pipeline() applies back-pressure both ways and owns the errors of the
    * COPY stream: an error of `rows` aborts the COPY (CopyFail), and a failing
@@ -503,6 +522,14 @@ const INSERT_ITEMS = sql<{ jobId: string } & ItemBatch>(`
   INSERT INTO bulk_job_items (job_id, seq, target_id, data)
   SELECT :jobId, :firstSeq + t.ord - 1, t.id, t.data
   FROM unnest(:targetIds::text[], :datas::jsonb[]) WITH ORDINALITY AS t(id, data, ord)`);
+
+const INSERT_RETRY_ITEMS = sql<{ jobId: string; sourceId: string; statuses: string[] }>(`
+  INSERT INTO bulk_job_items (job_id, seq, target_id, data)
+  SELECT :jobId, row_number() OVER (ORDER BY i.seq) - 1, i.target_id, i.data
+  FROM bulk_job_items i
+  WHERE i.job_id = :sourceId AND i.status = ANY(:statuses::text[])
+    AND EXISTS (SELECT 1 FROM bulk_jobs j WHERE j.id = :sourceId AND j.status IN (${sqlLiterals(TERMINAL_JOB_STATUSES)}))
+  ORDER BY i.seq`);
 
 const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
 

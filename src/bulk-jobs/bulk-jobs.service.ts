@@ -14,13 +14,15 @@ import {
   decodeTimeIdPosition,
   InvalidCursorError,
 } from '../common/pagination/cursor';
-import { isDeletable, JOB_STATUSES, type JobStatus } from '../jobs/job-status';
+import { isDeletable, isTerminal, JOB_STATUSES, type ItemStatus, type JobStatus } from '../jobs/job-status';
 import { toItemResponse, toJobResponse, type JobView } from './bulk-job.mapper';
 import {
   BulkJobNotCancellableError,
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
+  BulkJobNotRetryableError,
+  NothingToRetryError,
 } from './bulk-jobs.errors';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type OwnerScope, type Transaction } from './bulk-jobs.repository';
@@ -34,6 +36,7 @@ import type {
   DeleteBulkJobResponseDto,
   JobCountsResponseDto,
 } from './dto/bulk-job-response.dto';
+import type { RetryBulkJobDto } from './dto/job-control.dto';
 import type { JobCountsQueryDto, ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 
 /** Items are written with one multi-row INSERT per this many targets. */
@@ -229,6 +232,39 @@ export class BulkJobsService {
     }
   }
 
+  /**
+   * A new job with the finished job's action, params and options, whose
+   * targets are the job's failed items (and skipped ones with
+   * include_skipped), in their order, with their data: copied by one
+   * INSERT … SELECT inside the create's transaction, so that the Idempotency-Key,
+   * the active-jobs limit and the owner rules are those of a create. The new
+   * job belongs to the caller and says `retry_of`; the original is left as it
+   * was. A deleted job is not found, as for cancel: restore it first.
+   */
+  async retry(
+    principal: Principal,
+    id: string,
+    dto: RetryBulkJobDto | undefined,
+    idempotencyKey?: string,
+  ): Promise<CreateResult> {
+    const source = await this.findVisible(principal, id);
+    if (source.deletedAt) throw new BulkJobNotFoundError(id);
+    if (!isTerminal(source.status)) throw new BulkJobNotRetryableError(id, source.status);
+    const includeSkipped = dto?.include_skipped ?? false;
+    const spec: JobSpec = {
+      action: source.action,
+      params: source.params,
+      options: source.options,
+      retryOf: source.id,
+    };
+    return this.creator.create(
+      principal,
+      spec,
+      new RetryItems(this.jobs, source, includeSkipped, this.env.BULK_JOBS_MAX_TARGETS),
+      idempotencyKey,
+    );
+  }
+
   /** Undoes a soft delete while the job is still retained. */
   async restore(principal: Principal, id: string): Promise<BulkJobResponseDto> {
     const restored = await this.jobs.restoreJob(scopeOf(principal), id);
@@ -305,5 +341,37 @@ class InlineItems implements ItemWriter {
       await this.jobs.insertItems(tx, jobId, { firstSeq: start, targetIds, datas });
     }
     return targets.length;
+  }
+}
+
+/** The item writer of a retry: the source job's failed (and skipped) items, copied in the database. */
+class RetryItems implements ItemWriter {
+  readonly hashedBeforeWrite = true;
+
+  constructor(
+    private readonly jobs: BulkJobsRepository,
+    private readonly source: JobView,
+    private readonly includeSkipped: boolean,
+    private readonly maxTargets: number,
+  ) {}
+
+  // Never the hash of a create: a key used for a create and then for a retry is a reuse (422).
+  requestHash(): string {
+    return hashRequest(
+      { action: 'retry', params: { retry_of: this.source.id, include_skipped: this.includeSkipped } },
+      [],
+    );
+  }
+
+  async write(tx: Transaction, jobId: string): Promise<number> {
+    const statuses: ItemStatus[] = this.includeSkipped ? ['failed', 'skipped'] : ['failed'];
+    const n = await this.jobs.insertRetryItems(tx, jobId, this.source.id, statuses);
+    if (n === 0) throw new NothingToRetryError(this.source.id, this.source.status, this.includeSkipped);
+    if (n > this.maxTargets) {
+      throw new ValidationFailedError({
+        include_skipped: `the retry would have ${n} targets, more than BULK_JOBS_MAX_TARGETS (${this.maxTargets})`,
+      });
+    }
+    return n;
   }
 }

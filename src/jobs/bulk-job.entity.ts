@@ -113,6 +113,10 @@ export class BulkJob {
   @Column('timestamp with time zone', { name: 'purge_at', precision: 3, nullable: true })
   purgeAt: Date | null;
 
+  /** The job whose failed (and skipped) items this one retries; null for a job created from targets. */
+  @Column('uuid', { name: 'retry_of', nullable: true })
+  retryOf: string | null;
+
   // Scheduling state kept by the workers (src/engine); the API does not show it.
 
   /** Items claimed by a worker and not yet recorded. */

@@ -82,6 +82,17 @@ export class BulkJobResponseDto {
   })
   purge_at: string | null;
 
+  @ApiProperty({
+    type: 'string',
+    format: 'uuid',
+    nullable: true,
+    description:
+      'The job whose failed (and skipped) items this job retries (POST /jobs/{id}/retry); null for a job ' +
+      'created from targets.',
+    example: null,
+  })
+  retry_of: string | null;
+
   @ApiProperty({ type: 'string', format: 'date-time' })
   created_at: string;
 
