@@ -129,7 +129,7 @@ export class BulkJobCreator {
 
   /**
    * Refuses the job `jobId` when its owner already has
-   * BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs. In
+   * BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running, paused or cancelling jobs. In
    * the create's transaction `tx`, the count is taken under a lock on the
    * owner's creates, held until it commits: two creates of one owner count
    * one after the other, so that they cannot both see room for one more job.

@@ -52,6 +52,8 @@ import {
   JOB_NOT_DELETABLE,
   JOB_NOT_DELETED,
   JOB_NOT_FOUND,
+  JOB_NOT_PAUSABLE,
+  JOB_NOT_RESUMABLE,
   INVALID_RETRY,
   RETRY_REFUSED,
   SAMPLE_JOB_ID,
@@ -225,7 +227,7 @@ export class BulkJobsController {
     operationId: 'cancelBulkActionJob',
     summary: 'Cancel a bulk action job',
     description:
-      'Pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.',
+      'A pending, running or paused job: its pending items are skipped at once. The job is cancelled, or cancelling while items are in flight. Cancelling a cancelling job changes nothing. Items that already succeeded stay succeeded.',
   })
   @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.cancelled })
   @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_CANCELLABLE)
@@ -234,6 +236,48 @@ export class BulkJobsController {
     @Param('id', ParseUuidParamPipe) id: string,
   ): Promise<BulkJobResponseDto> {
     return this.jobs.cancel(principal, id);
+  }
+
+  @Post(':id/pause')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'pauseBulkActionJob',
+    summary: 'Pause a bulk action job',
+    description:
+      'A pending or running job becomes paused: workers claim none of its items any more; items already in ' +
+      'flight finish and are recorded (a paused job whose last items finish so completes or fails as usual). ' +
+      'A paused job is still active (it counts against BULK_JOBS_MAX_ACTIVE_PER_OWNER), cannot be deleted, ' +
+      'and can be cancelled or resumed. Pausing a paused job changes nothing and answers 200.',
+  })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.paused })
+  @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_PAUSABLE)
+  pause(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
+    return this.jobs.pause(principal, id);
+  }
+
+  @Post(':id/resume')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'resumeBulkActionJob',
+    summary: 'Resume a paused bulk action job',
+    description:
+      'A paused job becomes running again (pending if none of its items had started), and workers claim its ' +
+      'items at once. Any other status is a 409.',
+  })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.resumed })
+  @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_RESUMABLE)
+  resume(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
+    return this.jobs.resume(principal, id);
   }
 
   @Post(':id/retry')

@@ -29,7 +29,7 @@ export class BulkJobNotCancellableError extends DomainError {
     readonly jobId: string,
     readonly jobStatus: JobStatus,
   ) {
-    super(`Bulk action job ${jobId} is ${jobStatus}; only pending or running jobs can be cancelled.`);
+    super(`Bulk action job ${jobId} is ${jobStatus}; only pending, running or paused jobs can be cancelled.`);
     this.extensions.job_status = jobStatus;
   }
 }
@@ -104,7 +104,7 @@ export class TooManyActiveJobsError extends DomainError {
   readonly code = 'TOO_MANY_ACTIVE_JOBS';
   constructor(readonly maxActiveJobs: number) {
     super(
-      `You already have ${maxActiveJobs} pending, running or cancelling jobs, the most allowed at once. ` +
+      `You already have ${maxActiveJobs} pending, running, paused or cancelling jobs, the most allowed at once. ` +
         'Wait for one to finish, or cancel one, and try again.',
     );
     this.extensions.max_active_jobs = maxActiveJobs;

@@ -19,6 +19,8 @@ import {
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
+  BulkJobNotPausableError,
+  BulkJobNotResumableError,
   BulkJobNotRetryableError,
   IdempotencyKeyReusedError,
   NothingToRetryError,
@@ -125,6 +127,8 @@ export const JOB_EXAMPLES = {
     finished_at: '2026-11-29T10:15:43.020Z',
     updated_at: '2026-11-29T10:15:43.020Z',
   },
+  paused: { ...RUNNING_JOB, status: 'paused', updated_at: '2026-11-29T10:15:43.020Z' },
+  resumed: { ...RUNNING_JOB, updated_at: '2026-11-29T10:21:07.734Z' },
   restored: {
     ...RUNNING_JOB,
     status: 'completed',
@@ -134,7 +138,7 @@ export const JOB_EXAMPLES = {
     updated_at: '2026-12-01T08:02:11.540Z',
   },
   counts: {
-    by_status: { pending: 1, running: 2, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },
+    by_status: { pending: 1, running: 2, paused: 0, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },
     total: 47,
   },
   list: {
@@ -291,7 +295,7 @@ export const JOB_NOT_FOUND = problemResponse(
 );
 
 export const JOB_NOT_DELETABLE = problemResponse(
-  'The job is pending or running (`/problems/job-not-deletable`, with `job_status`).',
+  'The job is pending, running, paused or cancelling (`/problems/job-not-deletable`, with `job_status`).',
   { notDeletable: ['The job is still running', new BulkJobNotDeletableError(SAMPLE_JOB_ID, 'running')] },
   {
     extensions: jobStatusMember(
@@ -301,8 +305,31 @@ export const JOB_NOT_DELETABLE = problemResponse(
   },
 );
 
+export const JOB_NOT_PAUSABLE = problemResponse(
+  'The job is cancelling, completed, failed or cancelled (`/problems/job-not-pausable`, with `job_status`).',
+  { notPausable: ['The job has finished', new BulkJobNotPausableError(SAMPLE_JOB_ID, 'completed')] },
+  {
+    extensions: jobStatusMember(
+      JOB_STATUSES.filter((s) => !['pending', 'running', 'paused'].includes(s)),
+      'The status that keeps the job from being paused.',
+    ),
+  },
+);
+
+export const JOB_NOT_RESUMABLE = problemResponse(
+  'The job is not paused (`/problems/job-not-resumable`, with `job_status`).',
+  { notResumable: ['The job is running', new BulkJobNotResumableError(SAMPLE_JOB_ID, 'running')] },
+  {
+    extensions: jobStatusMember(
+      JOB_STATUSES.filter((s) => s !== 'paused'),
+      'The status that keeps the job from being resumed.',
+    ),
+  },
+);
+
 export const JOB_NOT_CANCELLABLE = problemResponse(
-  'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).',
+  'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`). A paused ' +
+    'job can be cancelled.',
   { notCancellable: ['The job has finished', new BulkJobNotCancellableError(SAMPLE_JOB_ID, 'completed')] },
   {
     extensions: jobStatusMember(TERMINAL_JOB_STATUSES, 'The status that keeps the job from being cancelled.'),
@@ -350,7 +377,7 @@ const PER_MEMBER: SchemaObject = {
 
 export const CREATE_THROTTLED = problemResponse(
   'Too many requests from this caller (`about:blank`, with `Retry-After`); the owner already has ' +
-    'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs (`/problems/too-many-active-jobs`, ' +
+    'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running, paused or cancelling jobs (`/problems/too-many-active-jobs`, ' +
     'with `max_active_jobs`); or, for a streamed (NDJSON) create, the owner or the server already has its cap ' +
     'of streamed creates in progress (`/problems/too-many-uploads`, with `max_uploads`, `per` and `Retry-After`).',
   {

@@ -8,7 +8,16 @@ import { Database } from '../database/database';
 import { selectList, sql, sqlLiterals, type Queryable, type Statement } from '../database/sql';
 import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
 import { BulkJob } from '../jobs/bulk-job.entity';
-import { ACTIVE, CANCELLABLE, CLAIMABLE, DELETABLE, RESTORABLE, VISIBLE } from '../jobs/job-conditions';
+import {
+  ACTIVE,
+  CANCELLABLE,
+  CLAIMABLE,
+  DELETABLE,
+  PAUSABLE,
+  RESTORABLE,
+  RESUMABLE,
+  VISIBLE,
+} from '../jobs/job-conditions';
 import { TERMINAL_JOB_STATUSES, type ItemStatus, type JobStatus } from '../jobs/job-status';
 import type { JobOptions } from '../jobs/job-types';
 import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView } from './bulk-job.mapper';
@@ -128,6 +137,8 @@ export class BulkJobsRepository {
   private readonly lockVisible: Scoped<{ id: string }>;
   private readonly restore: Scoped<{ id: string }>;
   private readonly markCancelling: Scoped<{ id: string }>;
+  private readonly pause: Scoped<{ id: string }>;
+  private readonly resume: Scoped<{ id: string }>;
   private readonly insert: Statement<NewJob>;
   private readonly setTotal: Statement<{ id: string; totalItems: number }>;
   private readonly cancelItems: Statement<{ id: string }>;
@@ -199,6 +210,25 @@ export class BulkJobsRepository {
         .where('id = :id')
         .andWhere(CANCELLABLE)
         .returning(selectList(job, ['id'])),
+    );
+    // Workers claim only from pending and running jobs, so this is all a pause takes.
+    this.pause = scoped(() =>
+      updateJob()
+        .set({ status: () => `'paused'` })
+        .where('id = :id')
+        .andWhere(PAUSABLE)
+        .returning(selectList(job, JOB_VIEW)),
+    );
+    // Back to where it was (running once an item has started), claimable at once.
+    this.resume = scoped(() =>
+      updateJob()
+        .set({
+          status: () => `CASE WHEN started_at IS NULL THEN 'pending' ELSE 'running' END`,
+          claimableAt: () => 'now()',
+        })
+        .where('id = :id')
+        .andWhere(RESUMABLE)
+        .returning(selectList(job, JOB_VIEW)),
     );
     // Every other column takes its default; the items are counted once written (setTotalItems).
     const fields: Record<keyof NewJob, () => string> = {
@@ -349,7 +379,7 @@ export class BulkJobsRepository {
   }
 
   /**
-   * Cancels a pending or running job in one transaction: the job row first
+   * Cancels a pending, running or paused job in one transaction: the job row first
    * (locked, so that concurrent cancels and the workers' updates queue behind
    * it), then its pending items are skipped and the job becomes cancelled, or
    * cancelling while items are in flight. Undefined when the job was not
@@ -366,6 +396,20 @@ export class BulkJobsRepository {
       if (locked.length === 0) return undefined;
       return (await this.cancelItems.rows<JobView>(tx, { id }))[0];
     });
+  }
+
+  /**
+   * Pauses a pending or running job in one conditional UPDATE: workers claim
+   * nothing more from it; items in flight finish and are recorded. Undefined
+   * when the job was not pausable (or not visible).
+   */
+  async pauseJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return (await this.scopedRows<JobView, { id: string }>(this.pause, owner, { id }))[0];
+  }
+
+  /** Resumes a paused job in one conditional UPDATE; undefined when it was not paused (or not visible). */
+  async resumeJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return (await this.scopedRows<JobView, { id: string }>(this.resume, owner, { id }))[0];
   }
 
   // --- creates --------------------------------------------------------------

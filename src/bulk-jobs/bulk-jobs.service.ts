@@ -14,13 +14,22 @@ import {
   decodeTimeIdPosition,
   InvalidCursorError,
 } from '../common/pagination/cursor';
-import { isDeletable, isTerminal, JOB_STATUSES, type ItemStatus, type JobStatus } from '../jobs/job-status';
+import {
+  isDeletable,
+  isPausable,
+  isTerminal,
+  JOB_STATUSES,
+  type ItemStatus,
+  type JobStatus,
+} from '../jobs/job-status';
 import { toItemResponse, toJobResponse, type JobView } from './bulk-job.mapper';
 import {
   BulkJobNotCancellableError,
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
+  BulkJobNotPausableError,
+  BulkJobNotResumableError,
   BulkJobNotRetryableError,
   NothingToRetryError,
 } from './bulk-jobs.errors';
@@ -178,7 +187,7 @@ export class BulkJobsService {
   }
 
   /**
-   * Cancels a pending or running job: its pending items become skipped at
+   * Cancels a pending, running or paused job: its pending items become skipped at
    * once; the job is `cancelled` when no item is in flight, else `cancelling`
    * until the workers finish them. Cancelling a `cancelling` job is a no-op.
    */
@@ -190,6 +199,40 @@ export class BulkJobsService {
     if (current.deletedAt) throw new BulkJobNotFoundError(id);
     if (current.status === 'cancelling') return toJobResponse(current);
     throw new BulkJobNotCancellableError(id, current.status);
+  }
+
+  /**
+   * Pauses a pending or running job: workers claim nothing more from it, and
+   * items in flight finish and are recorded (a paused job whose last item
+   * finishes that way completes or fails as usual). Pausing a paused job
+   * answers it unchanged. The change is one conditional UPDATE; when it
+   * matches nothing, a read picks the answer. A job the read finds pausable
+   * was resumed in between: the UPDATE is tried again.
+   */
+  async pause(principal: Principal, id: string): Promise<BulkJobResponseDto> {
+    for (let attempt = 0; ; attempt++) {
+      const paused = await this.jobs.pauseJob(scopeOf(principal), id);
+      if (paused) return toJobResponse(paused);
+      const current = await this.findVisible(principal, id);
+      if (current.deletedAt) throw new BulkJobNotFoundError(id);
+      if (current.status === 'paused') return toJobResponse(current);
+      if (!isPausable(current.status) || attempt >= 2) throw new BulkJobNotPausableError(id, current.status);
+    }
+  }
+
+  /**
+   * Resumes a paused job: `running` again (`pending` if no item has started
+   * yet), and claimable at once. Any other status is a 409.
+   */
+  async resume(principal: Principal, id: string): Promise<BulkJobResponseDto> {
+    for (let attempt = 0; ; attempt++) {
+      const resumed = await this.jobs.resumeJob(scopeOf(principal), id);
+      if (resumed) return toJobResponse(resumed);
+      const current = await this.findVisible(principal, id);
+      if (current.deletedAt) throw new BulkJobNotFoundError(id);
+      // Paused again by the time of the read (resumed and paused in between): try again.
+      if (current.status !== 'paused' || attempt >= 2) throw new BulkJobNotResumableError(id, current.status);
+    }
   }
 
   /**

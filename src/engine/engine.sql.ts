@@ -21,7 +21,7 @@ import type { OutcomeKind } from './types';
  * lets several workers claim from and write to one large job at once.
  */
 
-/** A job workers may claim from (cancelled, cancelling and deleted jobs get no new claims). */
+/** A job workers may claim from (paused, cancelling, finished and deleted jobs get no new claims). */
 const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
   AND action = ANY(:actions::text[])
   AND running_items < COALESCE((options->>'concurrency')::int, 2147483647)`;
@@ -175,8 +175,16 @@ export const DEFER_RATE_LIMITED = sql<{ jobId: string; tokens: number | null; wa
 export const LOCK_JOBS = sql<{ jobIds: string[] }>(`
   SELECT id, status FROM bulk_jobs WHERE id = ANY(:jobIds::uuid[]) ORDER BY id FOR NO KEY UPDATE`);
 
+/**
+ * Statuses in which a job finishes by itself once every item is done. A
+ * paused job is among them: its items in flight finish and are recorded, and
+ * when they were its last it completes (or fails) like any other, rather than
+ * waiting for a resume that could give it nothing to do.
+ */
+const FINISHING = `('pending', 'running', 'paused')`;
+
 /** The job reaches its end with this batch (j: the job row, x: the batch's totals). */
-const DONE = `(j.status IN ('pending', 'running')
+const DONE = `(j.status IN ${FINISHING}
   AND j.succeeded_items + x.s + j.failed_items + x.f + j.skipped_items + x.k >= j.total_items)`;
 const CANCELLED = `(j.status = 'cancelling' AND j.running_items - x.n = 0)`;
 

@@ -209,6 +209,9 @@ class JobCountsByStatusDto implements Record<JobStatus, number> {
   running: number;
 
   @ApiProperty({ type: 'integer', example: 0 })
+  paused: number;
+
+  @ApiProperty({ type: 'integer', example: 0 })
   cancelling: number;
 
   @ApiProperty({ type: 'integer', example: 40 })
