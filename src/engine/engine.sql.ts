@@ -26,12 +26,15 @@ const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
   AND action = ANY(:actions::text[])
   AND running_items < COALESCE((options->>'concurrency')::int, 2147483647)`;
 
+/** A job's options.priority (-10 to 10, default 0): claims serve higher priorities first. */
+const PRIORITY = `COALESCE((options->>'priority')::int, 0)`;
+
 const PICK = `
   SELECT id, action, params, options, status, xmin AS version,
          (options ? 'concurrency' OR options ? 'rate_limit_per_second') AS limited
   FROM bulk_jobs
   WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY(:avoid::uuid[]))
-  ORDER BY last_claimed_at ASC NULLS FIRST, created_at, id
+  ORDER BY ${PRIORITY} DESC, last_claimed_at ASC NULLS FIRST, created_at, id
   LIMIT 1`;
 
 /**
@@ -105,7 +108,8 @@ interface PickParams {
 }
 
 /**
- * One round trip for the usual claim. Picks, round robin, the job served
+ * One round trip for the usual claim. Picks, from the highest priority that
+ * has a job to claim from, and round robin within it, the job served
  * least recently (never served first) whose backoff or rate limit allows a
  * claim now, except the jobs in :avoid - without locking it: several workers
  * may pick the same job and claim disjoint items. If the job has no

@@ -9,4 +9,6 @@ export type JobOptions = {
   max_attempts?: number;
   concurrency?: number;
   rate_limit_per_second?: number;
+  /** -10 to 10, default 0: higher priorities are claimed first. */
+  priority?: number;
 };

@@ -157,6 +157,22 @@ export class JobOptionsDto {
   @Min(0.01)
   @Max(100_000)
   rate_limit_per_second?: number;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    description:
+      'Workers claim items of higher-priority jobs first, and round-robin between jobs of one priority. A ' +
+      'job waits while any job of a higher priority has items to claim (no ageing): see the README.',
+    minimum: -10,
+    maximum: 10,
+    default: 0,
+    example: 0,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(-10)
+  @Max(10)
+  priority?: number;
 }
 
 export class TargetDto {
