@@ -22,6 +22,7 @@ export interface JobSpec {
   action: string;
   params: Record<string, unknown>;
   options?: JobOptions;
+  labels?: Record<string, string>;
   /** The job whose items a retry takes. */
   retryOf?: string;
 }
@@ -110,6 +111,7 @@ export class BulkJobCreator {
           params: spec.params,
           options: spec.options ?? {},
           retryOf: spec.retryOf ?? null,
+          labels: spec.labels ?? {},
         });
         const claimKey = async () => {
           const record = { owner, key: idempotencyKey!, requestHash: items.requestHash(), jobId: id };

@@ -26,6 +26,7 @@ function jobRow(overrides: Partial<JobView> = {}): JobView {
     deletedAt: null,
     purgeAt: null,
     retryOf: null,
+    labels: {},
     ...overrides,
   };
 }
@@ -58,6 +59,7 @@ describe('toJobResponse', () => {
       params: {},
       options: { max_attempts: 3 },
       status: 'running',
+      labels: {},
       total_items: 1000,
       succeeded_items: 420,
       failed_items: 3,

@@ -28,6 +28,7 @@ export const JOB_VIEW = [
   'deletedAt',
   'purgeAt',
   'retryOf',
+  'labels',
 ] as const satisfies readonly (keyof BulkJob)[];
 export type JobView = Pick<BulkJob, (typeof JOB_VIEW)[number]>;
 
@@ -67,6 +68,7 @@ export function toJobResponse(job: JobView): BulkJobResponseDto {
     params: redactParams(job.params),
     options: job.options,
     status: job.status,
+    labels: job.labels,
     total_items: job.totalItems,
     succeeded_items: job.succeededItems,
     failed_items: job.failedItems,

@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBearerAuth,
   ApiBody,
+  ApiConsumes,
   ApiExtraModels,
   ApiHeader,
   ApiOkResponse,
@@ -54,11 +55,12 @@ import {
   JOB_NOT_FOUND,
   JOB_NOT_PAUSABLE,
   JOB_NOT_RESUMABLE,
+  INVALID_PATCH,
   INVALID_RETRY,
   RETRY_REFUSED,
   SAMPLE_JOB_ID,
 } from './bulk-jobs.openapi';
-import { RetryBulkJobDto } from './dto/job-control.dto';
+import { PatchBulkJobDto, RetryBulkJobDto } from './dto/job-control.dto';
 import { SSE_CONTENT_TYPE } from './sse';
 
 export const JOBS_PATH = 'api/actions/bulk/jobs';
@@ -166,6 +168,30 @@ export class BulkJobsController {
     @Param('id', ParseUuidParamPipe) id: string,
   ): Promise<BulkJobResponseDto> {
     return this.jobs.get(principal, id);
+  }
+
+  @Patch(':id')
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'updateBulkActionJob',
+    summary: "Change a job's labels",
+    description:
+      'A JSON merge patch (RFC 7396, AIP-134 style) of the job: only `labels` can change. A string sets a ' +
+      'label, null removes it, labels not named stay. The result may have at most 16 labels; the merge and ' +
+      'that check are one statement. Sent as application/merge-patch+json (application/json is accepted too). ' +
+      'A deleted job is not found.',
+  })
+  @ApiConsumes('application/merge-patch+json', 'application/json')
+  @ApiBody({ required: true, type: PatchBulkJobDto })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.running })
+  @ApiProblemResponses(INVALID_PATCH, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, UNSUPPORTED_BODY)
+  patch(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Body() body: PatchBulkJobDto,
+  ): Promise<BulkJobResponseDto> {
+    return this.jobs.patch(principal, id, body);
   }
 
   @Get(':id/events')

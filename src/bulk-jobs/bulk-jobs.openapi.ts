@@ -91,6 +91,7 @@ const RUNNING_JOB = {
   },
   options: { max_attempts: 3 },
   status: 'running',
+  labels: { team: 'billing' },
   total_items: 1000,
   succeeded_items: 420,
   failed_items: 3,
@@ -208,7 +209,8 @@ const CURSOR_REFUSED = new ValidationFailedError({
 
 export const INVALID_LIST_QUERY = problemResponse(
   'A query parameter is not valid (`/problems/validation-error`, with `details` naming it): a limit that is ' +
-    'not a positive integer, an unknown status, or a cursor this server did not issue for these filters ' +
+    'not a positive integer, an unknown status, a `label` that is not `key:value`, or a cursor this server ' +
+    'did not issue for these filters ' +
     '(cursors are signed: an edited, hand-made or truncated one is refused).',
   {
     invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED],
@@ -344,6 +346,25 @@ export const RETRY_REFUSED = problemResponse(
     nothingToRetry: ['Every item succeeded', new NothingToRetryError(SAMPLE_JOB_ID, 'completed', false)],
   },
   { extensions: jobStatusMember(JOB_STATUSES, "The job's status.") },
+);
+
+export const INVALID_PATCH = problemResponse(
+  'The id is not a UUID, or the patch is not valid (`/problems/validation-error`, with `details` naming the ' +
+    'member): a member other than `labels`, a bad key or value, or more than 16 labels after the merge.',
+  {
+    invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
+    notPatchable: [
+      'A member other than labels',
+      new ValidationFailedError({ status: 'property status should not exist' }),
+    ],
+    tooManyLabels: [
+      'More than 16 labels after the merge',
+      new ValidationFailedError(
+        { labels: 'would have more than 16 keys after the merge' },
+        'A job has at most 16 labels.',
+      ),
+    ],
+  },
 );
 
 export const INVALID_RETRY = problemResponse(

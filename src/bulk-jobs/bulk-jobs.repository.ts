@@ -41,6 +41,7 @@ export interface NewJob {
   options: JobOptions;
   /** The job whose failed (and skipped) items this one retries. */
   retryOf: string | null;
+  labels: Record<string, string>;
 }
 
 /** A job's targets for insertItems, as parallel arrays; `datas` holds JSON text or null. */
@@ -53,6 +54,8 @@ export interface ItemBatch {
 export interface JobPageQuery {
   owner: OwnerScope;
   status?: JobStatus;
+  /** Only jobs whose labels contain all of these (as JSON text). */
+  labels?: string;
   showDeleted: boolean;
   /** Keyset position: the page starts after this job (newest first). */
   before?: { createdAt: string; id: string };
@@ -138,6 +141,7 @@ export class BulkJobsRepository {
   private readonly restore: Scoped<{ id: string }>;
   private readonly markCancelling: Scoped<{ id: string }>;
   private readonly pause: Scoped<{ id: string }>;
+  private readonly patchLabels: Scoped<{ id: string; set: string; remove: string[]; maxLabels: number }>;
   private readonly resume: Scoped<{ id: string }>;
   private readonly insert: Statement<NewJob>;
   private readonly setTotal: Statement<{ id: string; totalItems: number }>;
@@ -211,6 +215,16 @@ export class BulkJobsRepository {
         .andWhere(CANCELLABLE)
         .returning(selectList(job, ['id'])),
     );
+    // A merge patch of the labels (RFC 7396), refused in the same statement when the result has too many keys.
+    const merged = '((labels || :set::jsonb) - :remove::text[])';
+    this.patchLabels = scoped(() =>
+      updateJob()
+        .set({ labels: () => merged })
+        .where('id = :id')
+        .andWhere(`deleted_at IS NULL AND ${VISIBLE}`)
+        .andWhere(`(SELECT count(*) FROM jsonb_object_keys(${merged})) <= :maxLabels`)
+        .returning(selectList(job, JOB_VIEW)),
+    );
     // Workers claim only from pending and running jobs, so this is all a pause takes.
     this.pause = scoped(() =>
       updateJob()
@@ -238,6 +252,7 @@ export class BulkJobsRepository {
       params: () => ':params',
       options: () => ':options',
       retryOf: () => ':retryOf::uuid',
+      labels: () => ':labels::jsonb',
     };
     this.insert = sql(
       jobs
@@ -298,17 +313,26 @@ export class BulkJobsRepository {
 
   /** One page of jobs, newest first. */
   listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
-    const { owner, status, before, showDeleted, limit, pageBytes } = query;
-    const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${before ? 'after' : ''} ${showDeleted}`;
+    const { owner, status, labels, before, showDeleted, limit, pageBytes } = query;
+    const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${labels ? 'labels' : ''} ${before ? 'after' : ''} ${showDeleted}`;
     const statement = this.pageShapes.get(shape, () => {
       const page = this.jobs.createQueryBuilder('job').select(this.jobPageView).where(VISIBLE);
       if (showDeleted) page.withDeleted();
       if (owner !== null) page.andWhere('job.owner = :owner');
       if (status) page.andWhere('job.status = :status');
+      // Containment, which bulk_jobs_labels_idx (GIN, jsonb_path_ops) serves.
+      if (labels) page.andWhere('job.labels @> :labels::jsonb');
       if (before) page.andWhere('(job.createdAt, job.id) < (:createdAt::timestamptz, :id::uuid)');
       return page.orderBy('job.createdAt', 'DESC').addOrderBy('job.id', 'DESC');
     });
-    return statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes });
+    return statement.rows<PageRow<JobView>>(this.db.pool, {
+      owner,
+      status,
+      labels,
+      ...before,
+      limit,
+      pageBytes,
+    });
   }
 
   /** One page of a job's items, in target order. */
@@ -396,6 +420,22 @@ export class BulkJobsRepository {
       if (locked.length === 0) return undefined;
       return (await this.cancelItems.rows<JobView>(tx, { id }))[0];
     });
+  }
+
+  /**
+   * Merges `set` into the job's labels and removes the keys of `remove`, in
+   * one conditional UPDATE that also checks the result's size: undefined when
+   * the job is not visible, deleted, or would have more than `maxLabels` keys.
+   */
+  async mergeLabels(
+    owner: OwnerScope,
+    id: string,
+    set: Record<string, string>,
+    remove: string[],
+    maxLabels: number,
+  ): Promise<JobView | undefined> {
+    const params = { id, set: JSON.stringify(set), remove, maxLabels };
+    return (await this.scopedRows<JobView, typeof params>(this.patchLabels, owner, params))[0];
   }
 
   /**

@@ -45,7 +45,8 @@ import type {
   DeleteBulkJobResponseDto,
   JobCountsResponseDto,
 } from './dto/bulk-job-response.dto';
-import type { RetryBulkJobDto } from './dto/job-control.dto';
+import type { PatchBulkJobDto, RetryBulkJobDto } from './dto/job-control.dto';
+import { MAX_LABELS, parseLabelFilter } from '../jobs/job-labels';
 import type { JobCountsQueryDto, ListItemsQueryDto, ListJobsQueryDto } from './dto/list-query.dto';
 
 /** Items are written with one multi-row INSERT per this many targets. */
@@ -53,6 +54,31 @@ const INSERT_CHUNK = 5_000;
 
 /** How long a DELETE that lost a race waits for a change of the job row in flight. */
 const DELETE_LOCK_TIMEOUT = '2s';
+
+/** Label filters that no job can match: one key with two values. */
+const CONTRADICTORY = Symbol('contradictory');
+
+/**
+ * The `label` filters (`key:value`, all must match) as the JSON object a
+ * containment test takes, keys sorted (the cursor's fingerprint binds it);
+ * a 400 for a malformed one.
+ */
+function labelFilter(filters: string[] | undefined): string | undefined | typeof CONTRADICTORY {
+  if (!filters || filters.length === 0) return undefined;
+  const wanted = new Map<string, string>();
+  for (const filter of filters) {
+    const pair = parseLabelFilter(filter);
+    if (!pair) {
+      throw new ValidationFailedError({
+        label: `"${filter.slice(0, 80)}" is not key:value (a key of 1 to 63 of a-z 0-9 _ . - and a value of at most 255 characters)`,
+      });
+    }
+    const [key, value] = pair;
+    if (wanted.has(key) && wanted.get(key) !== value) return CONTRADICTORY;
+    wanted.set(key, value);
+  }
+  return JSON.stringify(Object.fromEntries([...wanted].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
 
 /** Whose jobs the caller may see and act on: their own, or every owner's for an admin. */
 function scopeOf(principal: Principal): OwnerScope {
@@ -92,7 +118,7 @@ export class BulkJobsService {
         targets: `at most ${this.env.BULK_JOBS_MAX_INLINE_TARGETS} targets can be sent inline; stream larger jobs as application/x-ndjson`,
       });
     }
-    const spec = { action: dto.action, params, options: dto.options };
+    const spec = { action: dto.action, params, options: dto.options, labels: dto.labels };
     return this.creator.create(
       principal,
       spec,
@@ -127,16 +153,20 @@ export class BulkJobsService {
   async list(principal: Principal, query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
     const limit = clampLimit(query.limit);
     const maxBytes = this.env.BULK_JOBS_MAX_PAGE_BYTES;
+    const labels = labelFilter(query.label);
+    if (labels === CONTRADICTORY) return { items: [], next_cursor: null };
     const filters = {
       status: query.status,
       show_deleted: query.show_deleted ?? false,
       owner: principal.isAdmin ? '*' : principal.sub,
       // Only when given, so that the cursors of listings without it stay as they were.
       ...(query.owner === undefined ? {} : { owner_filter: query.owner }),
+      ...(labels === undefined ? {} : { labels }),
     };
     const rows = await this.jobs.listJobs({
       owner: filteredScope(principal, query.owner),
       status: query.status,
+      labels,
       showDeleted: filters.show_deleted,
       before: query.cursor ? this.decode(query.cursor, 'jobs', filters, decodeTimeIdPosition) : undefined,
       limit: limit + 1,
@@ -199,6 +229,29 @@ export class BulkJobsService {
     if (current.deletedAt) throw new BulkJobNotFoundError(id);
     if (current.status === 'cancelling') return toJobResponse(current);
     throw new BulkJobNotCancellableError(id, current.status);
+  }
+
+  /**
+   * Changes the job's labels with a JSON merge patch (RFC 7396): a string
+   * sets a key, null removes it. The merge and the limit on the number of
+   * keys are one conditional UPDATE, so concurrent patches cannot together
+   * pass it. A deleted job is not found.
+   */
+  async patch(principal: Principal, id: string, dto: PatchBulkJobDto): Promise<BulkJobResponseDto> {
+    const set: Record<string, string> = {};
+    const remove: string[] = [];
+    for (const [key, value] of Object.entries(dto.labels)) {
+      if (value === null) remove.push(key);
+      else set[key] = value;
+    }
+    const patched = await this.jobs.mergeLabels(scopeOf(principal), id, set, remove, MAX_LABELS);
+    if (patched) return toJobResponse(patched);
+    const current = await this.findVisible(principal, id);
+    if (current.deletedAt) throw new BulkJobNotFoundError(id);
+    throw new ValidationFailedError(
+      { labels: `would have more than ${MAX_LABELS} keys after the merge` },
+      `A job has at most ${MAX_LABELS} labels.`,
+    );
   }
 
   /**
@@ -298,6 +351,7 @@ export class BulkJobsService {
       action: source.action,
       params: source.params,
       options: source.options,
+      labels: source.labels,
       retryOf: source.id,
     };
     return this.creator.create(

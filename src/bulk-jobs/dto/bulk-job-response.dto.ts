@@ -47,6 +47,14 @@ export class BulkJobResponseDto {
   @ApiProperty({ enum: JOB_STATUSES, example: 'running' })
   status: JobStatus;
 
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: "The client's labels ({} when none).",
+    example: { team: 'billing' },
+  })
+  labels: Record<string, string>;
+
   @ApiProperty({ type: 'integer', example: 1000 })
   total_items: number;
 

@@ -1,6 +1,7 @@
 import { ApiExtraModels, ApiProperty, ApiPropertyOptional, getSchemaPath, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { isUnstorableJsonText, isUnstorableText } from '../../common/storable-json';
+import { IsLabels, LABELS_DESCRIPTION } from './job-control.dto';
 import {
   IsArray,
   IsInt,
@@ -225,6 +226,16 @@ export class CreateBulkJobDto {
   @IsOptional()
   @IsObject()
   params?: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string', maxLength: 255 },
+    description: LABELS_DESCRIPTION,
+    example: { team: 'billing', campaign: 'spring-2026' },
+  })
+  @IsOptional()
+  @IsLabels()
+  labels?: Record<string, string>;
 
   @ApiPropertyOptional({ type: () => JobOptionsDto })
   @IsOptional()
