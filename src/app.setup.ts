@@ -14,6 +14,9 @@ import { PublicRateLimit } from './limits/public-rate-limit';
 import { createValidationPipe } from './common/validation';
 import { limitBufferedBodyIdleTime } from './limits/body-timeout';
 import { documentStreamingCreate } from './bulk-jobs/bulk-jobs.openapi';
+
+/** The media type of a JSON merge patch (RFC 7396). */
+const MERGE_PATCH_CONTENT_TYPE = 'application/merge-patch+json';
 import { documentProblemExamples } from './common/problem-details/api-problem-responses.decorator';
 
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -86,10 +89,17 @@ export async function configureApp(
   // NDJSON creates are streamed: the handler gets the raw request stream, unbuffered
   // and so not bound by BODY_LIMIT_BYTES (BULK_JOBS_MAX_TARGETS bounds them instead).
   fastify.addContentTypeParser('application/x-ndjson', (_request, payload, done) => done(null, payload));
+  // PATCH /jobs/{id} takes a JSON merge patch (RFC 7396), which is JSON: Fastify's own parser.
+  fastify.addContentTypeParser(
+    MERGE_PATCH_CONTENT_TYPE,
+    { parseAs: 'string' },
+    fastify.getDefaultJsonParser('error', 'error'),
+  );
   // Bodies read whole (JSON, Fastify's parser) must keep arriving; a streamed one's reader watches it itself.
   limitBufferedBodyIdleTime(fastify, env.BODY_IDLE_TIMEOUT_MS, (request) => {
     const type = request.headers['content-type'] ?? '';
-    return type.split(';', 1)[0].trim().toLowerCase() === 'application/json';
+    const media = type.split(';', 1)[0].trim().toLowerCase();
+    return media === 'application/json' || media === MERGE_PATCH_CONTENT_TYPE;
   });
   // The request id and the security headers on every response, problems included: helmet's
   // (computed once) on Swagger UI's pages and the OpenAPI document, the API's own set elsewhere.

@@ -256,7 +256,7 @@ describe('OpenAPI document', () => {
         doc.paths[path][method].responses[status].content![PROBLEM].schema.allOf?.[1];
       expect(extension('/api/actions/bulk/jobs/{id}', 'delete', '409')).toMatchObject({
         required: ['job_status'],
-        properties: { job_status: { type: 'string', enum: ['pending', 'running', 'cancelling'] } },
+        properties: { job_status: { type: 'string', enum: ['pending', 'running', 'paused', 'cancelling'] } },
       });
       expect(extension('/api/actions/bulk/jobs/{id}/cancel', 'post', '409')).toMatchObject({
         required: ['job_status'],

@@ -23,6 +23,9 @@ export interface JobSpec {
   action: string;
   params: Record<string, unknown>;
   options?: JobOptions;
+  labels?: Record<string, string>;
+  /** The job whose items a retry takes. */
+  retryOf?: string;
 }
 
 /**
@@ -133,6 +136,8 @@ export class BulkJobCreator {
           action: spec.action,
           params: spec.params,
           options: spec.options ?? {},
+          retryOf: spec.retryOf ?? null,
+          labels: spec.labels ?? {},
         });
         const claimKey = async () => {
           const record = { owner, key: idempotencyKey!, requestHash: items.requestHash(), jobId: id };
@@ -152,7 +157,7 @@ export class BulkJobCreator {
 
   /**
    * Refuses the job `jobId` when its owner already has
-   * BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs. In
+   * BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running, paused or cancelling jobs. In
    * the create's transaction `tx`, the count is taken under a lock on the
    * owner's creates, held until it commits: two creates of one owner count
    * one after the other, so that they cannot both see room for one more job.

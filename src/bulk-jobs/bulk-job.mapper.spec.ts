@@ -25,6 +25,8 @@ function jobRow(overrides: Partial<JobView> = {}): JobView {
     updatedAt: new Date('2025-01-02T03:05:00.001Z'),
     deletedAt: null,
     purgeAt: null,
+    retryOf: null,
+    labels: {},
     ...overrides,
   };
 }
@@ -57,6 +59,7 @@ describe('toJobResponse', () => {
       params: {},
       options: { max_attempts: 3 },
       status: 'running',
+      labels: {},
       total_items: 1000,
       succeeded_items: 420,
       failed_items: 3,
@@ -66,6 +69,7 @@ describe('toJobResponse', () => {
       error: null,
       deleted_at: null,
       purge_at: null,
+      retry_of: null,
       created_at: '2025-01-02T03:04:05.678Z',
       started_at: '2025-01-02T03:04:06.000Z',
       finished_at: null,

@@ -32,6 +32,8 @@ export const JOB_VIEW = [
   'updatedAt',
   'deletedAt',
   'purgeAt',
+  'retryOf',
+  'labels',
 ] as const satisfies readonly (keyof BulkJob)[];
 export type JobView = Pick<BulkJob, (typeof JOB_VIEW)[number]> & {
   /** The latest webhook event of a job that asked for one (options.notify), if it has one yet. */
@@ -82,6 +84,7 @@ export function toJobResponse(job: JobView): BulkJobResponseDto {
     params: redactParams(job.params),
     options: job.options,
     status: job.status,
+    labels: job.labels,
     total_items: job.totalItems,
     succeeded_items: job.succeededItems,
     failed_items: job.failedItems,
@@ -91,6 +94,7 @@ export function toJobResponse(job: JobView): BulkJobResponseDto {
     error: job.error,
     deleted_at: iso(job.deletedAt),
     purge_at: iso(job.purgeAt),
+    retry_of: job.retryOf,
     created_at: job.createdAt.toISOString(),
     started_at: iso(job.startedAt),
     finished_at: iso(job.finishedAt),

@@ -143,7 +143,12 @@ export class BulkJobsIngestService {
     });
     if (errors.length > 0) throw new BadSpecError(line, flattenValidationErrors(errors));
     try {
-      return { action: spec.action, params: this.creator.validParams(spec), options: spec.options };
+      return {
+        action: spec.action,
+        params: this.creator.validParams(spec),
+        options: spec.options,
+        labels: spec.labels,
+      };
     } catch (err) {
       if (err instanceof ValidationFailedError) throw new BadSpecError(line, err.details);
       throw err;

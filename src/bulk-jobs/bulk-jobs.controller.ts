@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req, Res } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBearerAuth,
   ApiBody,
+  ApiConsumes,
   ApiExtraModels,
   ApiHeader,
   ApiOkResponse,
@@ -56,8 +57,14 @@ import {
   JOB_NOT_DELETABLE,
   JOB_NOT_DELETED,
   JOB_NOT_FOUND,
+  JOB_NOT_PAUSABLE,
+  JOB_NOT_RESUMABLE,
+  INVALID_PATCH,
+  INVALID_RETRY,
+  RETRY_REFUSED,
   SAMPLE_JOB_ID,
 } from './bulk-jobs.openapi';
+import { PatchBulkJobDto, RetryBulkJobDto } from './dto/job-control.dto';
 import { SSE_CONTENT_TYPE } from './sse';
 import { CSV_CONTENT_TYPE, NDJSON_CONTENT_TYPE } from './results-export';
 
@@ -169,6 +176,30 @@ export class BulkJobsController {
     return this.jobs.get(principal, id);
   }
 
+  @Patch(':id')
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'updateBulkActionJob',
+    summary: "Change a job's labels",
+    description:
+      'A JSON merge patch (RFC 7396, AIP-134 style) of the job: only `labels` can change. A string sets a ' +
+      'label, null removes it, labels not named stay. The result may have at most 16 labels; the merge and ' +
+      'that check are one statement. Sent as application/merge-patch+json (application/json is accepted too). ' +
+      'A deleted job is not found.',
+  })
+  @ApiConsumes('application/merge-patch+json', 'application/json')
+  @ApiBody({ required: true, type: PatchBulkJobDto })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.running })
+  @ApiProblemResponses(INVALID_PATCH, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, UNSUPPORTED_BODY)
+  patch(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Body() body: PatchBulkJobDto,
+  ): Promise<BulkJobResponseDto> {
+    return this.jobs.patch(principal, id, body);
+  }
+
   @Get(':id/events')
   @RequireScope(SCOPES.read)
   @JobId()
@@ -276,7 +307,7 @@ export class BulkJobsController {
     operationId: 'cancelBulkActionJob',
     summary: 'Cancel a bulk action job',
     description:
-      "Answers at once whatever the job's size. The job turns cancelling and its first BULK_JOBS_CANCEL_BATCH_SIZE " +
+      "A pending, running or paused job. Answers at once whatever the job's size. The job turns cancelling and its first BULK_JOBS_CANCEL_BATCH_SIZE " +
       'pending items skipped; the workers skip the rest in batches, and the job is cancelled once no item is pending ' +
       'or in flight (at once when there was nothing more). Cancelling a cancelling job changes nothing. Items that ' +
       'already succeeded stay succeeded.',
@@ -288,6 +319,96 @@ export class BulkJobsController {
     @Param('id', ParseUuidParamPipe) id: string,
   ): Promise<BulkJobResponseDto> {
     return this.jobs.cancel(principal, id);
+  }
+
+  @Post(':id/pause')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'pauseBulkActionJob',
+    summary: 'Pause a bulk action job',
+    description:
+      'A pending or running job becomes paused: workers claim none of its items any more; items already in ' +
+      'flight finish and are recorded (a paused job whose last items finish so completes or fails as usual). ' +
+      'A paused job is still active (it counts against BULK_JOBS_MAX_ACTIVE_PER_OWNER), cannot be deleted, ' +
+      'and can be cancelled or resumed. Pausing a paused job changes nothing and answers 200.',
+  })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.paused })
+  @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_PAUSABLE)
+  pause(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
+    return this.jobs.pause(principal, id);
+  }
+
+  @Post(':id/resume')
+  @HttpCode(200)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'resumeBulkActionJob',
+    summary: 'Resume a paused bulk action job',
+    description:
+      'A paused job becomes running again (pending if none of its items had started), and workers claim its ' +
+      'items at once. Any other status is a 409.',
+  })
+  @ApiOkResponse({ type: BulkJobResponseDto, example: JOB_EXAMPLES.resumed })
+  @ApiProblemResponses(INVALID_JOB_ID, 401, forbidden(SCOPES.write), JOB_NOT_FOUND, JOB_NOT_RESUMABLE)
+  resume(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+  ): Promise<BulkJobResponseDto> {
+    return this.jobs.resume(principal, id);
+  }
+
+  @Post(':id/retry')
+  @HttpCode(202)
+  @RequireScope(SCOPES.write)
+  @JobId()
+  @ApiOperation({
+    operationId: 'retryBulkActionJob',
+    summary: "Retry a finished job's failed items",
+    description:
+      'Creates a new job with the same action, params, options and labels whose targets are the failed items ' +
+      'of this completed, failed or cancelled job (and its skipped ones with `include_skipped`), in their ' +
+      'order, with their data. The new job belongs to the caller and carries `retry_of`; this job stays as it ' +
+      'is. A create in every other respect: the Idempotency-Key, BULK_JOBS_MAX_ACTIVE_PER_OWNER and ' +
+      'BULK_JOBS_MAX_TARGETS apply. A deleted job is not found (restore it first).',
+  })
+  @ApiBody({ required: false, type: RetryBulkJobDto })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Up to 255 printable ASCII characters; scoped to the caller, shared with creates.',
+  })
+  @ApiAcceptedResponse({
+    type: BulkJobResponseDto,
+    description: 'Accepted: the new job. `Location` points at it.',
+    headers: { Location: { schema: { type: 'string' }, description: 'The new job URL.' } },
+    example: JOB_EXAMPLES.retried,
+  })
+  @ApiProblemResponses(
+    INVALID_RETRY,
+    401,
+    forbidden(SCOPES.write),
+    JOB_NOT_FOUND,
+    RETRY_REFUSED,
+    IDEMPOTENCY_KEY_REUSED,
+    CREATE_THROTTLED,
+  )
+  async retry(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id', ParseUuidParamPipe) id: string,
+    @Body() body: RetryBulkJobDto,
+    @IdempotencyKey() idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<BulkJobResponseDto> {
+    const { job, replayed } = await this.jobs.retry(principal, id, body, idempotencyKey);
+    void reply.header('location', `/${JOBS_PATH}/${job.id}`);
+    if (replayed) void reply.header('idempotent-replayed', 'true');
+    return job;
   }
 
   @Delete(':id')

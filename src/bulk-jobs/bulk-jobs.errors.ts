@@ -29,7 +29,58 @@ export class BulkJobNotCancellableError extends DomainError {
     readonly jobId: string,
     readonly jobStatus: JobStatus,
   ) {
-    super(`Bulk action job ${jobId} is ${jobStatus}; only pending or running jobs can be cancelled.`);
+    super(`Bulk action job ${jobId} is ${jobStatus}; only pending, running or paused jobs can be cancelled.`);
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+/** Only a finished job's items stay as they are: a retry of a job still running would race its workers. */
+export class BulkJobNotRetryableError extends DomainError {
+  readonly code = 'JOB_NOT_RETRYABLE';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+  ) {
+    super(
+      `Bulk action job ${jobId} is ${jobStatus}; only completed, failed or cancelled jobs can be retried.`,
+    );
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+export class NothingToRetryError extends DomainError {
+  readonly code = 'NOTHING_TO_RETRY';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+    includeSkipped: boolean,
+  ) {
+    super(
+      `Bulk action job ${jobId} has no failed${includeSkipped ? ' or skipped' : ''} items, so there is nothing to retry.` +
+        (includeSkipped ? '' : ' Send {"include_skipped": true} to retry its skipped items too.'),
+    );
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+export class BulkJobNotPausableError extends DomainError {
+  readonly code = 'JOB_NOT_PAUSABLE';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+  ) {
+    super(`Bulk action job ${jobId} is ${jobStatus}; only pending or running jobs can be paused.`);
+    this.extensions.job_status = jobStatus;
+  }
+}
+
+export class BulkJobNotResumableError extends DomainError {
+  readonly code = 'JOB_NOT_RESUMABLE';
+  constructor(
+    readonly jobId: string,
+    readonly jobStatus: JobStatus,
+  ) {
+    super(`Bulk action job ${jobId} is ${jobStatus}; only paused jobs can be resumed.`);
     this.extensions.job_status = jobStatus;
   }
 }
@@ -53,7 +104,7 @@ export class TooManyActiveJobsError extends DomainError {
   readonly code = 'TOO_MANY_ACTIVE_JOBS';
   constructor(readonly maxActiveJobs: number) {
     super(
-      `You already have ${maxActiveJobs} pending, running or cancelling jobs, the most allowed at once. ` +
+      `You already have ${maxActiveJobs} pending, running, paused or cancelling jobs, the most allowed at once. ` +
         'Wait for one to finish, or cancel one, and try again.',
     );
     this.extensions.max_active_jobs = maxActiveJobs;

@@ -19,7 +19,11 @@ import {
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
+  BulkJobNotPausableError,
+  BulkJobNotResumableError,
+  BulkJobNotRetryableError,
   IdempotencyKeyReusedError,
+  NothingToRetryError,
   TooManyActiveJobsError,
   TooManyStreamsError,
   TooManyUploadsError,
@@ -87,6 +91,7 @@ const RUNNING_JOB = {
   },
   options: { max_attempts: 3, notify: { url: 'https://hooks.example.com/bulk-jobs' } },
   status: 'running',
+  labels: { team: 'billing' },
   total_items: 1000,
   succeeded_items: 420,
   failed_items: 3,
@@ -96,6 +101,7 @@ const RUNNING_JOB = {
   error: null,
   deleted_at: null,
   purge_at: null,
+  retry_of: null,
   created_at: '2026-11-29T10:15:00.000Z',
   started_at: '2026-11-29T10:15:00.412Z',
   finished_at: null,
@@ -129,6 +135,8 @@ export const JOB_EXAMPLES = {
       delivered_at: '2026-11-29T10:15:43.391Z',
     },
   },
+  paused: { ...RUNNING_JOB, status: 'paused', updated_at: '2026-11-29T10:15:43.020Z' },
+  resumed: { ...RUNNING_JOB, updated_at: '2026-11-29T10:21:07.734Z' },
   restored: {
     ...RUNNING_JOB,
     status: 'completed',
@@ -139,7 +147,7 @@ export const JOB_EXAMPLES = {
     notification: { status: 'pending', attempts: 2, last_error: 'HTTP 503', delivered_at: null },
   },
   counts: {
-    by_status: { pending: 1, running: 2, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },
+    by_status: { pending: 1, running: 2, paused: 0, cancelling: 0, completed: 40, failed: 3, cancelled: 1 },
     total: 47,
   },
   list: {
@@ -175,6 +183,19 @@ export const JOB_EXAMPLES = {
     next_cursor: null,
   },
   deleted: { job_id: SAMPLE_JOB_ID, status: 'completed', success: true },
+  retried: {
+    ...RUNNING_JOB,
+    id: '3f0b9a4c-6d2e-4f81-a7c5-9b1e2d3c4f50',
+    status: 'pending',
+    total_items: 3,
+    succeeded_items: 0,
+    failed_items: 0,
+    progress: 0,
+    retry_of: SAMPLE_JOB_ID,
+    created_at: '2026-11-29T11:02:00.000Z',
+    started_at: null,
+    updated_at: '2026-11-29T11:02:00.000Z',
+  },
 };
 
 const jobStatusMember = (statuses: readonly string[], description: string): SchemaObject => ({
@@ -196,7 +217,8 @@ const CURSOR_REFUSED = new ValidationFailedError({
 
 export const INVALID_LIST_QUERY = problemResponse(
   'A query parameter is not valid (`/problems/validation-error`, with `details` naming it): a limit that is ' +
-    'not a positive integer, an unknown status, or a cursor this server did not issue for these filters ' +
+    'not a positive integer, an unknown status, a `label` that is not `key:value`, or a cursor this server ' +
+    'did not issue for these filters ' +
     '(cursors are signed: an edited, hand-made or truncated one is refused).',
   {
     invalidLimit: ['limit is not a positive integer', LIMIT_REFUSED],
@@ -313,7 +335,7 @@ export const JOB_NOT_FOUND = problemResponse(
 );
 
 export const JOB_NOT_DELETABLE = problemResponse(
-  'The job is pending or running (`/problems/job-not-deletable`, with `job_status`).',
+  'The job is pending, running, paused or cancelling (`/problems/job-not-deletable`, with `job_status`).',
   { notDeletable: ['The job is still running', new BulkJobNotDeletableError(SAMPLE_JOB_ID, 'running')] },
   {
     extensions: jobStatusMember(
@@ -323,11 +345,75 @@ export const JOB_NOT_DELETABLE = problemResponse(
   },
 );
 
+export const JOB_NOT_PAUSABLE = problemResponse(
+  'The job is cancelling, completed, failed or cancelled (`/problems/job-not-pausable`, with `job_status`).',
+  { notPausable: ['The job has finished', new BulkJobNotPausableError(SAMPLE_JOB_ID, 'completed')] },
+  {
+    extensions: jobStatusMember(
+      JOB_STATUSES.filter((s) => !['pending', 'running', 'paused'].includes(s)),
+      'The status that keeps the job from being paused.',
+    ),
+  },
+);
+
+export const JOB_NOT_RESUMABLE = problemResponse(
+  'The job is not paused (`/problems/job-not-resumable`, with `job_status`).',
+  { notResumable: ['The job is running', new BulkJobNotResumableError(SAMPLE_JOB_ID, 'running')] },
+  {
+    extensions: jobStatusMember(
+      JOB_STATUSES.filter((s) => s !== 'paused'),
+      'The status that keeps the job from being resumed.',
+    ),
+  },
+);
+
 export const JOB_NOT_CANCELLABLE = problemResponse(
-  'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`).',
+  'The job is completed, failed or cancelled (`/problems/job-not-cancellable`, with `job_status`). A paused ' +
+    'job can be cancelled.',
   { notCancellable: ['The job has finished', new BulkJobNotCancellableError(SAMPLE_JOB_ID, 'completed')] },
   {
     extensions: jobStatusMember(TERMINAL_JOB_STATUSES, 'The status that keeps the job from being cancelled.'),
+  },
+);
+
+export const RETRY_REFUSED = problemResponse(
+  'The job is not finished (`/problems/job-not-retryable`), or it has no failed items, nor skipped ones with ' +
+    '`include_skipped` (`/problems/nothing-to-retry`); both with `job_status`.',
+  {
+    notRetryable: ['The job is still running', new BulkJobNotRetryableError(SAMPLE_JOB_ID, 'running')],
+    nothingToRetry: ['Every item succeeded', new NothingToRetryError(SAMPLE_JOB_ID, 'completed', false)],
+  },
+  { extensions: jobStatusMember(JOB_STATUSES, "The job's status.") },
+);
+
+export const INVALID_PATCH = problemResponse(
+  'The id is not a UUID, or the patch is not valid (`/problems/validation-error`, with `details` naming the ' +
+    'member): a member other than `labels`, a bad key or value, or more than 16 labels after the merge.',
+  {
+    invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
+    notPatchable: [
+      'A member other than labels',
+      new ValidationFailedError({ status: 'property status should not exist' }),
+    ],
+    tooManyLabels: [
+      'More than 16 labels after the merge',
+      new ValidationFailedError(
+        { labels: 'would have more than 16 keys after the merge' },
+        'A job has at most 16 labels.',
+      ),
+    ],
+  },
+);
+
+export const INVALID_RETRY = problemResponse(
+  'The id is not a UUID, the body is not valid (`/problems/validation-error`, with `details` naming the ' +
+    'member), or the retry would have more than BULK_JOBS_MAX_TARGETS targets.',
+  {
+    invalidId: ['The id is not a UUID', thrownBy(() => new ParseUuidParamPipe().transform('not-a-uuid'))],
+    invalidMember: [
+      'include_skipped is not a boolean',
+      new ValidationFailedError({ include_skipped: 'include_skipped must be a boolean value' }),
+    ],
   },
 );
 
@@ -350,7 +436,7 @@ const PER_MEMBER: SchemaObject = {
 
 export const CREATE_THROTTLED = problemResponse(
   'Too many requests from this caller (`about:blank`, with `Retry-After`); the owner already has ' +
-    'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running or cancelling jobs (`/problems/too-many-active-jobs`, ' +
+    'BULK_JOBS_MAX_ACTIVE_PER_OWNER pending, running, paused or cancelling jobs (`/problems/too-many-active-jobs`, ' +
     'with `max_active_jobs`); or, for a streamed (NDJSON) create, the owner or the server already has its cap ' +
     'of streamed creates in progress (`/problems/too-many-uploads`, with `max_uploads`, `per` and `Retry-After`).',
   {

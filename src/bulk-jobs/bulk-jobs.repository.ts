@@ -15,10 +15,12 @@ import {
   CLAIMABLE,
   DELETABLE,
   FINISHED,
+  PAUSABLE,
   RESTORABLE,
+  RESUMABLE,
   VISIBLE,
 } from '../jobs/job-conditions';
-import type { ItemStatus, JobStatus } from '../jobs/job-status';
+import { TERMINAL_JOB_STATUSES, type ItemStatus, type JobStatus } from '../jobs/job-status';
 import { skipPendingBatch } from '../jobs/cancel-batch.sql';
 import type { JobOptions } from '../jobs/job-types';
 import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView, type NotificationView } from './bulk-job.mapper';
@@ -44,6 +46,9 @@ export interface NewJob {
   action: string;
   params: Record<string, unknown>;
   options: JobOptions;
+  /** The job whose failed (and skipped) items this one retries. */
+  retryOf: string | null;
+  labels: Record<string, string>;
 }
 
 /** A job's targets for insertItems, as parallel arrays; `datas` holds JSON text or null. */
@@ -56,6 +61,8 @@ export interface ItemBatch {
 export interface JobPageQuery {
   owner: OwnerScope;
   status?: JobStatus;
+  /** Only jobs whose labels contain all of these (as JSON text). */
+  labels?: string;
   showDeleted: boolean;
   /** Keyset position: the page starts after this job (newest first). */
   before?: { createdAt: string; id: string };
@@ -140,6 +147,9 @@ export class BulkJobsRepository {
   private readonly lockVisible: Scoped<{ id: string }>;
   private readonly restore: Scoped<{ id: string }>;
   private readonly markCancelling: Scoped<{ id: string }>;
+  private readonly pause: Scoped<{ id: string }>;
+  private readonly patchLabels: Scoped<{ id: string; set: string; remove: string[]; maxLabels: number }>;
+  private readonly resume: Scoped<{ id: string }>;
   private readonly insert: Statement<NewJob>;
   private readonly setTotal: Statement<{ id: string; totalItems: number }>;
   private readonly cancelItems: Statement<{ id: string; batch: number }>;
@@ -216,6 +226,35 @@ export class BulkJobsRepository {
         .andWhere(CANCELLABLE)
         .returning(selectList(job, JOB_VIEW)),
     );
+    // A merge patch of the labels (RFC 7396), refused in the same statement when the result has too many keys.
+    const merged = '((labels || :set::jsonb) - :remove::text[])';
+    this.patchLabels = scoped(() =>
+      updateJob()
+        .set({ labels: () => merged })
+        .where('id = :id')
+        .andWhere(`deleted_at IS NULL AND ${VISIBLE}`)
+        .andWhere(`(SELECT count(*) FROM jsonb_object_keys(${merged})) <= :maxLabels`)
+        .returning(selectList(job, JOB_VIEW)),
+    );
+    // Workers claim only from pending and running jobs, so this is all a pause takes.
+    this.pause = scoped(() =>
+      updateJob()
+        .set({ status: () => `'paused'` })
+        .where('id = :id')
+        .andWhere(PAUSABLE)
+        .returning(selectList(job, JOB_VIEW)),
+    );
+    // Back to where it was (running once an item has started), claimable at once.
+    this.resume = scoped(() =>
+      updateJob()
+        .set({
+          status: () => `CASE WHEN started_at IS NULL THEN 'pending' ELSE 'running' END`,
+          claimableAt: () => 'now()',
+        })
+        .where('id = :id')
+        .andWhere(RESUMABLE)
+        .returning(selectList(job, JOB_VIEW)),
+    );
     // Every other column takes its default; the items are counted once written (setTotalItems).
     const fields: Record<keyof NewJob, () => string> = {
       id: () => ':id',
@@ -223,6 +262,8 @@ export class BulkJobsRepository {
       action: () => ':action',
       params: () => ':params',
       options: () => ':options',
+      retryOf: () => ':retryOf::uuid',
+      labels: () => ':labels::jsonb',
     };
     this.insert = sql(
       jobs
@@ -275,18 +316,27 @@ export class BulkJobsRepository {
 
   /** One page of jobs, newest first. */
   async listJobs(query: JobPageQuery): Promise<PageRow<JobView>[]> {
-    const { owner, status, before, showDeleted, limit, pageBytes } = query;
-    const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${before ? 'after' : ''} ${showDeleted}`;
+    const { owner, status, labels, before, showDeleted, limit, pageBytes } = query;
+    const shape = `${owner === null ? 'all' : 'own'} ${status ? 'status' : ''} ${labels ? 'labels' : ''} ${before ? 'after' : ''} ${showDeleted}`;
     const statement = this.pageShapes.get(shape, () => {
       const page = this.jobs.createQueryBuilder('job').select(this.jobPageView).where(VISIBLE);
       if (showDeleted) page.withDeleted();
       if (owner !== null) page.andWhere('job.owner = :owner');
       if (status) page.andWhere('job.status = :status');
+      // Containment, which bulk_jobs_labels_idx (GIN, jsonb_path_ops) serves.
+      if (labels) page.andWhere('job.labels @> :labels::jsonb');
       if (before) page.andWhere('(job.createdAt, job.id) < (:createdAt::timestamptz, :id::uuid)');
       return page.orderBy('job.createdAt', 'DESC').addOrderBy('job.id', 'DESC');
     });
     return this.withNotifications(
-      await statement.rows<PageRow<JobView>>(this.db.pool, { owner, status, ...before, limit, pageBytes }),
+      await statement.rows<PageRow<JobView>>(this.db.pool, {
+        owner,
+        status,
+        labels,
+        ...before,
+        limit,
+        pageBytes,
+      }),
     );
   }
 
@@ -415,7 +465,7 @@ export class BulkJobsRepository {
   }
 
   /**
-   * Cancels a pending or running job: one conditional UPDATE marks it
+   * Cancels a pending, running or paused job: one conditional UPDATE marks it
    * `cancelling` (`cancelled` at once when nothing is pending or running),
    * then one statement skips its first `batch` pending items, and marks it
    * `cancelled` if that was all; the workers' cancel sweep skips the rest.
@@ -428,6 +478,36 @@ export class BulkJobsRepository {
     const [swept] =
       marked.status === 'cancelling' ? await this.cancelItems.rows<JobView>(this.db.pool, { id, batch }) : [];
     return (await this.withNotifications([swept ?? marked]))[0];
+  }
+
+  /**
+   * Merges `set` into the job's labels and removes the keys of `remove`, in
+   * one conditional UPDATE that also checks the result's size: undefined when
+   * the job is not visible, deleted, or would have more than `maxLabels` keys.
+   */
+  async mergeLabels(
+    owner: OwnerScope,
+    id: string,
+    set: Record<string, string>,
+    remove: string[],
+    maxLabels: number,
+  ): Promise<JobView | undefined> {
+    const params = { id, set: JSON.stringify(set), remove, maxLabels };
+    return (await this.scopedRows<JobView, typeof params>(this.patchLabels, owner, params))[0];
+  }
+
+  /**
+   * Pauses a pending or running job in one conditional UPDATE: workers claim
+   * nothing more from it; items in flight finish and are recorded. Undefined
+   * when the job was not pausable (or not visible).
+   */
+  async pauseJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return (await this.scopedRows<JobView, { id: string }>(this.pause, owner, { id }))[0];
+  }
+
+  /** Resumes a paused job in one conditional UPDATE; undefined when it was not paused (or not visible). */
+  async resumeJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
+    return (await this.scopedRows<JobView, { id: string }>(this.resume, owner, { id }))[0];
   }
 
   // --- creates --------------------------------------------------------------
@@ -444,6 +524,22 @@ export class BulkJobsRepository {
   /** Items from parallel arrays, in one statement (`unnest`). */
   async insertItems(tx: Transaction, jobId: string, batch: ItemBatch): Promise<void> {
     await INSERT_ITEMS.query(tx, { jobId, ...batch });
+  }
+
+  /**
+   * The items of a retry: the items of job `sourceId` in `statuses` (failed,
+   * and skipped if asked), in their order, with their data, renumbered from
+   * 0, in one INSERT … SELECT; returns how many. The source must be finished
+   * (a job's items no longer change then), which the statement checks itself.
+   * Reads the failed items through bulk_job_items_failed_idx.
+   */
+  async insertRetryItems(
+    tx: Transaction,
+    jobId: string,
+    sourceId: string,
+    statuses: readonly ItemStatus[],
+  ): Promise<number> {
+    return (await INSERT_RETRY_ITEMS.query(tx, { jobId, sourceId, statuses: [...statuses] })).rowCount ?? 0;
   }
 
   /**
@@ -632,6 +728,14 @@ const LATEST_WEBHOOKS = sql<{ ids: string[] }>(`
          delivered_at AS "deliveredAt"
   FROM bulk_job_webhooks WHERE job_id = ANY(:ids::uuid[])
   ORDER BY job_id, created_at DESC`);
+
+const INSERT_RETRY_ITEMS = sql<{ jobId: string; sourceId: string; statuses: string[] }>(`
+  INSERT INTO bulk_job_items (job_id, seq, target_id, data)
+  SELECT :jobId, row_number() OVER (ORDER BY i.seq) - 1, i.target_id, i.data
+  FROM bulk_job_items i
+  WHERE i.job_id = :sourceId AND i.status = ANY(:statuses::text[])
+    AND EXISTS (SELECT 1 FROM bulk_jobs j WHERE j.id = :sourceId AND j.status IN (${sqlLiterals(TERMINAL_JOB_STATUSES)}))
+  ORDER BY i.seq`);
 
 const COPY_ITEMS = 'COPY bulk_job_items (job_id, seq, target_id, data) FROM STDIN';
 

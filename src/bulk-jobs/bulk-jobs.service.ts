@@ -15,13 +15,24 @@ import {
   decodeTimeIdPosition,
   InvalidCursorError,
 } from '../common/pagination/cursor';
-import { isDeletable, JOB_STATUSES, type JobStatus } from '../jobs/job-status';
+import {
+  isDeletable,
+  isPausable,
+  isTerminal,
+  JOB_STATUSES,
+  type ItemStatus,
+  type JobStatus,
+} from '../jobs/job-status';
 import { toItemResponse, toJobResponse, type JobView } from './bulk-job.mapper';
 import {
   BulkJobNotCancellableError,
   BulkJobNotDeletableError,
   BulkJobNotDeletedError,
   BulkJobNotFoundError,
+  BulkJobNotPausableError,
+  BulkJobNotResumableError,
+  BulkJobNotRetryableError,
+  NothingToRetryError,
 } from './bulk-jobs.errors';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type OwnerScope, type Transaction } from './bulk-jobs.repository';
@@ -35,6 +46,8 @@ import type {
   DeleteBulkJobResponseDto,
   JobCountsResponseDto,
 } from './dto/bulk-job-response.dto';
+import { MAX_LABELS, parseLabelFilter } from '../jobs/job-labels';
+import type { PatchBulkJobDto, RetryBulkJobDto } from './dto/job-control.dto';
 import type {
   ExportResultsQueryDto,
   JobCountsQueryDto,
@@ -61,6 +74,31 @@ const INSERT_CHUNK = 5_000;
 
 /** How long a DELETE that lost a race waits for a change of the job row in flight. */
 const DELETE_LOCK_TIMEOUT = '2s';
+
+/** Label filters that no job can match: one key with two values. */
+const CONTRADICTORY = Symbol('contradictory');
+
+/**
+ * The `label` filters (`key:value`, all must match) as the JSON object a
+ * containment test takes, keys sorted (the cursor's fingerprint binds it);
+ * a 400 for a malformed one.
+ */
+function labelFilter(filters: string[] | undefined): string | undefined | typeof CONTRADICTORY {
+  if (!filters || filters.length === 0) return undefined;
+  const wanted = new Map<string, string>();
+  for (const filter of filters) {
+    const pair = parseLabelFilter(filter);
+    if (!pair) {
+      throw new ValidationFailedError({
+        label: `"${filter.slice(0, 80)}" is not key:value (a key of 1 to 63 of a-z 0-9 _ . - and a value of at most 255 characters)`,
+      });
+    }
+    const [key, value] = pair;
+    if (wanted.has(key) && wanted.get(key) !== value) return CONTRADICTORY;
+    wanted.set(key, value);
+  }
+  return JSON.stringify(Object.fromEntries([...wanted].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
 
 /** Whose jobs the caller may see and act on: their own, or every owner's for an admin. */
 function scopeOf(principal: Principal): OwnerScope {
@@ -100,7 +138,7 @@ export class BulkJobsService {
         targets: `at most ${this.env.BULK_JOBS_MAX_INLINE_TARGETS} targets can be sent inline; stream larger jobs as application/x-ndjson`,
       });
     }
-    const spec = { action: dto.action, params, options: dto.options };
+    const spec = { action: dto.action, params, options: dto.options, labels: dto.labels };
     return this.creator.create(
       principal,
       spec,
@@ -135,16 +173,20 @@ export class BulkJobsService {
   async list(principal: Principal, query: ListJobsQueryDto): Promise<BulkJobListResponseDto> {
     const limit = clampLimit(query.limit);
     const maxBytes = this.env.BULK_JOBS_MAX_PAGE_BYTES;
+    const labels = labelFilter(query.label);
+    if (labels === CONTRADICTORY) return { items: [], next_cursor: null };
     const filters = {
       status: query.status,
       show_deleted: query.show_deleted ?? false,
       owner: principal.isAdmin ? '*' : principal.sub,
       // Only when given, so that the cursors of listings without it stay as they were.
       ...(query.owner === undefined ? {} : { owner_filter: query.owner }),
+      ...(labels === undefined ? {} : { labels }),
     };
     const rows = await this.jobs.listJobs({
       owner: filteredScope(principal, query.owner),
       status: query.status,
+      labels,
       showDeleted: filters.show_deleted,
       before: query.cursor ? this.decode(query.cursor, 'jobs', filters, decodeTimeIdPosition) : undefined,
       limit: limit + 1,
@@ -217,7 +259,7 @@ export class BulkJobsService {
   }
 
   /**
-   * Cancels a pending or running job, in a few milliseconds whatever its
+   * Cancels a pending, running or paused job, in a few milliseconds whatever its
    * size: the job turns `cancelling` and its first BULK_JOBS_CANCEL_BATCH_SIZE
    * pending items `skipped`; the workers skip the rest in batches of the same
    * size, and the job is `cancelled` once nothing of it is pending or running
@@ -231,6 +273,63 @@ export class BulkJobsService {
     if (current.deletedAt) throw new BulkJobNotFoundError(id);
     if (current.status === 'cancelling') return toJobResponse(current);
     throw new BulkJobNotCancellableError(id, current.status);
+  }
+
+  /**
+   * Changes the job's labels with a JSON merge patch (RFC 7396): a string
+   * sets a key, null removes it. The merge and the limit on the number of
+   * keys are one conditional UPDATE, so concurrent patches cannot together
+   * pass it. A deleted job is not found.
+   */
+  async patch(principal: Principal, id: string, dto: PatchBulkJobDto): Promise<BulkJobResponseDto> {
+    const set: Record<string, string> = {};
+    const remove: string[] = [];
+    for (const [key, value] of Object.entries(dto.labels)) {
+      if (value === null) remove.push(key);
+      else set[key] = value;
+    }
+    const patched = await this.jobs.mergeLabels(scopeOf(principal), id, set, remove, MAX_LABELS);
+    if (patched) return toJobResponse(patched);
+    const current = await this.findVisible(principal, id);
+    if (current.deletedAt) throw new BulkJobNotFoundError(id);
+    throw new ValidationFailedError(
+      { labels: `would have more than ${MAX_LABELS} keys after the merge` },
+      `A job has at most ${MAX_LABELS} labels.`,
+    );
+  }
+
+  /**
+   * Pauses a pending or running job: workers claim nothing more from it, and
+   * items in flight finish and are recorded (a paused job whose last item
+   * finishes that way completes or fails as usual). Pausing a paused job
+   * answers it unchanged. The change is one conditional UPDATE; when it
+   * matches nothing, a read picks the answer. A job the read finds pausable
+   * was resumed in between: the UPDATE is tried again.
+   */
+  async pause(principal: Principal, id: string): Promise<BulkJobResponseDto> {
+    for (let attempt = 0; ; attempt++) {
+      const paused = await this.jobs.pauseJob(scopeOf(principal), id);
+      if (paused) return toJobResponse(paused);
+      const current = await this.findVisible(principal, id);
+      if (current.deletedAt) throw new BulkJobNotFoundError(id);
+      if (current.status === 'paused') return toJobResponse(current);
+      if (!isPausable(current.status) || attempt >= 2) throw new BulkJobNotPausableError(id, current.status);
+    }
+  }
+
+  /**
+   * Resumes a paused job: `running` again (`pending` if no item has started
+   * yet), and claimable at once. Any other status is a 409.
+   */
+  async resume(principal: Principal, id: string): Promise<BulkJobResponseDto> {
+    for (let attempt = 0; ; attempt++) {
+      const resumed = await this.jobs.resumeJob(scopeOf(principal), id);
+      if (resumed) return toJobResponse(resumed);
+      const current = await this.findVisible(principal, id);
+      if (current.deletedAt) throw new BulkJobNotFoundError(id);
+      // Paused again by the time of the read (resumed and paused in between): try again.
+      if (current.status !== 'paused' || attempt >= 2) throw new BulkJobNotResumableError(id, current.status);
+    }
   }
 
   /**
@@ -271,6 +370,40 @@ export class BulkJobsService {
       }
       throw err;
     }
+  }
+
+  /**
+   * A new job with the finished job's action, params and options, whose
+   * targets are the job's failed items (and skipped ones with
+   * include_skipped), in their order, with their data: copied by one
+   * INSERT … SELECT inside the create's transaction, so that the Idempotency-Key,
+   * the active-jobs limit and the owner rules are those of a create. The new
+   * job belongs to the caller and says `retry_of`; the original is left as it
+   * was. A deleted job is not found, as for cancel: restore it first.
+   */
+  async retry(
+    principal: Principal,
+    id: string,
+    dto: RetryBulkJobDto | undefined,
+    idempotencyKey?: string,
+  ): Promise<CreateResult> {
+    const source = await this.findVisible(principal, id);
+    if (source.deletedAt) throw new BulkJobNotFoundError(id);
+    if (!isTerminal(source.status)) throw new BulkJobNotRetryableError(id, source.status);
+    const includeSkipped = dto?.include_skipped ?? false;
+    const spec: JobSpec = {
+      action: source.action,
+      params: source.params,
+      options: source.options,
+      labels: source.labels,
+      retryOf: source.id,
+    };
+    return this.creator.create(
+      principal,
+      spec,
+      new RetryItems(this.jobs, source, includeSkipped, this.env.BULK_JOBS_MAX_TARGETS),
+      idempotencyKey,
+    );
   }
 
   /** Undoes a soft delete while the job is still retained. */
@@ -381,5 +514,37 @@ class InlineItems implements ItemWriter {
       await this.jobs.insertItems(tx, jobId, { firstSeq: start, targetIds, datas });
     }
     return targets.length;
+  }
+}
+
+/** The item writer of a retry: the source job's failed (and skipped) items, copied in the database. */
+class RetryItems implements ItemWriter {
+  readonly hashedBeforeWrite = true;
+
+  constructor(
+    private readonly jobs: BulkJobsRepository,
+    private readonly source: JobView,
+    private readonly includeSkipped: boolean,
+    private readonly maxTargets: number,
+  ) {}
+
+  // Never the hash of a create: a key used for a create and then for a retry is a reuse (422).
+  requestHash(): string {
+    return hashRequest(
+      { action: 'retry', params: { retry_of: this.source.id, include_skipped: this.includeSkipped } },
+      [],
+    );
+  }
+
+  async write(tx: Transaction, jobId: string): Promise<number> {
+    const statuses: ItemStatus[] = this.includeSkipped ? ['failed', 'skipped'] : ['failed'];
+    const n = await this.jobs.insertRetryItems(tx, jobId, this.source.id, statuses);
+    if (n === 0) throw new NothingToRetryError(this.source.id, this.source.status, this.includeSkipped);
+    if (n > this.maxTargets) {
+      throw new ValidationFailedError({
+        include_skipped: `the retry would have ${n} targets, more than BULK_JOBS_MAX_TARGETS (${this.maxTargets})`,
+      });
+    }
+    return n;
   }
 }

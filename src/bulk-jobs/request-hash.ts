@@ -20,9 +20,15 @@ export function canonicalJson(value: unknown): string {
 export class RequestHasher {
   private readonly hash: Hash = createHash('sha256');
 
-  constructor(spec: { action: string; params?: unknown; options?: unknown }) {
+  constructor(spec: { action: string; params?: unknown; options?: unknown; labels?: unknown }) {
     this.hash.update(
-      canonicalJson({ action: spec.action, params: spec.params ?? {}, options: spec.options ?? {} }),
+      canonicalJson({
+        action: spec.action,
+        params: spec.params ?? {},
+        options: spec.options ?? {},
+        // Only when given, so that the fingerprints of requests without labels stay as they were.
+        labels: spec.labels && Object.keys(spec.labels).length > 0 ? spec.labels : undefined,
+      }),
     );
   }
 
@@ -37,7 +43,7 @@ export class RequestHasher {
 
 /** The fingerprint of a whole create request (a JSON one, whose targets are all at hand). */
 export function hashRequest(
-  spec: { action: string; params?: unknown; options?: unknown },
+  spec: { action: string; params?: unknown; options?: unknown; labels?: unknown },
   targets: readonly unknown[],
 ): string {
   const hasher = new RequestHasher(spec);

@@ -19,6 +19,8 @@ const job: BulkJobResponseDto = {
   error: null,
   deleted_at: null,
   purge_at: null,
+  retry_of: null,
+  labels: {},
   created_at: '2026-01-01T00:00:00.000Z',
   started_at: '2026-01-01T00:00:01.000Z',
   finished_at: null,

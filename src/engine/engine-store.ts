@@ -4,7 +4,7 @@ import type { JobOptions } from '../jobs/job-types';
 import { isLockNotAvailable } from '../database/database-errors';
 import { behindTransactionPooler } from '../database/pooler';
 import { inTransaction, transaction } from '../database/sql';
-import type { JobStatus } from '../jobs/job-status';
+import { takesReturnedItems, type JobStatus } from '../jobs/job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
 import { BEGIN_WITH_CLAIM_LOCK_TIMEOUT, CLAIM_POOL, ENGINE_POOL } from './engine-pool';
 import type { SweptJob, TouchedJob } from './engine-events';
@@ -277,7 +277,7 @@ export class EngineStore implements OnApplicationShutdown {
         for (let i = 0; i < totals.length; i++) {
           const t = totals[i];
           const status = statusOf.get(t.job_id);
-          if (t.pending_seqs && status !== 'pending' && status !== 'running') {
+          if (t.pending_seqs && !(status && takesReturnedItems(status))) {
             const res = await SKIP_RETURNED.query(client, { jobId: t.job_id, seqs: t.pending_seqs });
             skipped[i] = res.rowCount ?? 0;
             t.next_at = null;
@@ -341,7 +341,7 @@ export class EngineStore implements OnApplicationShutdown {
       const done = await transaction(this.pool, async (client): Promise<SweptJob | undefined> => {
         const [job] = await LOCK_JOB.rows<{ status: JobStatus; options: JobOptions }>(client, { jobId });
         if (!job) return undefined;
-        const cancelling = job.status !== 'pending' && job.status !== 'running';
+        const cancelling = !takesReturnedItems(job.status);
         const [t] = await RETURN_EXPIRED.rows<{ n: number; f: number; k: number; next_at: Date | null }>(
           client,
           {

@@ -22,17 +22,20 @@ import type { OutcomeKind } from './types';
  * lets several workers claim from and write to one large job at once.
  */
 
-/** A job workers may claim from (cancelled, cancelling and deleted jobs get no new claims). */
+/** A job workers may claim from (paused, cancelling, finished and deleted jobs get no new claims). */
 const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
   AND action = ANY(:actions::text[])
   AND running_items < COALESCE((options->>'concurrency')::int, 2147483647)`;
+
+/** A job's options.priority (-10 to 10, default 0): claims serve higher priorities first. */
+const PRIORITY = `COALESCE((options->>'priority')::int, 0)`;
 
 const PICK = `
   SELECT id, action, params, options, status, xmin AS version,
          (options ? 'concurrency' OR options ? 'rate_limit_per_second') AS limited
   FROM bulk_jobs
   WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY(:avoid::uuid[]))
-  ORDER BY last_claimed_at ASC NULLS FIRST, created_at, id
+  ORDER BY ${PRIORITY} DESC, last_claimed_at ASC NULLS FIRST, created_at, id
   LIMIT 1`;
 
 /**
@@ -106,7 +109,8 @@ interface PickParams {
 }
 
 /**
- * One round trip for the usual claim. Picks, round robin, the job served
+ * One round trip for the usual claim. Picks, from the highest priority that
+ * has a job to claim from, and round robin within it, the job served
  * least recently (never served first) whose backoff or rate limit allows a
  * claim now, except the jobs in :avoid - without locking it: several workers
  * may pick the same job and claim disjoint items. If the job has no
@@ -176,8 +180,16 @@ export const DEFER_RATE_LIMITED = sql<{ jobId: string; tokens: number | null; wa
 export const LOCK_JOBS = sql<{ jobIds: string[] }>(`
   SELECT id, status FROM bulk_jobs WHERE id = ANY(:jobIds::uuid[]) ORDER BY id FOR NO KEY UPDATE`);
 
+/**
+ * Statuses in which a job finishes by itself once every item is done. A
+ * paused job is among them: its items in flight finish and are recorded, and
+ * when they were its last it completes (or fails) like any other, rather than
+ * waiting for a resume that could give it nothing to do.
+ */
+const FINISHING = `('pending', 'running', 'paused')`;
+
 /** The job reaches its end with this batch (j: the job row, x: the batch's totals). */
-const DONE = `(j.status IN ('pending', 'running')
+const DONE = `(j.status IN ${FINISHING}
   AND j.succeeded_items + x.s + j.failed_items + x.f + j.skipped_items + x.k >= j.total_items)`;
 /** A cancelling job with nothing left pending (the cancel sweep skips those) or running after this batch. */
 const CANCELLED = `(j.status = 'cancelling' AND j.running_items - x.n = 0

@@ -28,6 +28,16 @@ export const DESCENDING_INDEXES = {
 } as const;
 
 /**
+ * Indexes of another access method than btree, which TypeORM's @Index cannot
+ * say: declared `synchronize: false` as DESCENDING_INDEXES are, and checked
+ * the same way by the schema spec.
+ */
+export const OTHER_METHOD_INDEXES = {
+  /** `GET /jobs?label=key:value`: containment (`labels @> …`) on the labels. */
+  labels: { name: 'bulk_jobs_labels_idx', using: 'gin', columns: 'labels jsonb_path_ops' },
+} as const;
+
+/**
  * One bulk action job. Timestamps are kept at millisecond precision so that a
  * keyset cursor built from a JavaScript Date matches the stored value exactly.
  *
@@ -55,6 +65,7 @@ export const DESCENDING_INDEXES = {
 )
 @Index(DESCENDING_INDEXES.ownerCreated.name, { synchronize: false })
 @Index(DESCENDING_INDEXES.created.name, { synchronize: false })
+@Index(OTHER_METHOD_INDEXES.labels.name, { synchronize: false })
 /** The periodic purge reads only deleted jobs, by purge time. */
 @Index('bulk_jobs_purge_idx', ['purgeAt'], { where: 'purge_at IS NOT NULL' })
 /** Unfinished jobs, oldest first. */
@@ -116,6 +127,14 @@ export class BulkJob {
 
   @Column('timestamp with time zone', { name: 'purge_at', precision: 3, nullable: true })
   purgeAt: Date | null;
+
+  /** The client's labels: up to 16 keys to strings (src/jobs/job-labels.ts). */
+  @Column('jsonb', { default: {} })
+  labels: Record<string, string>;
+
+  /** The job whose failed (and skipped) items this one retries; null for a job created from targets. */
+  @Column('uuid', { name: 'retry_of', nullable: true })
+  retryOf: string | null;
 
   // Scheduling state kept by the workers (src/engine); the API does not show it.
 

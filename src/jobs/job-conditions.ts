@@ -3,6 +3,7 @@ import {
   ACTIVE_JOB_STATUSES,
   CANCELLABLE_JOB_STATUSES,
   CLAIMABLE_JOB_STATUSES,
+  PAUSABLE_JOB_STATUSES,
   TERMINAL_JOB_STATUSES,
 } from './job-status';
 
@@ -19,8 +20,14 @@ export const ACTIVE = `status IN (${sqlLiterals(ACTIVE_JOB_STATUSES)}) AND delet
 /** What a client may delete: a finished job not deleted yet. */
 export const DELETABLE = `status IN (${sqlLiterals(TERMINAL_JOB_STATUSES)}) AND deleted_at IS NULL`;
 
-/** What a client may cancel: a pending or running job not deleted. */
+/** What a client may cancel: a pending, running or paused job not deleted. */
 export const CANCELLABLE = `status IN (${sqlLiterals(CANCELLABLE_JOB_STATUSES)}) AND deleted_at IS NULL`;
+
+/** What a client may pause: a pending or running job not deleted. */
+export const PAUSABLE = `status IN (${sqlLiterals(PAUSABLE_JOB_STATUSES)}) AND deleted_at IS NULL`;
+
+/** What a client may resume: a paused job (never deleted: only finished jobs are). */
+export const RESUMABLE = `status = 'paused' AND deleted_at IS NULL`;
 
 /** Clients see a job, deleted or not, until its purge time; a purged row is gone for them even before the purge removes it. */
 export const VISIBLE = `(purge_at IS NULL OR purge_at > now())`;

@@ -5,19 +5,30 @@ import {
   isDeletable,
   isItemStatus,
   isJobStatus,
+  isPausable,
   isTerminal,
+  takesReturnedItems,
   ITEM_STATUSES,
   JOB_STATUSES,
   type JobStatus,
 } from './job-status';
 
-const EXPECTED: Record<JobStatus, { terminal: boolean; deletable: boolean; cancellable: boolean }> = {
-  pending: { terminal: false, deletable: false, cancellable: true },
-  running: { terminal: false, deletable: false, cancellable: true },
-  cancelling: { terminal: false, deletable: false, cancellable: false },
-  completed: { terminal: true, deletable: true, cancellable: false },
-  failed: { terminal: true, deletable: true, cancellable: false },
-  cancelled: { terminal: true, deletable: true, cancellable: false },
+interface Rule {
+  terminal: boolean;
+  deletable: boolean;
+  cancellable: boolean;
+  pausable: boolean;
+  returnsItems: boolean;
+}
+
+const EXPECTED: Record<JobStatus, Rule> = {
+  pending: { terminal: false, deletable: false, cancellable: true, pausable: true, returnsItems: true },
+  running: { terminal: false, deletable: false, cancellable: true, pausable: true, returnsItems: true },
+  paused: { terminal: false, deletable: false, cancellable: true, pausable: false, returnsItems: true },
+  cancelling: { terminal: false, deletable: false, cancellable: false, pausable: false, returnsItems: false },
+  completed: { terminal: true, deletable: true, cancellable: false, pausable: false, returnsItems: false },
+  failed: { terminal: true, deletable: true, cancellable: false, pausable: false, returnsItems: false },
+  cancelled: { terminal: true, deletable: true, cancellable: false, pausable: false, returnsItems: false },
 };
 
 describe('job status rules', () => {
@@ -31,6 +42,8 @@ describe('job status rules', () => {
       expect(isTerminal(status)).toBe(rule.terminal);
       expect(isDeletable(status)).toBe(rule.deletable);
       expect(isCancellable(status)).toBe(rule.cancellable);
+      expect(isPausable(status)).toBe(rule.pausable);
+      expect(takesReturnedItems(status)).toBe(rule.returnsItems);
     });
   }
 

@@ -11,4 +11,6 @@ export type JobOptions = {
   rate_limit_per_second?: number;
   /** Where to POST the `bulk_job.finished` event when the job ends. */
   notify?: { url: string };
+  /** -10 to 10, default 0: higher priorities are claimed first. */
+  priority?: number;
 };

@@ -40,7 +40,7 @@ describe('GET /api/actions/bulk/job-counts and the owner filter of GET /jobs', (
     const res = await get(COUNTS, tokenFor(owner, { scope: 'bulk-jobs:read' }));
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      by_status: { pending: 1, running: 2, cancelling: 0, completed: 2, failed: 1, cancelled: 1 },
+      by_status: { pending: 1, running: 2, paused: 0, cancelling: 0, completed: 2, failed: 1, cancelled: 1 },
       total: 7,
     });
   });
@@ -49,7 +49,7 @@ describe('GET /api/actions/bulk/job-counts and the owner filter of GET /jobs', (
     const res = await get(COUNTS, tokenFor(newOwner()));
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      by_status: { pending: 0, running: 0, cancelling: 0, completed: 0, failed: 0, cancelled: 0 },
+      by_status: { pending: 0, running: 0, paused: 0, cancelling: 0, completed: 0, failed: 0, cancelled: 0 },
       total: 0,
     });
   });
@@ -70,7 +70,7 @@ describe('GET /api/actions/bulk/job-counts and the owner filter of GET /jobs', (
 
     const onlyAlice = await get(COUNTS, admin, { owner: alice });
     expect(onlyAlice.body).toEqual({
-      by_status: { pending: 0, running: 1, cancelling: 0, completed: 1, failed: 0, cancelled: 0 },
+      by_status: { pending: 0, running: 1, paused: 0, cancelling: 0, completed: 1, failed: 0, cancelled: 0 },
       total: 2,
     });
   });

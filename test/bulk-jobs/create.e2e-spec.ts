@@ -51,6 +51,8 @@ describe('POST /api/actions/bulk/jobs', () => {
           'error',
           'deleted_at',
           'purge_at',
+          'retry_of',
+          'labels',
           'created_at',
           'started_at',
           'finished_at',
@@ -72,6 +74,8 @@ describe('POST /api/actions/bulk/jobs', () => {
         error: null,
         deleted_at: null,
         purge_at: null,
+        retry_of: null,
+        labels: {},
         started_at: null,
         finished_at: null,
       });

@@ -2,7 +2,7 @@ import { expect } from 'expect';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { DataSource } from 'typeorm';
-import { DESCENDING_INDEXES } from '../../src/jobs/bulk-job.entity';
+import { DESCENDING_INDEXES, OTHER_METHOD_INDEXES } from '../../src/jobs/bulk-job.entity';
 import { dataSourceOptions } from '../../src/database/data-source-options';
 import { JOB_ENTITIES } from '../../src/jobs/job-entities';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
@@ -110,7 +110,9 @@ describe('schema: the entities and the migrations describe the same database', (
       const fromEntities = await describeSchema(scratch, tables);
       const fromMigrations = await describeSchema(migrated, tables);
       // Declared `synchronize: false` (TypeORM cannot say a column's direction): compared below.
-      const descending = Object.values(DESCENDING_INDEXES).map((i) => i.name);
+      const descending = [...Object.values(DESCENDING_INDEXES), ...Object.values(OTHER_METHOD_INDEXES)].map(
+        (i) => i.name,
+      );
       fromMigrations.indexes = fromMigrations.indexes.filter(
         (def) => !descending.some((name) => def.startsWith(`CREATE INDEX ${name} `)),
       );
@@ -132,6 +134,21 @@ describe('schema: the entities and the migrations describe the same database', (
         Object.values(DESCENDING_INDEXES).map((i) => [
           i.name,
           `CREATE INDEX ${i.name} ON public.bulk_jobs USING btree (${i.columns})`,
+        ]),
+      ),
+    );
+  });
+
+  it('has the indexes of other access methods exactly as the entity documents them', async () => {
+    const rows = await migrated.query<{ indexname: string; indexdef: string }[]>(
+      `SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY($1)`,
+      [Object.values(OTHER_METHOD_INDEXES).map((i) => i.name)],
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.indexname, r.indexdef]))).toEqual(
+      Object.fromEntries(
+        Object.values(OTHER_METHOD_INDEXES).map((i) => [
+          i.name,
+          `CREATE INDEX ${i.name} ON public.bulk_jobs USING ${i.using} (${i.columns})`,
         ]),
       ),
     );

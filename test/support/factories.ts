@@ -20,6 +20,7 @@ export interface JobFactoryOptions {
 const ITEM_STATUS_FOR: Record<JobStatus, ItemStatus> = {
   pending: 'pending',
   running: 'running',
+  paused: 'pending',
   cancelling: 'running',
   completed: 'succeeded',
   failed: 'failed',

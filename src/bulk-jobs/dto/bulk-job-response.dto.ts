@@ -56,6 +56,14 @@ export class BulkJobResponseDto {
   @ApiProperty({ enum: JOB_STATUSES, example: 'running' })
   status: JobStatus;
 
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: "The client's labels ({} when none).",
+    example: { team: 'billing' },
+  })
+  labels: Record<string, string>;
+
   @ApiProperty({ type: 'integer', example: 1000 })
   total_items: number;
 
@@ -90,6 +98,17 @@ export class BulkJobResponseDto {
     description: 'When a deleted job is purged for good.',
   })
   purge_at: string | null;
+
+  @ApiProperty({
+    type: 'string',
+    format: 'uuid',
+    nullable: true,
+    description:
+      'The job whose failed (and skipped) items this job retries (POST /jobs/{id}/retry); null for a job ' +
+      'created from targets.',
+    example: null,
+  })
+  retry_of: string | null;
 
   @ApiProperty({ type: 'string', format: 'date-time' })
   created_at: string;
@@ -231,6 +250,9 @@ class JobCountsByStatusDto implements Record<JobStatus, number> {
 
   @ApiProperty({ type: 'integer', example: 2 })
   running: number;
+
+  @ApiProperty({ type: 'integer', example: 0 })
+  paused: number;
 
   @ApiProperty({ type: 'integer', example: 0 })
   cancelling: number;

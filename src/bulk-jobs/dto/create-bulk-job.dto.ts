@@ -1,6 +1,7 @@
 import { ApiExtraModels, ApiProperty, ApiPropertyOptional, getSchemaPath, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { isUnstorableJsonText, isUnstorableText } from '../../common/storable-json';
+import { IsLabels, LABELS_DESCRIPTION } from './job-control.dto';
 import {
   IsArray,
   IsInt,
@@ -174,11 +175,25 @@ export class JobOptionsDto {
   rate_limit_per_second?: number;
 
   @ApiPropertyOptional({ type: NotifyOptionsDto, description: 'Tell a URL when the job ends (a webhook).' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    description:
+      'Workers claim items of higher-priority jobs first, and round-robin between jobs of one priority. A ' +
+      'job waits while any job of a higher priority has items to claim (no ageing): see the README.',
+    minimum: -10,
+    maximum: 10,
+    default: 0,
+    example: 0,
+  })
   @IsOptional()
   @IsObject()
   @ValidateNested()
   @Type(() => NotifyOptionsDto)
   notify?: NotifyOptionsDto;
+  @IsInt()
+  @Min(-10)
+  @Max(10)
+  priority?: number;
 }
 
 export class TargetDto {
@@ -231,6 +246,16 @@ export class CreateBulkJobDto {
   @IsOptional()
   @IsObject()
   params?: Record<string, unknown>;
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string', maxLength: 255 },
+    description: LABELS_DESCRIPTION,
+    example: { team: 'billing', campaign: 'spring-2026' },
+  })
+  @IsOptional()
+  @IsLabels()
+  labels?: Record<string, string>;
 
   @ApiPropertyOptional({ type: () => JobOptionsDto })
   @IsOptional()

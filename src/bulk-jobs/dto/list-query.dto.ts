@@ -2,6 +2,7 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
+  ArrayMaxSize,
   IsArray,
   IsBoolean,
   IsIn,
@@ -72,6 +73,21 @@ export class ListJobsQueryDto extends PageQueryDto {
   @IsOptional()
   @IsIn(JOB_STATUSES, { message: `status must be one of ${JOB_STATUSES.join(', ')}` })
   status?: JobStatus;
+
+  @ApiPropertyOptional({
+    type: 'array',
+    items: { type: 'string', example: 'team:billing' },
+    description:
+      'Only jobs with this label, as `key:value`; repeat it for several, which must all match. Served by a ' +
+      'GIN index on the labels.',
+    example: ['team:billing'],
+  })
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? [value] : value))
+  @IsArray({ message: 'label must be key:value' })
+  @ArrayMaxSize(16, { message: 'label can be given at most 16 times' })
+  @IsString({ each: true, message: 'label must be key:value' })
+  label?: string[];
 
   @ApiPropertyOptional({ description: 'Include soft-deleted jobs.', default: false })
   @IsOptional()

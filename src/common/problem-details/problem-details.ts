@@ -93,6 +93,34 @@ export function mapDomainError(err: DomainError): ProblemMapping {
         type: '/problems/job-not-deleted',
         title: 'The job is not deleted.',
       };
+    case 'JOB_NOT_RETRYABLE':
+      return {
+        ...base,
+        status: 409,
+        type: '/problems/job-not-retryable',
+        title: 'The job cannot be retried in its current status.',
+      };
+    case 'NOTHING_TO_RETRY':
+      return {
+        ...base,
+        status: 409,
+        type: '/problems/nothing-to-retry',
+        title: 'The job has no items to retry.',
+      };
+    case 'JOB_NOT_PAUSABLE':
+      return {
+        ...base,
+        status: 409,
+        type: '/problems/job-not-pausable',
+        title: 'The job cannot be paused in its current status.',
+      };
+    case 'JOB_NOT_RESUMABLE':
+      return {
+        ...base,
+        status: 409,
+        type: '/problems/job-not-resumable',
+        title: 'The job cannot be resumed in its current status.',
+      };
     case 'IDEMPOTENCY_KEY_REUSED':
       return {
         ...base,
