@@ -9,7 +9,7 @@ import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { connect } from 'node:net';
 import { Queue } from 'bullmq';
-import { ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
+import { cpuMsOf, ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
 
 /** Items per claim of the SQL loop: as many as the engine claims and writes at a time with its default WORKER_BATCH_SIZE of 2000 (it claims whenever half its room is free, and writes in halves). */
 const SQL_BATCH = 1000;
@@ -93,6 +93,7 @@ async function sqlCeiling(url, jobId, clients) {
 /** The engine: worker processes run the job; timed from its first claim to its end (the job's own timestamps). */
 async function engineRun(url, c, jobId, workers, profile) {
   const procs = startWorkers(url, workers, { profile });
+  let cpuMs = 0;
   try {
     for (;;) {
       const { rows } = await c.query('SELECT status FROM bulk_jobs WHERE id = $1', [jobId]);
@@ -100,6 +101,8 @@ async function engineRun(url, c, jobId, workers, profile) {
       for (const p of procs) if (!p.alive()) throw p.fail('a worker process exited');
       await sleep(50);
     }
+    // Start-up included: the worker processes' CPU time, steadier than items/s on a busy machine.
+    for (const p of procs) cpuMs += cpuMsOf(p.child.pid);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
   }
@@ -109,7 +112,7 @@ async function engineRun(url, c, jobId, workers, profile) {
      FROM bulk_jobs WHERE id = $1`,
     [jobId],
   );
-  return rows[0];
+  return { ...rows[0], cpuMs };
 }
 
 /** Fails at once when nothing listens where Redis should be (BullMQ would wait for it for ever). */
@@ -215,25 +218,36 @@ export async function engineBench({
       await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
       await c.query('SELECT pg_stat_statements_reset()');
     }
-    let sqlSeconds = NaN;
-    if (baselines.includes('sql')) {
-      log(`engine: SQL-only ceiling, ${items} items, ${sqlClients} clients`);
-      const sqlJob = await insertJob(c, items, 'bench', { fresh: true });
+    // The engine and the SQL loop take turns in ABBA order (SQL, engine, engine,
+    // SQL), each turn half the items on a fresh job, so that load that comes and
+    // goes on a shared machine weighs on both sides alike.
+    const withSql = baselines.includes('sql');
+    const half = Math.ceil(items / 2);
+    const turns = withSql ? ['sql', 'engine', 'engine', 'sql'] : ['engine', 'engine'];
+    let sqlSeconds = withSql ? 0 : NaN;
+    const eng = { seconds: 0, rerun: 0, cpuMs: 0 };
+    for (const [i, side] of turns.entries()) {
+      const n = i < turns.length / 2 ? half : items - half;
+      const job = await insertJob(c, n, 'bench', { fresh: true });
       await topStatements(c, statements, 'the set-up', () => undefined);
-      sqlSeconds = await sqlCeiling(url, sqlJob, sqlClients);
-      await topStatements(c, statements, 'the SQL loop', log);
-      const sqlCheck = await c.query('SELECT status, succeeded_items FROM bulk_jobs WHERE id = $1', [sqlJob]);
-      if (sqlCheck.rows[0].succeeded_items !== items)
-        throw new Error(`SQL loop left ${items - sqlCheck.rows[0].succeeded_items} items`);
-    }
-
-    log(`engine: ${workers} worker process(es), ${items} items`);
-    const engJob = await insertJob(c, items, 'bench', { fresh: true });
-    await topStatements(c, statements, 'the set-up', () => undefined);
-    const eng = await engineRun(url, c, engJob, workers, profile);
-    await topStatements(c, statements, 'the engine', log);
-    if (eng.status !== 'completed' || eng.succeeded_items !== items) {
-      throw new Error(`the engine's job ended ${eng.status} with ${eng.succeeded_items}/${items} succeeded`);
+      if (side === 'sql') {
+        log(`engine: SQL-only ceiling, ${n} items, ${sqlClients} clients`);
+        sqlSeconds += await sqlCeiling(url, job, sqlClients);
+        await topStatements(c, statements, 'the SQL loop', log);
+        const sqlCheck = await c.query('SELECT status, succeeded_items FROM bulk_jobs WHERE id = $1', [job]);
+        if (sqlCheck.rows[0].succeeded_items !== n)
+          throw new Error(`SQL loop left ${n - sqlCheck.rows[0].succeeded_items} items`);
+      } else {
+        log(`engine: ${workers} worker process(es), ${n} items`);
+        const run = await engineRun(url, c, job, workers, profile);
+        await topStatements(c, statements, 'the engine', log);
+        if (run.status !== 'completed' || run.succeeded_items !== n) {
+          throw new Error(`the engine's job ended ${run.status} with ${run.succeeded_items}/${n} succeeded`);
+        }
+        eng.seconds += run.seconds;
+        eng.rerun += run.rerun;
+        eng.cpuMs += run.cpuMs;
+      }
     }
 
     // The same run with the workers' connections through a pooler in transaction mode (--pooler).
@@ -261,6 +275,7 @@ export async function engineBench({
       worker_processes: workers,
       engine_items_per_s: rate(eng.seconds),
       engine_rerun_items: eng.rerun,
+      engine_worker_cpu_us_per_item: round((eng.cpuMs * 1000) / items, 1),
       sql_ceiling_items_per_s: rate(sqlSeconds),
       sql_ceiling_clients: sqlClients,
       bullmq_jobs_per_s: rate(bull.seconds),

@@ -53,7 +53,7 @@ cat >"$dir/pgbouncer.ini" <<EOF
 [databases]
 ; The service sends no timeouts through a pooler in transaction mode (src/database/pooler.ts):
 ; each server connection gets the ones it would have sent, as a role's settings would give them.
-* = host=$server_host port=$server_port user=$server_user$password_part connect_query='SET statement_timeout = 60000; SET idle_in_transaction_session_timeout = 60000'
+* = host=$server_host port=$server_port user=$server_user$password_part connect_query='SET statement_timeout = 60000; SET idle_in_transaction_session_timeout = 60000; SET random_page_cost = 1.1'
 
 [pgbouncer]
 listen_addr = 127.0.0.1

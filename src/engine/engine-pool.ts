@@ -17,6 +17,18 @@ export const CLAIM_LOCK_TIMEOUT_MS = 200;
 export const BEGIN_WITH_CLAIM_LOCK_TIMEOUT = `BEGIN; SET LOCAL lock_timeout = ${CLAIM_LOCK_TIMEOUT_MS}`;
 
 /**
+ * The planner's price of a random page read on the workers' connections.
+ * The default (4, for spinning disks) prices the result write's primary-key
+ * lookups, one per item, above a scan of the whole items table for tables up
+ * to a few hundred thousand rows; with the statistics of a freshly inserted
+ * job (every item pending, no lease owner) the write then scanned the table
+ * and joined its input with a nested loop: 1.9 s per batch of 1,000 at 150,000
+ * items against 55 ms with this price (bench/README.md, "Engine"). The items
+ * the workers touch are the recently written ones, in memory.
+ */
+export const ENGINE_RANDOM_PAGE_COST = 1.1;
+
+/**
  * The workers' own connections, beside TypeORM's pool. Claims and result
  * writes are the hottest statements of the service: on connections of their
  * own they never queue behind API requests in an embedded process (or the
@@ -42,10 +54,15 @@ export function createEnginePool(
     ...poolSettings({ url, poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
     connectionString: url,
     application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
-    // Behind a pooler in transaction mode the claim sets it per transaction instead (EngineStore.claim).
-    ...(purpose === 'claim' && poolerMode(url) !== 'transaction'
-      ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS }
-      : {}),
+    // Behind a pooler in transaction mode no startup parameter gets through: the
+    // claim sets its lock_timeout per transaction (EngineStore.claim), and the
+    // role carries random_page_cost (README, "Behind a connection pooler").
+    ...(poolerMode(url) === 'transaction'
+      ? {}
+      : {
+          options: `-c random_page_cost=${ENGINE_RANDOM_PAGE_COST}`,
+          ...(purpose === 'claim' ? { lock_timeout: CLAIM_LOCK_TIMEOUT_MS } : {}),
+        }),
   });
   const logger = new Logger('EnginePool');
   // An idle connection that breaks must not crash the process; the next checkout reconnects.

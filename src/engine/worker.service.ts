@@ -32,6 +32,13 @@ const BUSY_JOB_PAUSE_MS = 1000;
 const NONE: string[] = [];
 /** After the shutdown grace, aborted actions get this long to settle before they are released regardless. */
 const ABORT_SETTLE_MS = 1000;
+/**
+ * A worker's room (WORKER_BATCH_SIZE) is taken in this many claims, and its
+ * outcomes are written in batches of the same size: while one part is being
+ * claimed, another runs and a third is being written, so that the next claim
+ * never waits for the items of the last one to run.
+ */
+const PARTS = 3;
 
 /**
  * One worker: claims batches of items, runs them, records their outcomes,
@@ -42,9 +49,10 @@ const ABORT_SETTLE_MS = 1000;
  *        │ room           ▼
  *        └──────── ResultRecorder (batched writes) ──► PostgreSQL
  *
- * The worker holds at most WORKER_BATCH_SIZE claimed, unrecorded items; it
- * claims again once half of that room is free, so that a claim and a write
- * are usually in flight together.
+ * The worker holds at most WORKER_BATCH_SIZE claimed, unrecorded items, and
+ * claims and writes them a third at a time (PARTS): it claims again as soon
+ * as a third of that room is free, so that a claim and a write are in flight
+ * together while the items of a third part run.
  */
 @Injectable()
 export class WorkerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -82,7 +90,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     );
     this.recorder = new ResultRecorder({
       write: (items) => this.write(items),
-      flushSize: this.halfBatch,
+      flushSize: this.part,
       intervalMs: env.WORKER_FLUSH_INTERVAL_MS,
       quiet: () => this.runner.activeCount === 0 && this.runner.queued === 0,
       onRecorded: (items) => this.forget(items),
@@ -118,8 +126,9 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     this.events.finished(jobs);
   }
 
-  private get halfBatch(): number {
-    return Math.max(1, Math.ceil(this.env.WORKER_BATCH_SIZE / 2));
+  /** Items per claim and per write. */
+  private get part(): number {
+    return Math.max(1, Math.ceil(this.env.WORKER_BATCH_SIZE / PARTS));
   }
 
   onApplicationBootstrap(): void {
@@ -180,10 +189,11 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
 
   private async claimLoop(): Promise<void> {
     const batch = this.env.WORKER_BATCH_SIZE;
+    const part = this.part;
     const poll = this.env.WORKER_POLL_INTERVAL_MS;
     while (!this.stopping) {
-      const room = batch - this.heldCount;
-      if (room < this.halfBatch) {
+      const room = Math.min(part, batch - this.heldCount);
+      if (room < part) {
         await this.wake.wait(poll);
         continue;
       }
