@@ -5,20 +5,14 @@ import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/scopes';
 import { Env, maxUploads } from '../config/env';
 import { RequestTimeoutError, ValidationFailedError } from '../common/problem-details/domain-error';
+import { MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from '../common/json-depth';
 import { flattenValidationErrors } from '../common/validation';
 import { chunksWithin, drainWithin, exemptFromRequestTimeout } from '../limits/body-timeout';
 import { ConcurrencyLimiter } from '../limits/concurrency-limiter';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { TooManyUploadsError } from './bulk-jobs.errors';
 import { BulkJobsRepository, type Transaction } from './bulk-jobs.repository';
-import {
-  CreateBulkJobSpecDto,
-  MAX_JSON_DEPTH,
-  TOO_DEEP,
-  nestsDeeperThan,
-  targetProblem,
-  type TargetInput,
-} from './dto/create-bulk-job.dto';
+import { CreateBulkJobSpecDto, targetProblem, type TargetInput } from './dto/create-bulk-job.dto';
 import { LineTooLongError, ndjsonLines } from './ndjson-lines';
 import { RequestHasher } from './request-hash';
 

@@ -2,7 +2,8 @@ import { Injectable, type ArgumentMetadata, type PipeTransform } from '@nestjs/c
 import { Readable } from 'node:stream';
 import { ValidationFailedError } from '../common/problem-details/domain-error';
 import { createValidationPipe } from '../common/validation';
-import { CreateBulkJobDto, MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from './dto/create-bulk-job.dto';
+import { MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from '../common/json-depth';
+import { CreateBulkJobDto } from './dto/create-bulk-job.dto';
 
 /**
  * The create body is either JSON, validated here like every other body, or an

@@ -1,4 +1,5 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
+import { MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from './json-depth';
 import { ValidationFailedError } from './problem-details/domain-error';
 
 /** Flattens class-validator errors into `{ "options.max_attempts": "…" }`. */
@@ -20,8 +21,30 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
   return details;
 }
 
+/** A body the JSON parser made (an array or a plain object), not a stream left for its route to read. */
+function isParsedJson(value: unknown): boolean {
+  if (Array.isArray(value)) return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The ValidationPipe, for bodies nested no deeper than MAX_JSON_DEPTH:
+ * class-transformer walks a body recursively, so a deeper one is refused
+ * before it is transformed (a 400, not a stack overflow's 500).
+ */
+class BoundedValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' && isParsedJson(value) && nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+      throw new ValidationFailedError({ body: TOO_DEEP });
+    }
+    return super.transform(value, metadata);
+  }
+}
+
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new BoundedValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     forbidUnknownValues: true,

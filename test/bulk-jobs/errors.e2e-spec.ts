@@ -36,7 +36,7 @@ describe('errors and cross-cutting behaviour', () => {
     const id = '6f1c1f0e-0000-4000-8000-000000000000';
     const requests = [
       t.http().put(JOBS).set(auth()).send({}),
-      t.http().patch(`${JOBS}/${id}`).set(auth()).send({}),
+      t.http().put(`${JOBS}/${id}`).set(auth()).send({}),
       t.http().delete(JOBS).set(auth()),
       t.http().get(`${JOBS}/${id}/cancel`).set(auth()),
       t.http().put(`${JOBS}/${id}/restore`).set(auth()).send({}),

@@ -44,6 +44,8 @@ describe('GET /api/actions/bulk/jobs/{id}', () => {
       action: 'noop',
       params: {},
       options: {},
+      labels: {},
+      retry_of: null,
       status: 'running',
       total_items: 8,
       succeeded_items: 2,

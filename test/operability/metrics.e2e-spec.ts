@@ -93,7 +93,7 @@ describe('GET /metrics', () => {
       samplesOf(after, 'bulk_jobs_jobs')
         .map((s) => s.labels.status)
         .sort(),
-    ).toEqual(['cancelled', 'cancelling', 'completed', 'failed', 'pending', 'running']);
+    ).toEqual(['cancelled', 'cancelling', 'completed', 'failed', 'paused', 'pending', 'running']);
     // 7 of the pending job, 2 of the running one (the factory leaves running_items at 0, so
     // its running item counts as waiting too: the gauge reads the counters, not the items).
     expect(delta('bulk_jobs_pending_items')).toBe(7 + 3);
