@@ -175,6 +175,12 @@ export class JobOptionsDto {
   rate_limit_per_second?: number;
 
   @ApiPropertyOptional({ type: NotifyOptionsDto, description: 'Tell a URL when the job ends (a webhook).' })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => NotifyOptionsDto)
+  notify?: NotifyOptionsDto;
+
   @ApiPropertyOptional({
     type: 'integer',
     description:
@@ -186,10 +192,6 @@ export class JobOptionsDto {
     example: 0,
   })
   @IsOptional()
-  @IsObject()
-  @ValidateNested()
-  @Type(() => NotifyOptionsDto)
-  notify?: NotifyOptionsDto;
   @IsInt()
   @Min(-10)
   @Max(10)
