@@ -354,6 +354,131 @@ describe('The dashboard in a real browser', () => {
     }
   });
 
+  it('pauses a running job and resumes it, the status changing on the page', async () => {
+    // 200 items of 200 ms, two at a time: about 20 s, cancelled at the end.
+    const job = await createJob(t, owner, {
+      action: 'simulate',
+      targets: Array.from({ length: 200 }, (_, i) => `p${i}`),
+      params: { delay_ms: 200 },
+      options: { concurrency: 2 },
+    });
+    await waitForJob(t.db, job.id, ['running']);
+    const page = await open(desktop, `/ui/jobs/${job.id}`);
+    try {
+      const badge = page.locator('.summary .badge');
+      await badge.filter({ hasText: 'running' }).waitFor();
+      expect(await page.getByRole('button', { name: 'Resume' }).count()).toBe(0);
+      await page.getByRole('button', { name: 'Pause' }).click();
+      await badge.filter({ hasText: 'paused' }).waitFor();
+      await page.getByRole('button', { name: 'Resume' }).waitFor();
+      expect(await page.getByRole('button', { name: 'Pause' }).count()).toBe(0);
+      expect((await waitForJob(t.db, job.id, ['paused'])).status).toBe('paused');
+      // Paused, it stands still: nothing more is claimed once the items in flight are recorded.
+      await page.waitForTimeout(600);
+      const still = await page.getByTestId('succeeded').innerText();
+      await page.waitForTimeout(800);
+      expect(await page.getByTestId('succeeded').innerText()).toBe(still);
+
+      await page.getByRole('button', { name: 'Resume' }).click();
+      await badge.filter({ hasText: 'running' }).waitFor();
+      await page.getByRole('button', { name: 'Pause' }).waitFor();
+      // And it moves again.
+      await waitFor(
+        'the resumed job to make progress on the page',
+        async () => ((await page.getByTestId('succeeded').innerText()) !== still ? true : undefined),
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
+      expect(await accessibilityViolations(page)).toEqual([]);
+    } finally {
+      await page.close();
+      await t.http().post(`/api/actions/bulk/jobs/${job.id}/cancel`).set('authorization', `Bearer ${token}`);
+    }
+    await waitForJob(t.db, job.id, ['cancelled']);
+  });
+
+  it('retries the failures of a finished job and lands on the new job, which links back with retry_of', async () => {
+    const original = await createJob(t, owner, {
+      action: 'simulate',
+      targets: Array.from({ length: 10 }, (_, i) => `f${i}`),
+      params: { delay_ms: 0, fail_targets: ['f2', 'f7'] },
+      labels: { team: 'ops' },
+    });
+    await waitForJob(t.db, original.id, ['failed']);
+    const page = await open(desktop, `/ui/jobs/${original.id}`);
+    try {
+      await page.getByTestId('labels').filter({ hasText: 'team:ops' }).waitFor();
+      expect(await page.getByRole('button', { name: 'Pause' }).count()).toBe(0);
+      await page.getByRole('button', { name: 'Retry failures' }).click();
+      await page.waitForURL(
+        (url) => /^\/ui\/jobs\/[0-9a-f-]{36}$/.test(url.pathname) && !url.pathname.includes(original.id),
+      );
+      const retryId = new URL(page.url()).pathname.split('/').pop()!;
+      await page.getByRole('heading', { name: new RegExp(retryId) }).waitFor();
+      const link = page.locator('.fields a.retry-of');
+      await link.filter({ hasText: original.id }).waitFor();
+      expect(await link.getAttribute('href')).toBe(`/ui/jobs/${original.id}`);
+      const retried = await waitForJob(t.db, retryId, ['failed']);
+      expect(retried.total_items).toBe(2);
+      await page.locator('.summary .badge').filter({ hasText: 'failed' }).waitFor();
+      expect(await accessibilityViolations(page)).toEqual([]);
+
+      // A job with nothing to retry offers no button; the link leads back to the original.
+      await link.click();
+      await page.waitForURL(`**/ui/jobs/${original.id}`);
+      await page.getByTestId('labels').filter({ hasText: 'team:ops' }).waitFor();
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('filters the list by labels, several at once, kept in the address', async () => {
+    const prod = await createJob(t, owner, {
+      action: 'noop',
+      targets: ['x'],
+      labels: { team: 'payments', env: 'prod' },
+    });
+    const dev = await createJob(t, owner, {
+      action: 'noop',
+      targets: ['y'],
+      labels: { team: 'payments', env: 'dev' },
+    });
+    const page = await open(desktop);
+    try {
+      await row(page, dev.id).waitFor();
+      expect(await row(page, finished.id).count()).toBe(1);
+      const labelInput = page.getByLabel('Label', { exact: true });
+      await labelInput.fill('team:payments');
+      await page.getByRole('button', { name: 'Filter', exact: true }).click();
+      await page.waitForURL('**/ui?label=team%3Apayments');
+      await page.getByText('2 jobs, end of list.').waitFor();
+      expect(await row(page, prod.id).count()).toBe(1);
+      expect(await row(page, dev.id).count()).toBe(1);
+      expect(await row(page, finished.id).count()).toBe(0);
+
+      await labelInput.fill('env:prod');
+      await labelInput.press('Enter');
+      await page.waitForURL('**/ui?label=team%3Apayments&label=env%3Aprod');
+      await page.getByText('1 job, end of list.').waitFor();
+      expect(await row(page, prod.id).count()).toBe(1);
+      expect(await accessibilityViolations(page)).toEqual([]);
+
+      // The address alone restores the filter.
+      // (sessionStorage outlives a reload of the tab: still signed in.)
+      await page.reload();
+      await page.getByText('1 job, end of list.').waitFor();
+      expect(await page.getByRole('list', { name: 'Label filters' }).innerText()).toMatch(
+        /team:payments[\s\S]*env:prod/,
+      );
+      await page.getByRole('button', { name: 'Remove label filter env:prod' }).click();
+      await page.waitForURL('**/ui?label=team%3Apayments');
+      await page.getByText('2 jobs, end of list.').waitFor();
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('is readable at 1280 and at 390 px wide (screenshots), with no serious accessibility finding on a phone', async () => {
     // One job still running for the pictures: progress is what the page is for.
     const running = await createJob(t, owner, {

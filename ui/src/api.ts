@@ -1,6 +1,14 @@
 /** The public API as the dashboard uses it: fetch with the bearer token, problems as ApiProblem errors. */
 
-export const JOB_STATUSES = ['pending', 'running', 'cancelling', 'completed', 'failed', 'cancelled'] as const;
+export const JOB_STATUSES = [
+  'pending',
+  'running',
+  'paused',
+  'cancelling',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const ITEM_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'skipped'] as const;
 export type ItemStatus = (typeof ITEM_STATUSES)[number];
@@ -20,6 +28,9 @@ export interface Job {
   skipped_items: number;
   progress: number;
   owner: string;
+  labels: Record<string, string>;
+  /** The job whose failures this one retries. */
+  retry_of: string | null;
   error: { code: string; message: string } | null;
   deleted_at: string | null;
   purge_at: string | null;
@@ -107,12 +118,14 @@ export async function problemOf(res: Response): Promise<Problem> {
   return { type: 'about:blank', title: res.statusText || `HTTP ${res.status}`, status: res.status };
 }
 
-type Query = Record<string, string | number | boolean | undefined>;
+type Query = Record<string, string | number | boolean | readonly string[] | undefined>;
 
 function withQuery(path: string, query: Query = {}): string {
   const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query))
-    if (value !== undefined && value !== '') params.set(key, String(value));
+  for (const [key, value] of Object.entries(query)) {
+    if (Array.isArray(value)) for (const v of value as readonly string[]) params.append(key, v);
+    else if (value !== undefined && value !== '') params.set(key, String(value));
+  }
   const qs = params.toString();
   return qs ? `${path}?${qs}` : path;
 }
@@ -139,6 +152,27 @@ export async function request<T>(
     throw new ApiProblem(problem);
   }
   return (await res.json()) as T;
+}
+
+/** The same, for a call that answers 202 with a `Location`: the body and where it points. */
+async function requestAccepted<T>(
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ body: T; location: string | null }> {
+  const headers: Record<string, string> = {
+    accept: 'application/json',
+    authorization: `Bearer ${token}`,
+    'content-type': 'application/json',
+  };
+  const res = await fetch(path, { method, headers, body: JSON.stringify(body ?? {}), cache: 'no-store' });
+  if (!res.ok) {
+    const problem = await problemOf(res);
+    if (res.status === 401) onUnauthorized(problem);
+    throw new ApiProblem(problem);
+  }
+  return { body: (await res.json()) as T, location: res.headers.get('location') };
 }
 
 /**
@@ -173,14 +207,25 @@ export interface JobFilters {
   status?: JobStatus;
   show_deleted?: boolean;
   owner?: string;
+  /** `key:value` each; a job must carry every one. */
+  label?: string[];
 }
+
+/** A label filter as the API takes it: `key:value`, the key non-empty. */
+export const LABEL_FILTER = /^[^:\s]+:.*$/;
 
 /** The calls the dashboard makes, with the token they carry. */
 export function client(token: string) {
   return {
     listJobs: (filters: JobFilters, cursor?: string, limit = 50, signal?: AbortSignal) =>
       request<Page<Job>>(token, 'GET', `${API}/jobs`, {
-        query: { ...filters, show_deleted: filters.show_deleted ? true : undefined, cursor, limit },
+        query: {
+          ...filters,
+          label: filters.label?.length ? filters.label : undefined,
+          show_deleted: filters.show_deleted ? true : undefined,
+          cursor,
+          limit,
+        },
         signal,
       }),
     counts: (owner?: string, signal?: AbortSignal) =>
@@ -192,6 +237,9 @@ export function client(token: string) {
         signal,
       }),
     cancel: (id: string) => request<Job>(token, 'POST', `${API}/jobs/${id}/cancel`),
+    pause: (id: string) => request<Job>(token, 'POST', `${API}/jobs/${id}/pause`),
+    resume: (id: string) => request<Job>(token, 'POST', `${API}/jobs/${id}/resume`),
+    retry: (id: string) => requestAccepted<Job>(token, 'POST', `${API}/jobs/${id}/retry`, {}),
     remove: (id: string) =>
       request<{ job_id: string; status: JobStatus; success: boolean }>(token, 'DELETE', `${API}/jobs/${id}`),
     restore: (id: string) => request<Job>(token, 'POST', `${API}/jobs/${id}/restore`),

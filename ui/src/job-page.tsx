@@ -9,7 +9,7 @@ import {
   type Job,
   type Problem,
 } from './api';
-import { Link, ProblemBox, ProgressBar, StatusBadge } from './components';
+import { Link, navigate, ProblemBox, ProgressBar, StatusBadge } from './components';
 import { followJob } from './events';
 import { formatDuration, formatNumber, formatRate, formatTime } from './format';
 import { useInfiniteScroll, usePaged } from './paged';
@@ -28,7 +28,8 @@ interface JobAction {
   id: string;
   label: string;
   shown: (job: Job) => boolean;
-  run: (api: Client, job: Job) => Promise<Job | undefined>;
+  /** The job as it now is, or another page to go to (a new job), or nothing to show. */
+  run: (api: Client, job: Job) => Promise<Job | { goTo: string } | undefined>;
   /** Asked before running it, for what cannot be undone. */
   confirm?: string;
   danger?: boolean;
@@ -42,6 +43,29 @@ const JOB_ACTIONS: readonly JobAction[] = [
     run: (api, job) => api.cancel(job.id),
     confirm: 'Cancel this job? Items not started yet are skipped; this cannot be undone.',
     danger: true,
+  },
+  {
+    id: 'pause',
+    label: 'Pause',
+    shown: (job) => !job.deleted_at && (job.status === 'pending' || job.status === 'running'),
+    run: (api, job) => api.pause(job.id),
+  },
+  {
+    id: 'resume',
+    label: 'Resume',
+    shown: (job) => !job.deleted_at && job.status === 'paused',
+    run: (api, job) => api.resume(job.id),
+  },
+  {
+    id: 'retry',
+    label: 'Retry failures',
+    shown: (job) => !job.deleted_at && isTerminal(job.status) && job.failed_items > 0,
+    run: async (api, job) => {
+      const { body, location } = await api.retry(job.id);
+      // Location is the new job's API address: its last segment is the id.
+      const id = location?.split('/').filter(Boolean).pop() ?? body.id;
+      return { goTo: `/ui/jobs/${id}` };
+    },
   },
   {
     id: 'delete',
@@ -156,6 +180,10 @@ export function JobPage({ api, session, id }: { api: Client; session: Session; i
     setNotice(undefined);
     try {
       const updated = await action.run(api, job);
+      if (updated && 'goTo' in updated) {
+        navigate(updated.goTo);
+        return;
+      }
       setNotice(`${action.label}: done.`);
       if (updated) setJob(updated);
       // Read it again: a delete answers no job, and a cancel may leave it cancelling.
@@ -254,6 +282,22 @@ export function JobPage({ api, session, id }: { api: Client; session: Session; i
         <dl>
           <Field name="Action" value={job.action} />
           <Field name="Owner" value={job.owner} />
+          {job.retry_of ? (
+            <div class="field">
+              <dt>Retry of</dt>
+              <dd>
+                <Link href={`/ui/jobs/${job.retry_of}`} class="retry-of">
+                  <code>{job.retry_of}</code>
+                </Link>
+              </dd>
+            </div>
+          ) : null}
+          <div class="field">
+            <dt>Labels</dt>
+            <dd data-testid="labels">
+              <Labels labels={job.labels} />
+            </dd>
+          </div>
           <Field name="Created" value={formatTime(job.created_at)} />
           <Field name="Started" value={formatTime(job.started_at)} />
           <Field name="Finished" value={formatTime(job.finished_at)} />
@@ -268,6 +312,20 @@ export function JobPage({ api, session, id }: { api: Client; session: Session; i
 
       <Items api={api} job={job} filter={itemFilter} setFilter={setItemFilter} version={itemsVersion} />
     </main>
+  );
+}
+
+export function Labels({ labels }: { labels: Record<string, string> | undefined }) {
+  const entries = Object.entries(labels ?? {});
+  if (entries.length === 0) return <span>—</span>;
+  return (
+    <ul class="labels">
+      {entries.map(([key, value]) => (
+        <li key={key} class="label">
+          <code>{`${key}:${value}`}</code>
+        </li>
+      ))}
+    </ul>
   );
 }
 

@@ -27,6 +27,7 @@ function filtersFromUrl(): JobFilters {
     status: (JOB_STATUSES as readonly string[]).includes(status ?? '') ? (status as JobStatus) : undefined,
     show_deleted: q.get('show_deleted') === 'true',
     owner: q.get('owner') || undefined,
+    label: q.getAll('label').filter(Boolean),
   };
 }
 
@@ -35,6 +36,7 @@ function filtersToUrl(filters: JobFilters): string {
   if (filters.status) q.set('status', filters.status);
   if (filters.show_deleted) q.set('show_deleted', 'true');
   if (filters.owner) q.set('owner', filters.owner);
+  for (const label of filters.label ?? []) q.append('label', label);
   const qs = q.toString();
   return qs ? `/ui?${qs}` : '/ui';
 }
@@ -48,6 +50,8 @@ function filtersToUrl(filters: JobFilters): string {
 export function JobsList({ api, session }: { api: Client; session: Session }) {
   const [filters, setFilters] = useState<JobFilters>(filtersFromUrl);
   const [ownerDraft, setOwnerDraft] = useState(filters.owner ?? '');
+  const [labelDraft, setLabelDraft] = useState('');
+  const labels = filters.label ?? [];
   const [counts, setCounts] = useState<JobCounts>();
   const [countsProblem, setCountsProblem] = useState<Problem>();
   const [newer, setNewer] = useState(0);
@@ -119,7 +123,10 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
         const countsMoved = countsNow !== lastCounts.current;
         lastCounts.current = countsNow;
         const stale = listed.filter(
-          (j) => !isTerminal(j.status) && !fresh.has(j.id) && (j.status !== 'pending' || countsMoved),
+          (j) =>
+            !isTerminal(j.status) &&
+            !fresh.has(j.id) &&
+            ((j.status !== 'pending' && j.status !== 'paused') || countsMoved),
         );
         for (const job of stale.slice(0, 20)) fresh.set(job.id, await api.job(job.id, abort.signal));
         if (abort.signal.aborted) return;
@@ -174,7 +181,13 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
         aria-label="Filters"
         onSubmit={(e) => {
           e.preventDefault();
-          apply({ ...filters, owner: session.admin ? ownerDraft.trim() || undefined : undefined });
+          const label = labelDraft.trim();
+          setLabelDraft('');
+          apply({
+            ...filters,
+            owner: session.admin ? ownerDraft.trim() || undefined : undefined,
+            label: label && !labels.includes(label) ? [...labels, label] : labels,
+          });
         }}
       >
         <label>
@@ -202,8 +215,17 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
           />{' '}
           show deleted
         </label>
-        {session.admin ? (
-          <span class="owner-filter">
+        <span class="text-filters">
+          <label>
+            Label{' '}
+            <input
+              type="search"
+              value={labelDraft}
+              placeholder="key:value"
+              onInput={(e) => setLabelDraft((e.target as HTMLInputElement).value)}
+            />
+          </label>
+          {session.admin ? (
             <label>
               Owner{' '}
               <input
@@ -213,10 +235,27 @@ export function JobsList({ api, session }: { api: Client; session: Session }) {
                 onInput={(e) => setOwnerDraft((e.target as HTMLInputElement).value)}
               />
             </label>
-            <button type="submit">Filter</button>
-          </span>
-        ) : null}
+          ) : null}
+          <button type="submit">Filter</button>
+        </span>
       </form>
+      {labels.length > 0 ? (
+        <ul class="labels label-filters" aria-label="Label filters">
+          {labels.map((label) => (
+            <li key={label} class="label">
+              <code>{label}</code>{' '}
+              <button
+                type="button"
+                class="link"
+                aria-label={`Remove label filter ${label}`}
+                onClick={() => apply({ ...filters, label: labels.filter((l) => l !== label) })}
+              >
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      ) : null}
 
       <div class="notice-slot" aria-live="polite">
         {newer > 0 ? (
