@@ -1,4 +1,5 @@
 import { ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
+import { Readable } from 'node:stream';
 import { MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from './json-depth';
 import { ValidationFailedError } from './problem-details/domain-error';
 
@@ -38,6 +39,17 @@ class BoundedValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type === 'body' && isParsedJson(value) && nestsDeeperThan(value, MAX_JSON_DEPTH)) {
       throw new ValidationFailedError({ body: TOO_DEEP });
+    }
+    // A body left as a stream (application/x-ndjson, read by the create route alone) is not a JSON
+    // object: a route that wants one refuses it, and never lets class-transformer walk a stream.
+    if (
+      metadata.type === 'body' &&
+      value instanceof Readable &&
+      metadata.metatype &&
+      metadata.metatype !== Object
+    ) {
+      value.resume();
+      throw new ValidationFailedError({ body: 'must be a JSON object (Content-Type: application/json)' });
     }
     return super.transform(value, metadata);
   }

@@ -131,6 +131,36 @@ describe('labels', () => {
     expect(Object.keys(jobBody(ok).labels)).toHaveLength(16);
   });
 
+  it('refuses a PATCH or a retry sent as a stream (application/x-ndjson), or nested past 64 levels, with a 400', async () => {
+    const owner = newOwner();
+    const job = jobBody(await create(owner, { team: 'billing' }));
+    // Such bodies reach the route as a stream: walking one as a DTO once took the process down.
+    expectProblem(await patch(owner, job.id, { labels: { a: 'x' } }, 'application/x-ndjson'), 400, {
+      details: { body: 'must be a JSON object (Content-Type: application/json)' },
+    });
+    const retry = await t
+      .http()
+      .post(`${JOBS}/${job.id}/retry`)
+      .set(bearer(tokenFor(owner)))
+      .set('Content-Type', 'application/x-ndjson')
+      .send('{"include_skipped":true}\n');
+    expectProblem(retry, 400, {
+      details: { body: 'must be a JSON object (Content-Type: application/json)' },
+    });
+    const deep = `{"labels":${'{"d":'.repeat(5_000)}"x"${'}'.repeat(5_000)}}`;
+    const nested = await t
+      .http()
+      .patch(`${JOBS}/${job.id}`)
+      .set(bearer(tokenFor(owner)))
+      .set('Content-Type', 'application/merge-patch+json')
+      .send(deep);
+    expectProblem(nested, 400, { type: '/problems/validation-error' });
+    // The labels are as they were, and the app still answers.
+    const res = await patch(owner, job.id, { labels: { env: 'prod' } });
+    expect(res.status).toBe(200);
+    expect(jobBody(res).labels).toEqual({ team: 'billing', env: 'prod' });
+  });
+
   it('keeps 16 labels at most under concurrent patches: the database checks the merged result', async () => {
     const owner = newOwner();
     const fifteen = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, 'v']));
