@@ -38,10 +38,15 @@ interface Allowance {
  * locally until it is spent. Requests of a key that find it spent wait for
  * one reservation together.
  *
+ * A process reserves the next chunk ahead, in the background, once a quarter
+ * of its allowance is left (for chunks of 4 and more), so that a steady
+ * caller's requests do not wait for it either: in steady use only the first
+ * request of a key in each window waits for a round trip.
+ *
  * A reservation counts as used whether or not it is spent, so the processes
  * never admit more than the limit together; they may admit fewer, by what
- * they hold unspent at the end of a window (under `chunk` each) and that
- * window's weight in the next. One process alone admits exactly what
+ * they hold unspent at the end of a window (at most chunk + chunk/4 each) and
+ * that window's weight in the next. One process alone admits exactly what
  * SlidingWindowRateLimiter admits, with the same headers.
  *
  * A refusal is remembered: until the counts it read say that a request fits
@@ -63,6 +68,8 @@ export class SharedRateLimiter {
   private degradedUntil = 0;
   private degraded = false;
   private lastSweep = 0;
+  /** An allowance down to this reserves the next chunk ahead (0: never ahead). */
+  private readonly lowWater: number;
 
   constructor(
     readonly limit: number,
@@ -76,6 +83,7 @@ export class SharedRateLimiter {
     if (!(limit >= 1) || !(windowMs >= 1)) throw new Error('limit and windowMs must be at least 1');
     if (!(chunk >= 1) || chunk > limit) throw new Error('chunk must be between 1 and the limit');
     this.fallback = new SlidingWindowRateLimiter(limit, windowMs, now);
+    this.lowWater = Math.floor(chunk / 4);
   }
 
   /** The decision, synchronously while the key's allowance lasts; after a reservation otherwise. */
@@ -107,6 +115,9 @@ export class SharedRateLimiter {
     const previousShare = Math.floor(a.previous * (1 - elapsed / w));
     if (a.left > 0) {
       a.left -= 1;
+      // Reserve the next chunk while a quarter of this one is left, so that a steady caller's requests
+      // do not wait for it. Not for chunks under 4: a chunk of one is reserved by its request.
+      if (a.left === this.lowWater && this.lowWater > 0 && !a.pending) void this.startReserve(key, a, now);
       // Every other process's reservations count as spent: it cannot know better.
       const remaining = this.limit - previousShare - (a.used - a.left);
       return {
@@ -139,13 +150,19 @@ export class SharedRateLimiter {
   private async reserveThenHit(key: string): Promise<RateLimitDecision> {
     for (;;) {
       const a = this.allowances.get(key)!;
-      a.pending ??= this.reserve(key, a, this.now()).finally(() => {
-        a.pending = undefined;
-      });
-      await a.pending;
+      await (a.pending ?? this.startReserve(key, a, this.now()));
       const decision = this.decide(key, this.now());
       if (decision) return decision;
     }
+  }
+
+  /** Starts the key's reservation; it never rejects (a failure is logged and counted locally). */
+  private startReserve(key: string, a: Allowance, now: number): Promise<void> {
+    const pending = this.reserve(key, a, now).finally(() => {
+      a.pending = undefined;
+    });
+    a.pending = pending;
+    return pending;
   }
 
   private async reserve(key: string, a: Allowance, now: number): Promise<void> {
