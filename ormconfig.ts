@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { DataSource } from 'typeorm';
 import { loadEnv } from './src/config/env';
 import { dataSourceOptions } from './src/database/data-source-options';
-import { JOB_ENTITIES } from './src/jobs/job-entities';
+import { SCHEMA_ENTITIES } from './src/entities';
 
 function embeddedUrl(dataDir: string, port: number): string {
   const password = readFileSync(join(resolve(dataDir), 'postgres-password'), 'utf8').trim();
@@ -22,6 +22,6 @@ export default new DataSource(
   dataSourceOptions({
     url: env.DATABASE_URL ?? embeddedUrl(env.DATA_DIR, env.EMBEDDED_PG_PORT),
     applicationName: 'bulk-jobs-cli',
-    entities: JOB_ENTITIES,
+    entities: SCHEMA_ENTITIES,
   }),
 );

@@ -66,6 +66,23 @@ async function startBaseline(url, profile) {
   };
 }
 
+/** Requests answered, by server process (warm-ups included). */
+const answered = new Map();
+
+/**
+ * Reservations the per-principal rate limit has made in the database (each one
+ * inserts or updates a row of rate_limit_windows; a refusal writes none, and
+ * the benchmark has none): the round trips it adds to the requests.
+ */
+async function reservations(url) {
+  return withClient(url, async (c) => {
+    const { rows } = await c.query(
+      `SELECT COALESCE(sum(n_tup_ins + n_tup_upd), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'rate_limit_windows'`,
+    );
+    return rows[0].n;
+  });
+}
+
 /** One autocannon run; `pick` gives the job of each request; `pid` is the server's process. */
 async function cannon({ base, pid }, method, pick, seconds) {
   const cpu0 = cpuMsOf(pid);
@@ -91,6 +108,7 @@ async function cannon({ base, pid }, method, pick, seconds) {
   });
   instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   const result = await instance;
+  answered.set(pid, (answered.get(pid) ?? 0) + result.requests.total);
   if (result.errors > 0 || result.non2xx > 0) {
     throw new Error(
       `${method} ${base}: ${result.non2xx} non-2xx answers, ${result.errors} errors (${JSON.stringify(result.statusCodeStats)})`,
@@ -161,8 +179,10 @@ export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
     };
   };
 
+  const reservedBefore = await reservations(url);
   const api = await startApi(url, { profile });
   const baseline = await startBaseline(url, profile);
+  let result;
   try {
     const warm = Math.max(1, Math.round(seconds / 5));
     await cannon(api, 'GET', random, warm);
@@ -170,8 +190,19 @@ export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
     const get = await compare(api, baseline, 'GET', () => random, seconds);
     const deletes = { service: next(serviceDeletes), baseline: next(baselineDeletes) };
     const del = await compare(api, baseline, 'DELETE', (side) => deletes[side], seconds);
-    return { connections: CONNECTIONS, seconds, rounds: ROUNDS, get, delete: del };
+    result = { connections: CONNECTIONS, seconds, rounds: ROUNDS, get, delete: del };
   } finally {
     await Promise.all([api.stop(), baseline.stop()]);
   }
+  // Read once the API process has exited: its connections' backends report their counts as they end.
+  const reserved = (await reservations(url)) - reservedBefore;
+  const requests = answered.get(api.pid) ?? 0;
+  const perThousand = round((reserved * 1000) / Math.max(1, requests), 1);
+  log(
+    `api: the rate limit made ${reserved} reservations for ${requests} requests (${perThousand} per 1,000)`,
+  );
+  return {
+    ...result,
+    rate_limit: { reservations: reserved, requests, reservations_per_1000_requests: perThousand },
+  };
 }

@@ -295,12 +295,23 @@ export class Env {
   @Max(65535)
   METRICS_PORT = 0;
 
-  /** Requests per minute per principal (a token's sub), per API process; 0: no limit. */
+  /** Requests per minute per principal (a token's sub), over every API process together; 0: no limit. */
   @Transform(toInt)
   @IsInt()
   @Min(0)
   @Max(10_000_000)
   RATE_LIMIT_PER_MINUTE = 6000;
+
+  /**
+   * Requests of one principal an API process reserves in the database at a time, and admits without
+   * asking again; unset: 1% of RATE_LIMIT_PER_MINUTE (at least 1). Above the limit it is the limit.
+   */
+  @Transform(({ value }: { value: unknown }) => toInt({ value: emptyToUndefined({ value }) }))
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(10_000_000)
+  RATE_LIMIT_CHUNK?: number;
 
   /** Requests per minute per client address to the routes that need no token (health, metrics, docs); 0: no limit. */
   @Transform(toInt)
@@ -500,6 +511,12 @@ export class Env {
   @Transform(toBoolean)
   @IsBoolean()
   UI_ENABLED = true;
+}
+
+/** RATE_LIMIT_CHUNK, else 1% of the limit (at least one), never above the limit. */
+export function rateLimitChunk(env: Pick<Env, 'RATE_LIMIT_CHUNK' | 'RATE_LIMIT_PER_MINUTE'>): number {
+  const limit = env.RATE_LIMIT_PER_MINUTE;
+  return Math.max(1, Math.min(limit, env.RATE_LIMIT_CHUNK ?? Math.floor(limit / 100)));
 }
 
 /** BULK_JOBS_MAX_UPLOADS, else half the pool (at least one). */

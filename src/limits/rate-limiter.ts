@@ -62,7 +62,12 @@ export class SlidingWindowRateLimiter {
         limit: this.limit,
         remaining: 0,
         resetSeconds,
-        retryAfterSeconds: Math.max(1, Math.ceil(this.msUntilAllowed(counter, elapsed) / 1000)),
+        retryAfterSeconds: Math.max(
+          1,
+          Math.ceil(
+            msUntilAllowed(this.limit, this.windowMs, counter.previous, counter.current, elapsed) / 1000,
+          ),
+        ),
       };
     }
     counter.current += 1;
@@ -80,22 +85,6 @@ export class SlidingWindowRateLimiter {
     return this.counters.size;
   }
 
-  /**
-   * How long until floor(previous × weight) + current drops below the limit.
-   * `current` never exceeds the limit (a refused request does not count):
-   * below it, the previous window's share is in the way, and it shrinks
-   * enough within this window, once previous × (1 - t/w) < limit - current;
-   * at it, only the next window helps, a moment after it starts.
-   */
-  private msUntilAllowed(counter: Counter, elapsed: number): number {
-    const w = this.windowMs;
-    if (counter.current < this.limit) {
-      const t = w * (1 - (this.limit - counter.current) / counter.previous);
-      return Math.max(1, t + 1 - elapsed);
-    }
-    return w - elapsed + 1;
-  }
-
   /** Drops counters that have not been hit for two windows, at most once a window. */
   private sweep(windowStart: number): void {
     if (windowStart === this.lastSweep) return;
@@ -104,4 +93,26 @@ export class SlidingWindowRateLimiter {
       if (counter.windowStart < windowStart - this.windowMs) this.counters.delete(key);
     }
   }
+}
+
+/**
+ * How long until floor(previous × weight) + current drops below the limit,
+ * `elapsed` ms into the window. `current` never exceeds the limit (a refused
+ * request does not count): below it, the previous window's share is in the
+ * way, and it shrinks enough within this window, once previous × (1 - t/w) <
+ * limit - current; at it, only the next window helps, a moment after it
+ * starts.
+ */
+export function msUntilAllowed(
+  limit: number,
+  windowMs: number,
+  previous: number,
+  current: number,
+  elapsed: number,
+): number {
+  if (current < limit) {
+    const t = windowMs * (1 - (limit - current) / previous);
+    return Math.max(1, t + 1 - elapsed);
+  }
+  return windowMs - elapsed + 1;
 }

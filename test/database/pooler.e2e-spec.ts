@@ -8,7 +8,7 @@ import { runMigrationsLocked } from '../../src/database/migrate';
 import { poolerMode } from '../../src/database/pooler';
 import { CLAIM_LOCK_TIMEOUT_MS, createEnginePool } from '../../src/engine/engine-pool';
 import { EngineStore } from '../../src/engine/engine-store';
-import { JOB_ENTITIES } from '../../src/jobs/job-entities';
+import { SCHEMA_ENTITIES } from '../../src/entities';
 import { createJob } from '../support/api';
 import type { TestApp } from '../support/app';
 import { createEngineDatabase, createEngineTestApp, type EngineDatabase } from '../support/engine';
@@ -70,7 +70,7 @@ describe('migrations behind a pooler in transaction mode', () => {
     const url = pooled(db.url);
     for (let i = 0; i < 3; i++) {
       sources.push(
-        await new DataSource(dataSourceOptions({ url, poolSize: 2, entities: JOB_ENTITIES })).initialize(),
+        await new DataSource(dataSourceOptions({ url, poolSize: 2, entities: SCHEMA_ENTITIES })).initialize(),
       );
     }
     const results = await Promise.all(sources.map((s) => runMigrationsLocked(s)));

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { DataSource } from 'typeorm';
 import { DESCENDING_INDEXES, OTHER_METHOD_INDEXES } from '../../src/jobs/bulk-job.entity';
 import { dataSourceOptions } from '../../src/database/data-source-options';
-import { JOB_ENTITIES } from '../../src/jobs/job-entities';
+import { SCHEMA_ENTITIES } from '../../src/entities';
 import { createEngineDatabase, type EngineDatabase } from '../support/engine';
 
 // `npm test` runs from the repository root.
@@ -66,7 +66,7 @@ describe('schema: the entities and the migrations describe the same database', (
   before(async () => {
     migratedDb = await createEngineDatabase();
     migrated = await new DataSource(
-      dataSourceOptions({ url: migratedDb.url, poolSize: 2, entities: JOB_ENTITIES }),
+      dataSourceOptions({ url: migratedDb.url, poolSize: 2, entities: SCHEMA_ENTITIES }),
     ).initialize();
     await migrated.runMigrations({ transaction: 'each' });
     tables = migrated.entityMetadatas.map((m) => m.tableName);
@@ -103,7 +103,7 @@ describe('schema: the entities and the migrations describe the same database', (
   it('the schema TypeORM builds from the entities alone is the one the migrations build', async () => {
     const scratchDb = await createEngineDatabase();
     const scratch = await new DataSource(
-      dataSourceOptions({ url: scratchDb.url, poolSize: 2, entities: JOB_ENTITIES }),
+      dataSourceOptions({ url: scratchDb.url, poolSize: 2, entities: SCHEMA_ENTITIES }),
     ).initialize();
     try {
       await scratch.synchronize();
