@@ -96,5 +96,11 @@ await withClient(url, async (c) => {
     RECORD_FINAL_RESULTS,
     recordParams(jobId, held.seqs),
   );
-  await explain(c, `lease renewal of ${PART} (EXTEND_LEASES)`, EXTEND_LEASES, { worker, leaseMs });
+  await explain(c, `lease renewal of ${PART} (EXTEND_LEASES)`, EXTEND_LEASES, {
+    worker,
+    leaseMs,
+    jobIds: [jobId],
+    jobIndexes: literal(held.seqs.map(() => 1)),
+    seqs: literal(held.seqs),
+  });
 });

@@ -296,15 +296,36 @@ export class EngineStore implements OnApplicationShutdown {
   }
 
   /**
-   * Extends every lease `workerId` holds. Returns the items extended; an item
-   * the worker believes it holds and that is missing here was lost (its lease
-   * expired and was swept), unless it was being recorded at that moment.
+   * Extends the leases of `items`, which `workerId` holds. Returns the items
+   * extended; one that is missing here was lost (its lease expired and was
+   * swept), unless it was being recorded at that moment.
    */
-  async extendLeases(workerId: string, leaseMs: number): Promise<Map<string, Set<number>>> {
+  async extendLeases(
+    workerId: string,
+    leaseMs: number,
+    items: RunningItem[],
+  ): Promise<Map<string, Set<number>>> {
+    const jobIndex = new Map<string, number>();
+    const jobIds: string[] = [];
+    const idx = new Array<number>(items.length);
+    const seqs = new Array<number>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const jobId = items[i].job.id;
+      let j = jobIndex.get(jobId);
+      if (j === undefined) {
+        j = jobIds.push(jobId);
+        jobIndex.set(jobId, j);
+      }
+      idx[i] = j;
+      seqs[i] = items[i].seq;
+    }
     return groupBySeq(
       await EXTEND_LEASES.rows<{ job_id: string; seq: number }>(this.pool, {
         worker: workerId,
         leaseMs,
+        jobIds,
+        jobIndexes: arrayLiteral(idx),
+        seqs: arrayLiteral(seqs),
       }),
     );
   }

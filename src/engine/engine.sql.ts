@@ -348,12 +348,31 @@ export const APPLY_RESULTS = sql<{
       AS t(job_id, n, s, f, k, next_at)`),
 );
 
-/** Extends the leases of worker :worker by :leaseMs ms; rows locked by a sweep or a recording are left alone. */
-export const EXTEND_LEASES = sql<{ worker: string; leaseMs: number }>(`
+/**
+ * Extends the leases of the items worker :worker holds (job :jobIds[j] and
+ * seq, as parallel array literals :jobIndexes and :seqs, like RecordParams)
+ * by :leaseMs ms, where they are still leased to it; rows locked by a sweep
+ * or a recording are left alone. Looked up by primary key, one per item:
+ * the running-items indexes hold a dead entry for every item recorded since
+ * the last vacuum, and a scan of them took hundreds of ms mid-run while the
+ * write in flight waited for the rows it locked (bench/README.md, "Engine").
+ */
+export const EXTEND_LEASES = sql<{
+  worker: string;
+  leaseMs: number;
+  jobIds: string[];
+  jobIndexes: string;
+  seqs: string;
+}>(`
   WITH mine AS (
-    SELECT job_id, seq FROM bulk_job_items
-    WHERE status = 'running' AND lease_owner = :worker
-    FOR UPDATE SKIP LOCKED
+    SELECT i.job_id, i.seq
+    FROM unnest(:jobIndexes::int[], :seqs::int[]) AS u(j, seq)
+    JOIN bulk_job_items i ON i.job_id = (:jobIds::uuid[])[u.j] AND i.seq = u.seq
+    WHERE i.lease_owner = :worker
+      -- "status is running", written so that it does not match the running-items indexes'
+      -- predicate (see RECORD_ITEMS): the keys are the way in.
+      AND i.status <> ALL ('{pending,succeeded,failed,skipped}'::text[])
+    FOR UPDATE OF i SKIP LOCKED
   )
   UPDATE bulk_job_items i SET lease_expires_at = now() + :leaseMs * interval '1 millisecond'
   FROM mine m
