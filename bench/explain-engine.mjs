@@ -36,7 +36,7 @@ const recordParams = (jobId, seqs) => ({
   errors: null,
   delays: null,
 });
-const claimParams = { actions: ['noop'], avoid: [], worker, leaseMs, count: PART };
+const claimParams = { actions: ['noop'], avoid: [], worker, leaseMs, count: PART, fromJob: null, fromSeq: 0 };
 
 /** A parameter's value as a SQL literal (arrays as array literals). */
 function sqlValue(c, v) {

@@ -118,7 +118,9 @@ export class EngineStore implements OnApplicationShutdown {
   /**
    * Claims up to `wanted` items of one job for `workerId`: the job served
    * least recently among those whose actions this worker has (except
-   * `avoid`), within the job's concurrency and rate limits.
+   * `avoid`), within the job's concurrency and rate limits. When that job is
+   * `from.jobId`, its pending items are looked for from seq `from.seq` on
+   * (ClaimFrom in engine.sql.ts).
    */
   async claim(
     workerId: string,
@@ -126,6 +128,7 @@ export class EngineStore implements OnApplicationShutdown {
     actions: string[],
     leaseMs: number,
     avoid: string[],
+    from: { jobId: string; seq: number } | null = null,
   ): Promise<ClaimResult> {
     const client = await this.claimPool.connect();
     let broken: Error | undefined;
@@ -138,6 +141,8 @@ export class EngineStore implements OnApplicationShutdown {
           worker: workerId,
           leaseMs,
           count: wanted,
+          fromJob: from?.jobId ?? null,
+          fromSeq: from?.seq ?? 0,
         }),
       );
       if (!job) {
@@ -201,6 +206,8 @@ export class EngineStore implements OnApplicationShutdown {
         count: plan.count,
         tokens: plan.tokens,
         rate: job.options.rate_limit_per_second ?? null,
+        fromJob: null,
+        fromSeq: 0,
       });
       return claimed;
     });
