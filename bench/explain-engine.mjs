@@ -36,7 +36,7 @@ const recordParams = (jobId, seqs) => ({
   errors: null,
   delays: null,
 });
-const claimParams = { actions: ['noop'], avoid: [], worker, leaseMs, count: PART };
+const claimParams = { actions: ['noop'], avoid: [], worker, leaseMs, count: PART, fromJob: null, fromSeq: 0 };
 
 /** A parameter's value as a SQL literal (arrays as array literals). */
 function sqlValue(c, v) {
@@ -96,5 +96,11 @@ await withClient(url, async (c) => {
     RECORD_FINAL_RESULTS,
     recordParams(jobId, held.seqs),
   );
-  await explain(c, `lease renewal of ${PART} (EXTEND_LEASES)`, EXTEND_LEASES, { worker, leaseMs });
+  await explain(c, `lease renewal of ${PART} (EXTEND_LEASES)`, EXTEND_LEASES, {
+    worker,
+    leaseMs,
+    jobIds: [jobId],
+    jobIndexes: literal(held.seqs.map(() => 1)),
+    seqs: literal(held.seqs),
+  });
 });

@@ -118,7 +118,9 @@ export class EngineStore implements OnApplicationShutdown {
   /**
    * Claims up to `wanted` items of one job for `workerId`: the job served
    * least recently among those whose actions this worker has (except
-   * `avoid`), within the job's concurrency and rate limits.
+   * `avoid`), within the job's concurrency and rate limits. When that job is
+   * `from.jobId`, its pending items are looked for from seq `from.seq` on
+   * (ClaimFrom in engine.sql.ts).
    */
   async claim(
     workerId: string,
@@ -126,6 +128,7 @@ export class EngineStore implements OnApplicationShutdown {
     actions: string[],
     leaseMs: number,
     avoid: string[],
+    from: { jobId: string; seq: number } | null = null,
   ): Promise<ClaimResult> {
     const client = await this.claimPool.connect();
     let broken: Error | undefined;
@@ -138,6 +141,8 @@ export class EngineStore implements OnApplicationShutdown {
           worker: workerId,
           leaseMs,
           count: wanted,
+          fromJob: from?.jobId ?? null,
+          fromSeq: from?.seq ?? 0,
         }),
       );
       if (!job) {
@@ -201,6 +206,8 @@ export class EngineStore implements OnApplicationShutdown {
         count: plan.count,
         tokens: plan.tokens,
         rate: job.options.rate_limit_per_second ?? null,
+        fromJob: null,
+        fromSeq: 0,
       });
       return claimed;
     });
@@ -296,15 +303,36 @@ export class EngineStore implements OnApplicationShutdown {
   }
 
   /**
-   * Extends every lease `workerId` holds. Returns the items extended; an item
-   * the worker believes it holds and that is missing here was lost (its lease
-   * expired and was swept), unless it was being recorded at that moment.
+   * Extends the leases of `items`, which `workerId` holds. Returns the items
+   * extended; one that is missing here was lost (its lease expired and was
+   * swept), unless it was being recorded at that moment.
    */
-  async extendLeases(workerId: string, leaseMs: number): Promise<Map<string, Set<number>>> {
+  async extendLeases(
+    workerId: string,
+    leaseMs: number,
+    items: RunningItem[],
+  ): Promise<Map<string, Set<number>>> {
+    const jobIndex = new Map<string, number>();
+    const jobIds: string[] = [];
+    const idx = new Array<number>(items.length);
+    const seqs = new Array<number>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const jobId = items[i].job.id;
+      let j = jobIndex.get(jobId);
+      if (j === undefined) {
+        j = jobIds.push(jobId);
+        jobIndex.set(jobId, j);
+      }
+      idx[i] = j;
+      seqs[i] = items[i].seq;
+    }
     return groupBySeq(
       await EXTEND_LEASES.rows<{ job_id: string; seq: number }>(this.pool, {
         worker: workerId,
         leaseMs,
+        jobIds,
+        jobIndexes: arrayLiteral(idx),
+        seqs: arrayLiteral(seqs),
       }),
     );
   }

@@ -56,14 +56,38 @@ interface RateBucket {
  * The item claim and job update shared by both claim statements; the CTE
  * `target` (id, version) names the job. Claims up to :count items for worker
  * :worker, leased for :leaseMs ms.
+ *
+ * Pending items are taken in seq order from the job's first one, through the
+ * pending-items index, which holds a dead entry for every item claimed since
+ * the last vacuum: a claim late in a large job read thousands of index pages
+ * before its first live entry (27 ms of a 53 ms claim at 150,000 items done on
+ * a server without autovacuum; bench/README.md, "Engine"). When the target is
+ * job :fromJob, the claim starts at seq :fromSeq instead, a hint from the
+ * worker (where its last claim of that job began). Items below it that are
+ * pending again (a retry, a released item, a lease sweep, a claim that rolled
+ * back) wait for the worker's next claim from the start, which it makes at
+ * least every few claims (WorkerService). The two forms are separate CTEs
+ * whose condition on the target is checked once, so that each keeps its own
+ * plan: with the bound in the same scan the planner walked the primary key,
+ * every processed row of the job, for a claim from the start.
  */
 const claimFrom = ({ tokens, rate }: RateBucket) => `
-  picked AS (
+  picked_from AS (
     SELECT seq FROM bulk_job_items
     WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
+      AND seq >= :fromSeq AND (SELECT id FROM target) = :fromJob::uuid
     ORDER BY seq
     LIMIT :count
     FOR UPDATE SKIP LOCKED
+  ), picked_all AS (
+    SELECT seq FROM bulk_job_items
+    WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
+      AND (SELECT id FROM target) IS DISTINCT FROM :fromJob::uuid
+    ORDER BY seq
+    LIMIT :count
+    FOR UPDATE SKIP LOCKED
+  ), picked AS (
+    SELECT seq FROM picked_from UNION ALL SELECT seq FROM picked_all
   ), claimed AS (
     UPDATE bulk_job_items i
     SET status = 'running', attempts = i.attempts + 1, lease_owner = :worker,
@@ -95,6 +119,12 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
     WHERE j.id = t.id AND (n.k > 0 OR j.status IN ('pending', 'running'))
   )`;
 
+/** Where a claim of job :fromJob starts (see claimFrom); a null job: from the start. */
+export interface ClaimFrom {
+  fromJob: string | null;
+  fromSeq: number;
+}
+
 /** The claimed items as arrays in one row, so that a claim is one row to parse. */
 const CLAIMED_ARRAYS = `
   SELECT array_agg(seq) AS seqs, array_agg(target_id) AS target_ids,
@@ -125,7 +155,7 @@ interface PickParams {
  * job row since (same xmin); otherwise the next claim looks again.
  * A limited job is returned without items: see CLAIM_LIMITED.
  */
-export const CLAIM_NEXT = sql<PickParams & { worker: string; leaseMs: number; count: number }>(`
+export const CLAIM_NEXT = sql<PickParams & ClaimFrom & { worker: string; leaseMs: number; count: number }>(`
   WITH job AS (${PICK}
   ), target AS (
     SELECT id, version FROM job WHERE NOT limited
@@ -157,14 +187,16 @@ export const NEXT_DUE = sql<PickParams>(`
  * claim, :rate per second); when the bucket runs dry, claimable_at moves to
  * the time of the next token.
  */
-export const CLAIM_LIMITED = sql<{
-  jobId: string;
-  worker: string;
-  leaseMs: number;
-  count: number;
-  tokens: number | null;
-  rate: number | null;
-}>(`
+export const CLAIM_LIMITED = sql<
+  ClaimFrom & {
+    jobId: string;
+    worker: string;
+    leaseMs: number;
+    count: number;
+    tokens: number | null;
+    rate: number | null;
+  }
+>(`
   WITH target AS (
     SELECT id, xmin AS version FROM bulk_jobs WHERE id = :jobId
   ),${claimFrom({ tokens: ':tokens::float8', rate: ':rate::float8' })}
@@ -348,12 +380,31 @@ export const APPLY_RESULTS = sql<{
       AS t(job_id, n, s, f, k, next_at)`),
 );
 
-/** Extends the leases of worker :worker by :leaseMs ms; rows locked by a sweep or a recording are left alone. */
-export const EXTEND_LEASES = sql<{ worker: string; leaseMs: number }>(`
+/**
+ * Extends the leases of the items worker :worker holds (job :jobIds[j] and
+ * seq, as parallel array literals :jobIndexes and :seqs, like RecordParams)
+ * by :leaseMs ms, where they are still leased to it; rows locked by a sweep
+ * or a recording are left alone. Looked up by primary key, one per item:
+ * the running-items indexes hold a dead entry for every item recorded since
+ * the last vacuum, and a scan of them took hundreds of ms mid-run while the
+ * write in flight waited for the rows it locked (bench/README.md, "Engine").
+ */
+export const EXTEND_LEASES = sql<{
+  worker: string;
+  leaseMs: number;
+  jobIds: string[];
+  jobIndexes: string;
+  seqs: string;
+}>(`
   WITH mine AS (
-    SELECT job_id, seq FROM bulk_job_items
-    WHERE status = 'running' AND lease_owner = :worker
-    FOR UPDATE SKIP LOCKED
+    SELECT i.job_id, i.seq
+    FROM unnest(:jobIndexes::int[], :seqs::int[]) AS u(j, seq)
+    JOIN bulk_job_items i ON i.job_id = (:jobIds::uuid[])[u.j] AND i.seq = u.seq
+    WHERE i.lease_owner = :worker
+      -- "status is running", written so that it does not match the running-items indexes'
+      -- predicate (see RECORD_ITEMS): the keys are the way in.
+      AND i.status <> ALL ('{pending,succeeded,failed,skipped}'::text[])
+    FOR UPDATE OF i SKIP LOCKED
   )
   UPDATE bulk_job_items i SET lease_expires_at = now() + :leaseMs * interval '1 millisecond'
   FROM mine m

@@ -69,12 +69,12 @@ export class LeaseKeeper {
   }
 
   private async renewOnce(): Promise<void> {
-    // Only items whose claim committed before the statement can be checked.
+    // The items held now, whose claims have committed; one claimed meanwhile has a fresh lease.
     const before = this.items.heldItems();
     if (before.length === 0) return;
     let extended: Map<string, Set<number>>;
     try {
-      extended = await this.store.extendLeases(this.workerId, this.env.WORKER_LEASE_MS);
+      extended = await this.store.extendLeases(this.workerId, this.env.WORKER_LEASE_MS, before);
       this.renewFailures.succeeded();
     } catch (err) {
       // The leases may run out meanwhile: a sweep then returns the items, and this

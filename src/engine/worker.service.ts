@@ -39,6 +39,13 @@ const ABORT_SETTLE_MS = 1000;
  * never waits for the items of the last one to run.
  */
 const PARTS = 3;
+/**
+ * Every this many claims of the same job in a row, a claim looks for pending
+ * items from the job's start rather than from where the last one began (see
+ * ClaimFrom in engine.sql.ts), so that items that became pending again below
+ * that point (retries, released items, swept leases) are claimed soon.
+ */
+const FULL_CLAIM_EVERY = 8;
 
 /**
  * One worker: claims batches of items, runs them, records their outcomes,
@@ -71,6 +78,8 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private stopped: Promise<void> | undefined;
   private actions: string[] = [];
   private readonly avoid = new Map<string, number>();
+  /** Where the next claim of a job starts, and how many claims of it in a row began past its start. */
+  private claimFrom: { jobId: string; seq: number; streak: number } | null = null;
   private readonly events: EngineEvents;
   private readonly claimFailures = new FailureLog(this.logger, 'claim');
 
@@ -205,10 +214,12 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
           this.actions,
           this.env.WORKER_LEASE_MS,
           this.avoided(),
+          this.claimFrom,
         );
         this.metrics.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
         this.claimFailures.succeeded();
         if (res.kind === 'claimed') {
+          this.nextClaimFrom(res.job, res.items, room);
           this.accept(res.job, res.items);
         } else if (res.kind === 'busy') {
           this.avoid.set(res.jobId, Date.now() + BUSY_JOB_PAUSE_MS);
@@ -223,6 +234,27 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         await this.wake.wait(pause);
       }
     }
+  }
+
+  /**
+   * After a full claim of an unlimited job, the next claim of it starts where
+   * this one began (its lowest seq); after a short one, or every
+   * FULL_CLAIM_EVERY claims, from the job's start.
+   */
+  private nextClaimFrom(job: PickedJob, claimed: ClaimedArrays | null, wanted: number): void {
+    const seqs = claimed?.seqs;
+    if (job.limited || !seqs || seqs.length < wanted) {
+      this.claimFrom = null;
+      return;
+    }
+    const streak = this.claimFrom?.jobId === job.id ? this.claimFrom.streak + 1 : 1;
+    if (streak >= FULL_CLAIM_EVERY) {
+      this.claimFrom = null;
+      return;
+    }
+    let first = seqs[0];
+    for (let i = 1; i < seqs.length; i++) if (seqs[i] < first) first = seqs[i];
+    this.claimFrom = { jobId: job.id, seq: first, streak };
   }
 
   /** Jobs to leave alone for now (their row was held by a cancel). */
