@@ -1,5 +1,6 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
 import { BulkJobsPurger } from '../../src/bulk-jobs/bulk-jobs-purger';
 import { BulkJobsService } from '../../src/bulk-jobs/bulk-jobs.service';
 import { poolerMode } from '../../src/database/pooler';
@@ -111,6 +112,36 @@ describe('cancel at size, under workers that claim and record', () => {
     expect((await jobCounters(t.db, id)).skipped_items).toBeGreaterThan(3 * CANCEL_BATCH);
     // A second cancel of a cancelled job is a 409 naming its status.
     expectProblem(await cancel(owner, id), 409, { type: '/problems/job-not-cancellable' });
+  });
+
+  it('goes back for pending items that its sweep passed while another transaction held them', async () => {
+    const owner = newOwner();
+    // An action no worker runs: only the cancel and its sweep touch these items.
+    const id = await insertJob(t.db, { owner, status: 'pending', items: 40_000, action: 'not-run-here' });
+    const held = [10, 25_000];
+    const locker = new Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM bulk_job_items WHERE job_id = $1 AND seq = ANY($2) FOR UPDATE', [
+        id,
+        held,
+      ]);
+      expect((await cancel(owner, id)).status).toBe(200);
+      // The sweep passes both held items (SKIP LOCKED) and reaches the job's last seq.
+      await waitFor('the sweep to skip every item but the held ones', async () => {
+        const c = await jobCounters(t.db, id);
+        return c.skipped_items === c.total_items - held.length;
+      });
+      await sleep(300);
+      expect((await jobCounters(t.db, id)).status).toBe('cancelling');
+      await locker.query('ROLLBACK');
+    } finally {
+      await locker.end();
+    }
+    // Let go, the two items are still pending behind the sweep's cursor: it must come back for them.
+    await expectSettled(id);
+    expect((await jobCounters(t.db, id)).skipped_items).toBe(40_000);
   });
 
   it('keeps every count exact when cancels race claims and recordings, many times over', async () => {
