@@ -223,6 +223,26 @@ describe('purge, retention, filters and uploads at size', () => {
     }
   });
 
+  it('purges a job whose seqs have gaps wider than a batch', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, {
+      owner,
+      status: 'completed',
+      items: 5 * PURGE_BATCH,
+      deletedAt: new Date(Date.now() - 31 * DAY_MS),
+      purgeAt: new Date(Date.now() - 60_000),
+    });
+    // Left: the first 10 items, one in the middle, and the last 10, with gaps of several batches between.
+    await t.db.query(
+      'DELETE FROM bulk_job_items WHERE job_id = $1 AND seq >= 10 AND seq < $2 AND seq <> $3',
+      [id, 5 * PURGE_BATCH - 10, Math.floor(2.5 * PURGE_BATCH)],
+    );
+    expect(await itemCount(t, id)).toBe(21);
+    expect(await t.app.get(BulkJobsService).purgeExpired()).toBe(1);
+    expect(await itemCount(t, id)).toBe(0);
+    expect(await jobRow(t.db, id)).toBeUndefined();
+  });
+
   it('purges finished jobs nobody deleted after BULK_JOBS_FINISHED_RETENTION_DAYS, and nothing else', async () => {
     const owner = newOwner();
     const old = (status: 'completed' | 'failed' | 'cancelled') =>
