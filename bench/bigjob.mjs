@@ -23,6 +23,8 @@ import {
 
 const OWNER = 'bench-bigjob';
 const PAGE = 500;
+/** Targets of the small jobs whose cancel is the big cancel's baseline. */
+const SMALL_JOB = 10_000;
 /** Rows per statement of the raw DELETE baseline. */
 const RAW_DELETE_BATCH = 10_000;
 
@@ -166,17 +168,32 @@ export async function bigjobBench({ url, targets, profile, log }) {
     result.upload_ratio_vs_copy = round(copySeconds / uploadSeconds, 3);
     result.api_peak_rss_mb = round(memoryOf(api.pid).peak / 2 ** 20, 1);
 
-    log('bigjob: cancel with every item pending');
-    const cancel = await timed(async () => {
-      const r = await globalThis.fetch(`${api.base}${JOBS_PATH}/${job.id}/cancel`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}` },
+    const cancelJob = (id) =>
+      timed(async () => {
+        const r = await globalThis.fetch(`${api.base}${JOBS_PATH}/${id}/cancel`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+        const body = await r.json();
+        if (r.status !== 200) throw new Error(`cancel answered ${r.status}: ${JSON.stringify(body)}`);
+        return body;
       });
-      const body = await r.json();
-      if (r.status !== 200) throw new Error(`cancel answered ${r.status}: ${JSON.stringify(body)}`);
-      return body;
-    });
+
+    // The baseline: the same cancel of small jobs (SMALL_JOB targets each, no worker running), median of 5.
+    log(`bigjob: cancel of jobs of ${SMALL_JOB} targets (baseline)`);
+    const small = [];
+    for (let i = 0; i < 5; i++) {
+      const created = await postNdjson(api.base, token, ndjsonBody(SMALL_JOB));
+      if (created.status !== 202) throw new Error(`a small create answered ${created.status}`);
+      small.push((await cancelJob(JSON.parse(created.text).id)).ms);
+    }
+    small.sort((a, b) => a - b);
+    result.small_cancel_ms = round(percentile(small, 50), 1);
+
+    log('bigjob: cancel with every item pending');
+    const cancel = await cancelJob(job.id);
     result.cancel_ms = round(cancel.ms, 1);
+    result.cancel_ratio_vs_small = round(cancel.ms / result.small_cancel_ms, 2);
     result.cancel_answered_status = cancel.value.status;
     // The rest of the cancel runs off the request path: a worker process is what a deployment has.
     workers = startWorkers(url, 1);

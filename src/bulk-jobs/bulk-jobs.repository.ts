@@ -603,22 +603,18 @@ export class BulkJobsRepository {
     });
   }
 
+  /** The lowest seq of job `jobId`'s items from `from` on (null: none left there). */
+  async firstItemSeq(jobId: string, from: number): Promise<number | null> {
+    const [row] = await FIRST_ITEM_SEQ.rows<{ seq: number | null }>(this.db.pool, { jobId, from });
+    return row.seq;
+  }
+
   /**
-   * Deletes the next `batch` items of job `jobId` after seq `afterSeq`, in one
-   * short statement. Returns how many items it found (fewer than `batch`: the
-   * job has none left after them) and the last seq.
+   * Deletes job `jobId`'s items with seqs in [from, from + batch), in one short
+   * statement (a range of the primary key); returns how many it deleted.
    */
-  async deleteItemBatch(
-    jobId: string,
-    afterSeq: number,
-    batch: number,
-  ): Promise<{ seen: number; last: number | null }> {
-    const [row] = await DELETE_ITEM_BATCH.rows<{ seen: number; last: number | null }>(this.db.pool, {
-      jobId,
-      afterSeq,
-      batch,
-    });
-    return row;
+  async deleteItemRange(jobId: string, from: number, batch: number): Promise<number> {
+    return (await DELETE_ITEM_RANGE.query(this.db.pool, { jobId, from, batch })).rowCount ?? 0;
   }
 
   /** Deletes the row of a job past its purge time (and, by cascade, its key and any item left); true if it did. */
@@ -766,13 +762,13 @@ const JOBS_TO_PURGE = sql<{ limit: number; afterAt: Date | null; afterId: string
 
 // A range of the primary key: each batch starts where the last ended, so that it does not wade
 // through the index entries of the rows deleted before it. Nothing else writes a purged job's items.
-const DELETE_ITEM_BATCH = sql<{ jobId: string; afterSeq: number; batch: number }>(`
-  WITH doomed AS (
-    SELECT seq FROM bulk_job_items WHERE job_id = :jobId AND seq > :afterSeq ORDER BY seq LIMIT :batch
-  ), gone AS (
-    DELETE FROM bulk_job_items i USING doomed d WHERE i.job_id = :jobId AND i.seq = d.seq
-  )
-  SELECT count(*)::int AS seen, max(seq) AS last FROM doomed`);
+const FIRST_ITEM_SEQ = sql<{ jobId: string; from: number }>(`
+  SELECT min(seq) AS seq FROM bulk_job_items WHERE job_id = :jobId AND seq >= :from`);
+
+// A range of the primary key rather than a LIMIT: PostgreSQL 15, 10,000,000 items, 10,000 a statement: a
+// SELECT … ORDER BY seq LIMIT joined to the DELETE ran at 0.37 of a raw ranged DELETE (bench/README.md, "Big job").
+const DELETE_ITEM_RANGE = sql<{ jobId: string; from: number; batch: number }>(`
+  DELETE FROM bulk_job_items WHERE job_id = :jobId AND seq >= :from AND seq < :from + :batch`);
 
 const DELETE_PURGED_JOB = sql<{ jobId: string }>(`
   DELETE FROM bulk_jobs WHERE id = :jobId AND purge_at <= now()`);

@@ -443,11 +443,11 @@ export class BulkJobsService {
     for (;;) {
       const jobs = await this.jobs.jobsToPurge(jobsPerPage, after);
       for (const job of jobs) {
-        let last = -1;
-        for (;;) {
-          const deleted = await this.jobs.deleteItemBatch(job.id, last, batch);
-          if (deleted.last !== null) last = deleted.last;
-          if (deleted.seen < batch) break;
+        // Seq ranges of `batch` from the first item left; an empty range looks up where the items go on.
+        let from = await this.jobs.firstItemSeq(job.id, 0);
+        while (from !== null) {
+          const deleted = await this.jobs.deleteItemRange(job.id, from, batch);
+          from = deleted > 0 ? from + batch : await this.jobs.firstItemSeq(job.id, from + batch);
         }
         if (await this.jobs.deletePurgedJob(job.id)) purged++;
       }

@@ -68,6 +68,8 @@ interface RecordedTotals {
 export interface CancelSwept extends TouchedJob {
   /** Pending items it skipped. */
   skipped: number;
+  /** The highest seq it skipped (null: none). */
+  last: number | null;
 }
 
 export type ClaimResult =
@@ -353,8 +355,19 @@ export class EngineStore implements OnApplicationShutdown {
    * of one cancelling job skipped, the job cancelled once nothing is left.
    * Undefined when no cancelling job has anything left to do.
    */
-  async sweepCancelled(batch: number, avoid: string[]): Promise<CancelSwept | undefined> {
-    return (await CANCEL_SWEEP.rows<CancelSwept>(this.pool, { batch, avoid }))[0];
+  async sweepCancelled(
+    batch: number,
+    avoid: string[],
+    cursors: ReadonlyMap<string, number>,
+  ): Promise<CancelSwept | undefined> {
+    return (
+      await CANCEL_SWEEP.rows<CancelSwept>(this.pool, {
+        batch,
+        avoid,
+        cursorJobs: [...cursors.keys()],
+        cursorSeqs: [...cursors.values()],
+      })
+    )[0];
   }
 
   /**

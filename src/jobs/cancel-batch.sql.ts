@@ -8,7 +8,8 @@ const SETTLED_AFTER_SKIP = `(j.status = 'cancelling' AND j.running_items = 0
  * sweep (every further batch, off the request path).
  *
  * The CTE `target` names the job (one row, its id as `job_id`). Skips up to
- * :batch of its pending items, in seq order, that nobody holds (SKIP LOCKED:
+ * :batch of its pending items after seq `after` (an SQL expression that may
+ * read `target`), in seq order, that nobody holds (SKIP LOCKED:
  * an item a claim in flight has locked becomes running instead, and is
  * counted as such), and adds them to the job's skipped_items in the same
  * statement: items first, the job row last, in the order a claim takes its
@@ -18,11 +19,11 @@ const SETTLED_AFTER_SKIP = `(j.status = 'cancelling' AND j.running_items = 0
  * and the row is updated whatever its status, so that every skipped item is
  * counted once.
  */
-export const skipPendingBatch = (target: string, returning: string) => `
+export const skipPendingBatch = (target: string, returning: string, after = '-1') => `
   WITH target AS (${target}
   ), picked AS (
     SELECT seq FROM bulk_job_items
-    WHERE job_id = (SELECT job_id FROM target) AND status = 'pending'
+    WHERE job_id = (SELECT job_id FROM target) AND status = 'pending' AND seq > ${after}
     ORDER BY seq
     LIMIT :batch
     FOR UPDATE SKIP LOCKED
@@ -30,9 +31,9 @@ export const skipPendingBatch = (target: string, returning: string) => `
     UPDATE bulk_job_items i SET status = 'skipped', finished_at = now()
     FROM picked p
     WHERE i.job_id = (SELECT job_id FROM target) AND i.seq = p.seq
-    RETURNING 1
+    RETURNING i.seq
   ), n AS (
-    SELECT count(*)::int AS k FROM skipped
+    SELECT count(*)::int AS k, max(seq) AS last FROM skipped
   )
   UPDATE bulk_jobs j SET
     skipped_items = j.skipped_items + n.k,

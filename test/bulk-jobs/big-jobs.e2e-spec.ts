@@ -1,5 +1,6 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
 import { BulkJobsPurger } from '../../src/bulk-jobs/bulk-jobs-purger';
 import { BulkJobsService } from '../../src/bulk-jobs/bulk-jobs.service';
 import { poolerMode } from '../../src/database/pooler';
@@ -113,6 +114,36 @@ describe('cancel at size, under workers that claim and record', () => {
     expectProblem(await cancel(owner, id), 409, { type: '/problems/job-not-cancellable' });
   });
 
+  it('goes back for pending items that its sweep passed while another transaction held them', async () => {
+    const owner = newOwner();
+    // An action no worker runs: only the cancel and its sweep touch these items.
+    const id = await insertJob(t.db, { owner, status: 'pending', items: 40_000, action: 'not-run-here' });
+    const held = [10, 25_000];
+    const locker = new Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM bulk_job_items WHERE job_id = $1 AND seq = ANY($2) FOR UPDATE', [
+        id,
+        held,
+      ]);
+      expect((await cancel(owner, id)).status).toBe(200);
+      // The sweep passes both held items (SKIP LOCKED) and reaches the job's last seq.
+      await waitFor('the sweep to skip every item but the held ones', async () => {
+        const c = await jobCounters(t.db, id);
+        return c.skipped_items === c.total_items - held.length;
+      });
+      await sleep(300);
+      expect((await jobCounters(t.db, id)).status).toBe('cancelling');
+      await locker.query('ROLLBACK');
+    } finally {
+      await locker.end();
+    }
+    // Let go, the two items are still pending behind the sweep's cursor: it must come back for them.
+    await expectSettled(id);
+    expect((await jobCounters(t.db, id)).skipped_items).toBe(40_000);
+  });
+
   it('keeps every count exact when cancels race claims and recordings, many times over', async () => {
     const owner = newOwner();
     for (let round = 0; round < 8; round++) {
@@ -190,6 +221,26 @@ describe('purge, retention, filters and uploads at size', () => {
       await t.db.query(`DROP FUNCTION count_purge_batch()`);
       await t.db.query(`DROP SEQUENCE purge_batches`);
     }
+  });
+
+  it('purges a job whose seqs have gaps wider than a batch', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, {
+      owner,
+      status: 'completed',
+      items: 5 * PURGE_BATCH,
+      deletedAt: new Date(Date.now() - 31 * DAY_MS),
+      purgeAt: new Date(Date.now() - 60_000),
+    });
+    // Left: the first 10 items, one in the middle, and the last 10, with gaps of several batches between.
+    await t.db.query(
+      'DELETE FROM bulk_job_items WHERE job_id = $1 AND seq >= 10 AND seq < $2 AND seq <> $3',
+      [id, 5 * PURGE_BATCH - 10, Math.floor(2.5 * PURGE_BATCH)],
+    );
+    expect(await itemCount(t, id)).toBe(21);
+    expect(await t.app.get(BulkJobsService).purgeExpired()).toBe(1);
+    expect(await itemCount(t, id)).toBe(0);
+    expect(await jobRow(t.db, id)).toBeUndefined();
   });
 
   it('purges finished jobs nobody deleted after BULK_JOBS_FINISHED_RETENTION_DAYS, and nothing else', async () => {
