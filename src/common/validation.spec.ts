@@ -1,4 +1,4 @@
-import type { ValidationError } from '@nestjs/common';
+import { ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
 import { expect } from 'expect';
 import { describe, it } from 'node:test';
 import { ListItemsQueryDto, ListJobsQueryDto } from '../bulk-jobs/dto/list-query.dto';
@@ -47,6 +47,30 @@ describe('flattenValidationErrors', () => {
     ).toEqual({
       priority: 'is not a known field',
     });
+  });
+});
+
+describe('the global validation pipe on the values it leaves as they are', () => {
+  const pipe = createValidationPipe();
+  const plain = new ValidationPipe({ transform: true });
+  const cases: [unknown, ArgumentMetadata][] = [
+    [
+      { sub: 'alice', scopes: ['bulk-jobs:read'] },
+      { type: 'custom', metatype: Object },
+    ],
+    ['0b5f2f3c-3f7e-4f7a-9d9e-4c1d2e3f4a5b', { type: 'param', metatype: String, data: 'id' }],
+  ];
+
+  it("returns a custom decorator's value and a string path parameter without a promise, as ValidationPipe does", async () => {
+    for (const [value, metadata] of cases) {
+      const result: unknown = pipe.transform(value, metadata);
+      expect(result).not.toBeInstanceOf(Promise);
+      expect(result).toBe(await plain.transform(value, metadata));
+    }
+  });
+
+  it('still converts a path parameter typed as a number', async () => {
+    expect(await pipe.transform('7', { type: 'param', metatype: Number, data: 'n' })).toBe(7);
   });
 });
 

@@ -1,4 +1,9 @@
-import { ValidationPipe, type ArgumentMetadata, type ValidationError } from '@nestjs/common';
+import {
+  ValidationPipe,
+  type ArgumentMetadata,
+  type PipeTransform,
+  type ValidationError,
+} from '@nestjs/common';
 import { Readable } from 'node:stream';
 import { MAX_JSON_DEPTH, nestsDeeperThan, TOO_DEEP } from './json-depth';
 import { ValidationFailedError } from './problem-details/domain-error';
@@ -34,9 +39,20 @@ function isParsedJson(value: unknown): boolean {
  * The ValidationPipe, for bodies nested no deeper than MAX_JSON_DEPTH:
  * class-transformer walks a body recursively, so a deeper one is refused
  * before it is transformed (a 400, not a stack overflow's 500).
+ *
+ * The values it returns as they are (a custom decorator's, such as the
+ * principal, and a string path parameter typed as a string) are returned
+ * without a promise: every request passes each of its parameters through this
+ * pipe, and ValidationPipe.transform is an async function.
  */
-class BoundedValidationPipe extends ValidationPipe {
-  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+class BoundedValidationPipe implements PipeTransform {
+  constructor(private readonly validation: ValidationPipe) {}
+
+  transform(value: unknown, metadata: ArgumentMetadata): unknown {
+    // As ValidationPipe has it without validateCustomDecorators (off here): a custom decorator's value
+    // as it is; a param typed String as String(value), which is the value itself for a string.
+    if (metadata.type === 'custom') return value;
+    if (metadata.type === 'param' && metadata.metatype === String && typeof value === 'string') return value;
     if (metadata.type === 'body' && isParsedJson(value) && nestsDeeperThan(value, MAX_JSON_DEPTH)) {
       throw new ValidationFailedError({ body: TOO_DEEP });
     }
@@ -51,21 +67,24 @@ class BoundedValidationPipe extends ValidationPipe {
       value.resume();
       throw new ValidationFailedError({ body: 'must be a JSON object (Content-Type: application/json)' });
     }
-    return super.transform(value, metadata);
+    return this.validation.transform(value, metadata);
   }
 }
 
-export function createValidationPipe(): ValidationPipe {
-  return new BoundedValidationPipe({
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    forbidUnknownValues: true,
-    transform: true,
-    validationError: { target: false, value: false },
-    exceptionFactory: (errors) => {
-      const details = flattenValidationErrors(errors);
-      if (Object.keys(details).length === 0) details.body = 'must be a JSON object';
-      return new ValidationFailedError(details);
-    },
-  });
+export function createValidationPipe(): PipeTransform {
+  return new BoundedValidationPipe(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      forbidUnknownValues: true,
+      transform: true,
+      validateCustomDecorators: false,
+      validationError: { target: false, value: false },
+      exceptionFactory: (errors) => {
+        const details = flattenValidationErrors(errors);
+        if (Object.keys(details).length === 0) details.body = 'must be a JSON object';
+        return new ValidationFailedError(details);
+      },
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { Pool, type PoolClient } from 'pg';
 import { poolSettings, type DatabaseSettings } from './data-source-options';
+import { behindTransactionPooler } from './pooler';
 import { transaction } from './sql';
 
 /**
@@ -16,6 +17,12 @@ import { transaction } from './sql';
 export class Database implements OnApplicationShutdown {
   private readonly logger = new Logger('Database');
   readonly pool: Pool;
+  /**
+   * Whether statements may be prepared once per connection (sql.ts,
+   * prepared()): on a direct connection, or behind a pooler in session mode;
+   * not behind a pooler in transaction mode.
+   */
+  readonly prepares: boolean;
 
   constructor(settings: DatabaseSettings) {
     this.pool = new Pool({
@@ -23,6 +30,7 @@ export class Database implements OnApplicationShutdown {
       connectionString: settings.url,
       application_name: settings.applicationName ?? 'bulk-jobs',
     });
+    this.prepares = !behindTransactionPooler(this.pool);
     // An idle connection that breaks must not crash the process; the next checkout reconnects.
     this.pool.on('error', (err) => this.logger.warn(`idle database connection failed: ${err.message}`));
   }

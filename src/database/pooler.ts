@@ -15,8 +15,9 @@ import type { Pool } from 'pg';
  *   claim's lock_timeout is set for its own transaction (SET LOCAL);
  * - takes the migration lock for the migrations' one transaction
  *   (pg_advisory_xact_lock), as it does everywhere;
- * - uses no named (prepared) statements, LISTEN or session `SET`, as
- *   everywhere.
+ * - uses no named (prepared) statements (on a direct connection the API
+ *   prepares its hottest two, Database.prepares), and, as everywhere, no
+ *   LISTEN or session `SET`.
  */
 export type PoolerMode = 'none' | 'transaction';
 

@@ -16,7 +16,15 @@ export class Statement<P extends object = Record<string, never>> {
   /** The parameter behind each position. */
   readonly names: readonly string[];
 
-  constructor(named: string) {
+  /**
+   * @param preparedAs the name under which PostgreSQL keeps the statement
+   *   parsed and planned on each connection (a protocol-level prepared
+   *   statement, see prepared()); none for a statement parsed at each run.
+   */
+  constructor(
+    named: string,
+    readonly preparedAs?: string,
+  ) {
     const names: string[] = [];
     // Trimmed, so that pg_stat_activity and the logs show each statement from its first word.
     this.text = replaceParameters(named, (name) => {
@@ -38,17 +46,35 @@ export class Statement<P extends object = Record<string, never>> {
   }
 
   query<R extends QueryResultRow = QueryResultRow>(on: Queryable, params: P): Promise<QueryResult<R>> {
-    return on.query<R>(this.text, this.values(params));
+    const values = this.values(params);
+    return this.preparedAs === undefined
+      ? on.query<R>(this.text, values)
+      : on.query<R>({ name: this.preparedAs, text: this.text, values });
   }
 
   async rows<R extends QueryResultRow>(on: Queryable, params: P): Promise<R[]> {
-    return (await on.query<R>(this.text, this.values(params))).rows;
+    return (await this.query<R>(on, params)).rows;
   }
 }
 
 /** A named statement: `sql<{ jobId: string }>('SELECT … WHERE id = :jobId')`. */
 export function sql<P extends object = Record<string, never>>(text: string): Statement<P> {
   return new Statement<P>(text);
+}
+
+/**
+ * A statement that each connection parses and plans once, under `name`, and
+ * then only binds and runs (pg's named statements): for the statements of
+ * the hottest requests, whose parse and plan cost PostgreSQL more CPU than
+ * their run (bench/README.md, "Toward 90% of the raw server"). Not behind a
+ * pooler in transaction mode, which hands each statement to any server
+ * connection (Database.prepares): there, pass no name.
+ */
+export function prepared<P extends object = Record<string, never>>(
+  name: string | undefined,
+  text: string,
+): Statement<P> {
+  return new Statement<P>(text, name);
 }
 
 /**

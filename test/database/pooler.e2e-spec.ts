@@ -3,8 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { loadEnv } from '../../src/config/env';
+import { Database } from '../../src/database/database';
 import { dataSourceOptions } from '../../src/database/data-source-options';
 import { runMigrationsLocked } from '../../src/database/migrate';
+import { prepared } from '../../src/database/sql';
 import { poolerMode } from '../../src/database/pooler';
 import { CLAIM_LOCK_TIMEOUT_MS, createEnginePool } from '../../src/engine/engine-pool';
 import { EngineStore } from '../../src/engine/engine-store';
@@ -148,5 +150,42 @@ describe('the claim behind a pooler in transaction mode', () => {
     const claimed = await store.claim('worker-pooled:1:a', 10, ['noop'], 60_000, []);
     expect(claimed.kind).toBe('claimed');
     expect(claimed.kind === 'claimed' && claimed.items?.seqs).toEqual([0, 1, 2]);
+  });
+});
+
+describe('prepared statements', () => {
+  let db: EngineDatabase;
+
+  before(async () => {
+    db = await createEngineDatabase();
+  });
+
+  after(async () => {
+    await db?.drop();
+  });
+
+  it('are prepared once per connection on a direct URL, and not used behind a pooler in transaction mode', async () => {
+    const pooledDatabase = new Database({ url: pooled(db.url), poolSize: 1 });
+    const database = new Database({ url: db.url, poolSize: 1 });
+    try {
+      expect(pooledDatabase.prepares).toBe(false);
+      expect(database.prepares).toBe(true);
+      const statement = prepared<{ n: number }>('spec_prepared_double', 'SELECT :n::int * 2 AS doubled');
+      const found = await database.transaction(async (tx) => {
+        const runs = [await statement.rows(tx, { n: 2 }), await statement.rows(tx, { n: 21 })];
+        expect(runs).toEqual([[{ doubled: 4 }], [{ doubled: 42 }]]);
+        // By its text: a pooler that prepares statements itself keeps them under names of its own.
+        const { rows } = await tx.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1 AND NOT from_sql',
+          [statement.text],
+        );
+        return rows[0].n;
+      });
+      expect(found).toBe(1);
+      // Unnamed, a statement is parsed at each run and nothing is kept.
+      expect(prepared(undefined, 'SELECT 1').preparedAs).toBeUndefined();
+    } finally {
+      await Promise.all([database.onApplicationShutdown(), pooledDatabase.onApplicationShutdown()]);
+    }
   });
 });
