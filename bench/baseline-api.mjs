@@ -1,6 +1,7 @@
 // The raw baseline of the api benchmark: node:http and a pg Pool, the same HS256
 // check (jsonwebtoken, exp required, scopes) and the same SQL as the service's
-// GET /jobs/{id} and DELETE /jobs/{id}, the same responses: the same bodies, and
+// GET /jobs/{id} and DELETE /jobs/{id}, prepared (named) as the service's are on a
+// direct connection, the same responses: the same bodies, and
 // the headers the HTTP contract puts on every response (the request id, the
 // security headers, the rate-limit headers of the same per-principal limiter).
 // No framework.
@@ -101,11 +102,12 @@ async function findVisible(p, id) {
     params.push(p.sub);
     owner = ' AND owner = $2';
   }
-  const { rows } = await pool.query(
-    `SELECT ${JOB_COLUMNS} FROM bulk_jobs
+  const { rows } = await pool.query({
+    name: p.admin ? 'find-any' : 'find-own',
+    text: `SELECT ${JOB_COLUMNS} FROM bulk_jobs
        WHERE id = $1 AND (purge_at IS NULL OR purge_at > now())${owner}`,
-    params,
-  );
+    values: params,
+  });
   return rows[0];
 }
 
@@ -128,13 +130,14 @@ async function handle(req, res) {
     params.push(p.sub);
     owner = ` AND owner = $${params.length}`;
   }
-  const { rows } = await pool.query(
-    `UPDATE bulk_jobs
+  const { rows } = await pool.query({
+    name: p.admin ? 'delete-any' : 'delete-own',
+    text: `UPDATE bulk_jobs
        SET deleted_at = now(), purge_at = now() + make_interval(days => $3), updated_at = now()
        WHERE id = $1 AND status = ANY($2) AND deleted_at IS NULL${owner}
        RETURNING id, status`,
-    params,
-  );
+    values: params,
+  });
   if (rows.length === 1)
     return send(res, 200, { job_id: rows[0].id, status: rows[0].status, success: true }, rate);
   const row = await findVisible(p, id);
