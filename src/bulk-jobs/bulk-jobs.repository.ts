@@ -366,12 +366,15 @@ export class BulkJobsRepository {
    * Destroying the stream before its end closes the connection, which ends
    * the backend's query at once (it was writing to that socket); the
    * connection check covers a query that is still scanning and not writing.
+   * `released` is called once the connection is back in the pool (or
+   * discarded), however the export ended, if it got a connection at all.
    */
   async exportItems(
     jobId: string,
     statuses: readonly ItemStatus[] | undefined,
     format: ExportFormat,
     timeoutMs: number,
+    released: () => void = () => undefined,
   ): Promise<Readable> {
     const client = await this.db.pool.connect();
     let done = false;
@@ -383,13 +386,18 @@ export class BulkJobsRepository {
         // The listener stays: the closed connection may still report errors, and it is discarded.
         (client as unknown as Client).connection.stream.destroy();
         client.release(broken);
+        released();
       } else {
         client.query('COMMIT').then(
           () => {
             client.removeListener('error', lost);
             client.release();
+            released();
           },
-          (err: Error) => client.release(err),
+          (err: Error) => {
+            client.release(err);
+            released();
+          },
         );
       }
     };
