@@ -45,6 +45,7 @@ import {
   EXPORT_CSV_EXAMPLE,
   EXPORT_DESCRIPTION,
   EXPORT_NDJSON_EXAMPLE,
+  EXPORT_THROTTLED,
   forbiddenOrOwnerFilter,
   IDEMPOTENCY_KEY_REUSED,
   INVALID_CREATE,
@@ -278,7 +279,7 @@ export class BulkJobsController {
       [CSV_CONTENT_TYPE.split(';')[0]]: { schema: { type: 'string' }, example: EXPORT_CSV_EXAMPLE },
     },
   })
-  @ApiProblemResponses(INVALID_EXPORT_QUERY, 401, forbidden(SCOPES.read), JOB_NOT_FOUND)
+  @ApiProblemResponses(INVALID_EXPORT_QUERY, 401, forbidden(SCOPES.read), JOB_NOT_FOUND, EXPORT_THROTTLED)
   async exportResults(
     @CurrentPrincipal() principal: Principal,
     @Param('id', ParseUuidParamPipe) id: string,

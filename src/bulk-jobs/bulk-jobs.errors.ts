@@ -152,3 +152,23 @@ export class TooManyStreamsError extends DomainError {
     this.extensions.per = per;
   }
 }
+
+/** The owner, or this server, already has its cap of results exports in progress. */
+export class TooManyExportsError extends DomainError {
+  readonly code = 'TOO_MANY_EXPORTS';
+  readonly retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
+  constructor(
+    readonly maxExports: number,
+    readonly per: ConcurrencyScope,
+  ) {
+    super(
+      per === 'owner'
+        ? `You already have ${maxExports} results exports in progress, the most allowed at once. ` +
+            'Retry once one has finished.'
+        : `This server already has ${maxExports} results exports in progress, the most it serves at once. ` +
+            `Retry in ${CONCURRENCY_RETRY_AFTER_SECONDS} seconds.`,
+    );
+    this.extensions.max_exports = maxExports;
+    this.extensions.per = per;
+  }
+}

@@ -25,6 +25,7 @@ import {
   IdempotencyKeyReusedError,
   NothingToRetryError,
   TooManyActiveJobsError,
+  TooManyExportsError,
   TooManyStreamsError,
   TooManyUploadsError,
 } from './bulk-jobs.errors';
@@ -284,7 +285,9 @@ export const EXPORT_DESCRIPTION =
   'Streamed as it is read, never held whole, so its size has no limit. NDJSON (`application/x-ndjson`, the default): one JSON object a line. ' +
   'CSV (`Accept: text/csv`): RFC 4180, CRLF line ends, a header row, `data` and `result` as JSON text in one column each; an empty field is NULL, `""` an empty string. ' +
   'Columns and members: target_id, data, status, attempts, result, error_code, error_message, finished_at (RFC 3339, UTC). ' +
-  '`Content-Disposition` names a file (`bulk-job-<id>-results[-<statuses>].ndjson|csv`). A failure once the first bytes are sent ends the connection without the last line.';
+  '`Content-Disposition` names a file (`bulk-job-<id>-results[-<statuses>].ndjson|csv`). A failure once the first bytes are sent ends the connection without the last line. ' +
+  'An export holds a database connection for as long as its client reads, so an owner may have BULK_JOBS_MAX_EXPORTS_PER_OWNER exports in progress (2 by default) and a server BULK_JOBS_MAX_EXPORTS (a quarter of its pool); ' +
+  'past either, the request is a 429 (`/problems/too-many-exports`, with Retry-After) before the job is looked up.';
 
 export const EXPORT_NDJSON_EXAMPLE =
   '{"target_id":"u1","data":null,"status":"succeeded","attempts":1,"result":{"status":200},"error_code":null,"error_message":null,"finished_at":"2026-11-29T10:15:03.944Z"}\n' +
@@ -496,6 +499,37 @@ export const EVENTS_THROTTLED = problemResponse(
           description:
             'SSE_MAX_STREAMS_PER_OWNER or SSE_MAX_STREAMS, as `per` says (on `/problems/too-many-streams`).',
           example: 10,
+        },
+        per: PER_MEMBER,
+      },
+    },
+    headers: {
+      'Retry-After': {
+        description: 'Seconds to wait before retrying.',
+        schema: { type: 'integer', example: 5 },
+      },
+    },
+  },
+);
+
+export const EXPORT_THROTTLED = problemResponse(
+  'Too many requests from this caller (`about:blank`), or the owner or the server already has its cap of ' +
+    'results exports in progress (`/problems/too-many-exports`, with `max_exports` and `per`); both with ' +
+    '`Retry-After`.',
+  {
+    tooManyExports: ['The owner has too many exports in progress', new TooManyExportsError(2, 'owner')],
+    serverFull: ['The server has too many exports in progress', new TooManyExportsError(2, 'server')],
+    rateLimited: ['Over the rate limit', new RateLimitedError(6000, 12)],
+  },
+  {
+    extensions: {
+      type: 'object',
+      properties: {
+        max_exports: {
+          type: 'integer',
+          description:
+            'BULK_JOBS_MAX_EXPORTS_PER_OWNER or BULK_JOBS_MAX_EXPORTS, as `per` says (on `/problems/too-many-exports`).',
+          example: 2,
         },
         per: PER_MEMBER,
       },

@@ -375,30 +375,40 @@ export class BulkJobsRepository {
    * Destroying the stream before its end closes the connection, which ends
    * the backend's query at once (it was writing to that socket); the
    * connection check covers a query that is still scanning and not writing.
+   * `released` is called once the connection is back in the pool (or
+   * discarded), however the export ended, if it got a connection at all.
    */
   async exportItems(
     jobId: string,
     statuses: readonly ItemStatus[] | undefined,
     format: ExportFormat,
     timeoutMs: number,
+    released: () => void = () => undefined,
   ): Promise<Readable> {
     const client = await this.db.pool.connect();
     let done = false;
+    let deadline: NodeJS.Timeout | undefined;
     const lost = (err: Error) => finish(err);
     const finish = (broken?: Error) => {
       if (done) return;
       done = true;
+      clearTimeout(deadline);
       if (broken) {
         // The listener stays: the closed connection may still report errors, and it is discarded.
         (client as unknown as Client).connection.stream.destroy();
         client.release(broken);
+        released();
       } else {
         client.query('COMMIT').then(
           () => {
             client.removeListener('error', lost);
             client.release();
+            released();
           },
-          (err: Error) => client.release(err),
+          (err: Error) => {
+            client.release(err);
+            released();
+          },
         );
       }
     };
@@ -408,6 +418,11 @@ export class BulkJobsRepository {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await EXPORT_SETTINGS.query(client, { timeout: `${timeoutMs}ms` });
       const rows = client.query(copyTo(exportStatement(jobId, statuses, format)));
+      // statement_timeout does not end a COPY whose backend is blocked writing to a reader that stopped
+      // reading: PostgreSQL acts on the cancel only once that write goes through. So the same limit runs
+      // here too, and closing the connection ends the backend.
+      deadline = setTimeout(() => rows.destroy(new Error('export timed out')), timeoutMs);
+      deadline.unref();
       rows.once('end', () => finish());
       rows.once('close', () => finish(new Error('export ended before its last row')));
       rows.once('error', (err) => finish(err));

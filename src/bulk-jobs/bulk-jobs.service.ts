@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { pipeline, type Readable } from 'node:stream';
 import { SCOPES, type Principal } from '../auth/scopes';
-import { Env } from '../config/env';
+import { Env, maxExports } from '../config/env';
 import { isLockNotAvailable } from '../database/database-errors';
 import {
   ForbiddenError,
@@ -23,6 +23,7 @@ import {
   type ItemStatus,
   type JobStatus,
 } from '../jobs/job-status';
+import { ConcurrencyLimiter } from '../limits/concurrency-limiter';
 import { toItemResponse, toJobResponse, type JobView } from './bulk-job.mapper';
 import {
   BulkJobNotCancellableError,
@@ -33,6 +34,7 @@ import {
   BulkJobNotResumableError,
   BulkJobNotRetryableError,
   NothingToRetryError,
+  TooManyExportsError,
 } from './bulk-jobs.errors';
 import { BulkJobCreator, type CreateResult, type ItemWriter, type JobSpec } from './bulk-job-creator';
 import { BulkJobsRepository, type OwnerScope, type Transaction } from './bulk-jobs.repository';
@@ -123,12 +125,21 @@ function filteredScope(principal: Principal, owner: string | undefined): OwnerSc
  */
 @Injectable()
 export class BulkJobsService {
+  private readonly exports: ConcurrencyLimiter;
+
   constructor(
     private readonly jobs: BulkJobsRepository,
     private readonly creator: BulkJobCreator,
     private readonly cursors: CursorCodec,
     private readonly env: Env,
-  ) {}
+  ) {
+    this.exports = new ConcurrencyLimiter(env.BULK_JOBS_MAX_EXPORTS_PER_OWNER, maxExports(env));
+  }
+
+  /** Results exports in progress in this process (of one owner, or of all): each holds a connection. */
+  exportsInProgress(owner?: string): number {
+    return this.exports.inUse(owner);
+  }
 
   /** A create with its targets in a JSON body. */
   async create(principal: Principal, dto: CreateBulkJobDto, idempotencyKey?: string): Promise<CreateResult> {
@@ -241,6 +252,11 @@ export class BulkJobsService {
    * CSV as `accept` asks, streamed from one snapshot of the database. The job
    * is looked up as GET does: a deleted job that is still retained exports
    * too. Destroying the body (a client that goes away) ends the query.
+   *
+   * An export holds a pooled connection for as long as its client reads, so
+   * exports are capped: per owner (BULK_JOBS_MAX_EXPORTS_PER_OWNER) and per
+   * process (BULK_JOBS_MAX_EXPORTS, a quarter of the pool by default). Past
+   * either cap the request is a 429 before any database work.
    */
   async exportResults(
     principal: Principal,
@@ -248,9 +264,25 @@ export class BulkJobsService {
     query: ExportResultsQueryDto,
     accept: string | undefined,
   ): Promise<ResultsExport> {
-    await this.findVisible(principal, id);
+    // Taken before anything is awaited, so that concurrent exports cannot all see room for one more.
+    const slot = this.exports.acquire(principal.sub);
+    if (!slot.acquired) throw new TooManyExportsError(slot.limit, slot.refusedBy);
     const format = exportFormatOf(accept);
-    const rows = await this.jobs.exportItems(id, query.status, format, this.env.BULK_JOBS_EXPORT_TIMEOUT_MS);
+    let rows: Readable;
+    try {
+      await this.findVisible(principal, id);
+      // The slot is the connection's: it is given back with it, however the export ends.
+      rows = await this.jobs.exportItems(
+        id,
+        query.status,
+        format,
+        this.env.BULK_JOBS_EXPORT_TIMEOUT_MS,
+        slot.release,
+      );
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
     const fileName = exportFileName(id, query.status, format);
     if (format === 'ndjson') return { contentType: NDJSON_CONTENT_TYPE, fileName, body: rows };
     // pipeline() destroys the COPY's stream when the body is destroyed, and the other way round.

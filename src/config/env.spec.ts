@@ -1,6 +1,6 @@
 import { expect } from 'expect';
 import { describe, it } from 'node:test';
-import { ConfigError, Env, loadEnv, maxUploads, trustedProxies } from './env';
+import { ConfigError, Env, loadEnv, maxExports, maxUploads, trustedProxies } from './env';
 
 const SECRET = 'a-secret-that-is-long-enough-0123456789';
 
@@ -141,6 +141,9 @@ describe('loadEnv', () => {
     ['REQUEST_TIMEOUT_MS', '-1'],
     ['BULK_JOBS_MAX_UPLOADS_PER_OWNER', 'two'],
     ['BULK_JOBS_MAX_UPLOADS', '0'],
+    ['BULK_JOBS_MAX_EXPORTS_PER_OWNER', '-1'],
+    ['BULK_JOBS_MAX_EXPORTS', '0'],
+    ['BULK_JOBS_MAX_EXPORTS', 'all'],
     ['SSE_MAX_STREAMS_PER_OWNER', '-1'],
     ['SSE_MAX_STREAMS', '1.5'],
     ['CURSOR_SECRET', 'too-short-0123456789'],
@@ -176,6 +179,7 @@ describe('loadEnv', () => {
       BODY_IDLE_TIMEOUT_MS: 30_000,
       REQUEST_TIMEOUT_MS: 300_000,
       BULK_JOBS_MAX_UPLOADS_PER_OWNER: 2,
+      BULK_JOBS_MAX_EXPORTS_PER_OWNER: 2,
       SSE_MAX_STREAMS_PER_OWNER: 10,
       SSE_MAX_STREAMS: 1000,
     });
@@ -184,7 +188,16 @@ describe('loadEnv', () => {
     expect(maxUploads(env)).toBe(5);
     expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '25' }))).toBe(12);
     expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '1' }))).toBe(1);
-    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '20', BULK_JOBS_MAX_UPLOADS: '15' }))).toBe(15);
+    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '25', BULK_JOBS_MAX_UPLOADS: '15' }))).toBe(15);
+    expect(env.BULK_JOBS_MAX_EXPORTS).toBeUndefined();
+    // A quarter of the pool, at least one: with the uploads' half, a quarter is left to everything else.
+    expect(maxExports(env)).toBe(2);
+    expect(maxExports(loadEnv({ DATABASE_POOL_SIZE: '25' }))).toBe(6);
+    expect(maxExports(loadEnv({ DATABASE_POOL_SIZE: '3' }))).toBe(1);
+    expect(maxExports(loadEnv({ DATABASE_POOL_SIZE: '1' }))).toBe(1);
+    expect(maxExports(loadEnv({ DATABASE_POOL_SIZE: '25', BULK_JOBS_MAX_EXPORTS: '10' }))).toBe(10);
+    // The per-owner cap may be lifted.
+    expect(loadEnv({ BULK_JOBS_MAX_EXPORTS_PER_OWNER: '0' }).BULK_JOBS_MAX_EXPORTS_PER_OWNER).toBe(0);
   });
 
   it('refuses a cap of uploads that would leave no connection to other requests, naming both settings', () => {
@@ -193,7 +206,39 @@ describe('loadEnv', () => {
       expect(err.problems).toHaveLength(1);
       expect(err.problems[0]).toMatch(/^BULK_JOBS_MAX_UPLOADS: must be below DATABASE_POOL_SIZE \(10\)/);
     }
-    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '10', BULK_JOBS_MAX_UPLOADS: '9' }))).toBe(9);
+    expect(maxUploads(loadEnv({ DATABASE_POOL_SIZE: '10', BULK_JOBS_MAX_UPLOADS: '7' }))).toBe(7);
+  });
+
+  it('refuses caps of uploads and exports that together would leave no connection to other requests', () => {
+    const refused = [
+      // The uploads' cap set, the exports' at its default (a quarter of 10: 2).
+      [{ BULK_JOBS_MAX_UPLOADS: '8' }, '8 + 2'],
+      [{ BULK_JOBS_MAX_UPLOADS: '9' }, '9 + 2'],
+      // The exports' cap set, the uploads' at its default (half of 10: 5).
+      [{ BULK_JOBS_MAX_EXPORTS: '5' }, '5 + 5'],
+      [{ BULK_JOBS_MAX_EXPORTS: '10' }, '5 + 10'],
+      [{ BULK_JOBS_MAX_UPLOADS: '3', BULK_JOBS_MAX_EXPORTS: '7' }, '3 + 7'],
+    ] as const;
+    for (const [caps, got] of refused) {
+      const err = configError({ DATABASE_POOL_SIZE: '10', ...caps });
+      expect(err.problems).toEqual([
+        'BULK_JOBS_MAX_UPLOADS + BULK_JOBS_MAX_EXPORTS: must be below DATABASE_POOL_SIZE (10), so that uploads ' +
+          'and exports together leave connections to reads and inline creates ' +
+          `(got ${got}; an unset cap counts at its default)`,
+      ]);
+    }
+    const fits = loadEnv({
+      DATABASE_POOL_SIZE: '10',
+      BULK_JOBS_MAX_UPLOADS: '3',
+      BULK_JOBS_MAX_EXPORTS: '6',
+    });
+    expect([maxUploads(fits), maxExports(fits)]).toEqual([3, 6]);
+    expect(maxExports(loadEnv({ DATABASE_POOL_SIZE: '10', BULK_JOBS_MAX_EXPORTS: '4' }))).toBe(4);
+    // The defaults are not refused, whatever the pool: a pool of 2 holds one upload and one export.
+    for (const pool of ['1', '2', '3', '4', '10', '1000']) {
+      const env = loadEnv({ DATABASE_POOL_SIZE: pool });
+      expect(maxUploads(env) + maxExports(env)).toBeLessThanOrEqual(Math.max(2, Number(pool) - 1));
+    }
   });
 
   it('names every bad variable at once', () => {

@@ -252,6 +252,28 @@ export class Env {
   @Max(1000)
   BULK_JOBS_MAX_UPLOADS?: number;
 
+  /** Results exports one owner may have in progress at once, per process; 0: no limit. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  BULK_JOBS_MAX_EXPORTS_PER_OWNER = 2;
+
+  /**
+   * Results exports in progress at once in this process, whoever reads them;
+   * default a quarter of DATABASE_POOL_SIZE (maxExports()). Each holds a pooled
+   * connection for as long as its client reads, so uploads and exports
+   * together must leave some to the other requests: a configuration that sets
+   * either cap is refused at start-up unless maxUploads() + maxExports() is
+   * below DATABASE_POOL_SIZE.
+   */
+  @Transform(({ value }: { value: unknown }) => toInt({ value: emptyToUndefined({ value }) }))
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  BULK_JOBS_MAX_EXPORTS?: number;
+
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 
@@ -524,6 +546,11 @@ export function maxUploads(env: Pick<Env, 'BULK_JOBS_MAX_UPLOADS' | 'DATABASE_PO
   return env.BULK_JOBS_MAX_UPLOADS ?? Math.max(1, Math.floor(env.DATABASE_POOL_SIZE / 2));
 }
 
+/** BULK_JOBS_MAX_EXPORTS, else a quarter of the pool (at least one): beside maxUploads(), a quarter is left. */
+export function maxExports(env: Pick<Env, 'BULK_JOBS_MAX_EXPORTS' | 'DATABASE_POOL_SIZE'>): number {
+  return env.BULK_JOBS_MAX_EXPORTS ?? Math.max(1, Math.floor(env.DATABASE_POOL_SIZE / 4));
+}
+
 /** Variables whose values must never appear in an error message or a log. */
 const SECRET_VARIABLES = new Set([
   'AUTH_JWT_SECRET',
@@ -570,6 +597,17 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
     problems.push(
       `BULK_JOBS_MAX_UPLOADS: must be below DATABASE_POOL_SIZE (${env.DATABASE_POOL_SIZE}), so that uploads ` +
         `leave connections to reads and inline creates (got ${env.BULK_JOBS_MAX_UPLOADS})`,
+    );
+  } else if (
+    // Checked once either is set: the defaults leave at least a quarter of any pool of 3 or more, and
+    // a pool of 1 or 2 cannot hold an upload, an export and one more.
+    (env.BULK_JOBS_MAX_UPLOADS !== undefined || env.BULK_JOBS_MAX_EXPORTS !== undefined) &&
+    maxUploads(env) + maxExports(env) >= env.DATABASE_POOL_SIZE
+  ) {
+    problems.push(
+      `BULK_JOBS_MAX_UPLOADS + BULK_JOBS_MAX_EXPORTS: must be below DATABASE_POOL_SIZE ` +
+        `(${env.DATABASE_POOL_SIZE}), so that uploads and exports together leave connections to reads and ` +
+        `inline creates (got ${maxUploads(env)} + ${maxExports(env)}; an unset cap counts at its default)`,
     );
   }
   if (env.NODE_ENV === 'production' && !env.AUTH_JWT_SECRET && !env.AUTH_JWKS_URL) {

@@ -108,7 +108,12 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
   before(async () => {
     // The Idempotency-Key race sends 4 streams of one owner at once: more than the caps let through
     // by default (2 per owner, half the pool of 5); test/hostile/uploads.e2e-spec.ts covers the caps.
-    t = await createTestApp({ BULK_JOBS_MAX_UPLOADS_PER_OWNER: '0', BULK_JOBS_MAX_UPLOADS: '4' });
+    // A pool of 6, so that 4 uploads and the export's 1 stay below it, as the configuration requires.
+    t = await createTestApp({
+      DATABASE_POOL_SIZE: '6',
+      BULK_JOBS_MAX_UPLOADS_PER_OWNER: '0',
+      BULK_JOBS_MAX_UPLOADS: '4',
+    });
     // Listening on a real port lets a raw node:http client abort mid-stream; supertest uses it too.
     await t.app.listen(0, '127.0.0.1');
     port = (t.app.getHttpServer().address() as AddressInfo).port;
@@ -648,7 +653,7 @@ describe('POST /api/actions/bulk/jobs with application/x-ndjson', () => {
 
     it('leaves no job behind, again and again, and the app keeps serving', async () => {
       const owners: string[] = [];
-      // More rounds than DATABASE_POOL_SIZE (5): a connection kept by an aborted stream would show.
+      // More rounds than DATABASE_POOL_SIZE (6): a connection kept by an aborted stream would show.
       for (let round = 0; round < 7; round++) {
         const owner = newOwner();
         owners.push(owner);

@@ -1,8 +1,10 @@
 import { expect } from 'expect';
+import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Response } from 'supertest';
+import { BulkJobsService } from '../../src/bulk-jobs/bulk-jobs.service';
 import { createTestApp, type TestApp } from '../support/app';
 import { JOBS } from '../support/api';
 import { parseCsv } from '../support/csv';
@@ -319,6 +321,226 @@ describe('GET /api/actions/bulk/jobs/{id}/results', () => {
     expect(next.status).toBe(200);
   });
 });
+
+describe('GET /api/actions/bulk/jobs/{id}/results: caps on exports in progress', () => {
+  /** Per owner 1 and per process 2 (with the uploads' default of 2, below the tests' pool of 5). */
+  const PER_OWNER = 1;
+  const PER_SERVER = 2;
+  let t: TestApp;
+  let port: number;
+  let service: BulkJobsService;
+  const held: HeldExport[] = [];
+  before(async () => {
+    t = await createTestApp({
+      BULK_JOBS_MAX_EXPORTS_PER_OWNER: String(PER_OWNER),
+      BULK_JOBS_MAX_EXPORTS: String(PER_SERVER),
+    });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.app.getHttpServer().address() as AddressInfo).port;
+    service = t.app.get(BulkJobsService);
+  });
+  /** Drops the exports a test held (a failed one leaves them), and waits for their slots. */
+  const dropHeld = async () => {
+    for (const h of held.splice(0)) h.destroy();
+    await waitFor('every export to give its slot back', () => service.exportsInProgress() === 0);
+  };
+  after(async () => {
+    for (const h of held) h.destroy();
+    await t?.close();
+  });
+
+  const refusedExport = (owner: string, id: string) =>
+    t
+      .http()
+      .get(`${JOBS}/${id}/results`)
+      .set(bearer(tokenFor(owner)));
+  const exportOf = (owner: string, id: string) => refusedExport(owner, id).buffer(true).parse(asText);
+
+  /** An export whose client reads a little and then stops reading: the COPY waits, holding its connection. */
+  async function hold(owner: string, id: string): Promise<HeldExport> {
+    const h = await holdExport(port, owner, id);
+    held.push(h);
+    return h;
+  }
+
+  it('refuses a second export of one owner with a 429 before the lookup, serves another owner meanwhile, and takes the owner again once the first client is gone', async () => {
+    const owner = newOwner();
+    const other = newOwner();
+    const big = await bigJob(t, owner);
+    const small = await insertJob(t.db, { owner: other, status: 'completed', items: 3 });
+    try {
+      const first = await hold(owner, big);
+      expect(service.exportsInProgress(owner)).toBe(1);
+
+      const refused = await refusedExport(owner, big);
+      expectProblem(refused, 429, {
+        type: '/problems/too-many-exports',
+        title: 'Too many results exports in progress.',
+        detail:
+          'You already have 1 results exports in progress, the most allowed at once. Retry once one has finished.',
+        max_exports: PER_OWNER,
+        per: 'owner',
+      });
+      expect(refused.headers['retry-after']).toBe('5');
+      // Refused before any database work: a job that does not exist is a 429 too, not a 404.
+      expectProblem(await refusedExport(owner, randomUUID()), 429, { type: '/problems/too-many-exports' });
+
+      // Another owner is not refused while the first one holds its export.
+      const others = await exportOf(other, small);
+      expect(others.status).toBe(200);
+      expect(ndjson(others).map((r) => r.target_id)).toEqual(['target-1', 'target-2', 'target-3']);
+      expect(first.closed()).toBe(false);
+      expect(service.exportsInProgress(owner)).toBe(1);
+
+      // The first client goes away: its slot comes back with its connection.
+      first.destroy();
+      await waitFor('the first export to give its slot back', () => service.exportsInProgress(owner) === 0);
+      const next = await exportOf(owner, big);
+      expect(next.status).toBe(200);
+      expect(ndjson(next)).toHaveLength(BIG_JOB_ITEMS);
+      // Ended by its last row, the export gave its slot back too.
+      await waitFor('the finished export to give its slot back', () => service.exportsInProgress() === 0);
+    } finally {
+      await dropHeld();
+    }
+  });
+
+  it('gives the slot back when the lookup refuses the export (404)', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed', items: 1 });
+    for (let i = 0; i < 3; i++) {
+      expectProblem(await refusedExport(owner, randomUUID()), 404, { type: '/problems/job-not-found' });
+      expectProblem(await refusedExport(newOwner(), id), 404, { type: '/problems/job-not-found' });
+    }
+    expect(service.exportsInProgress()).toBe(0);
+    expect((await exportOf(owner, id)).status).toBe(200);
+  });
+
+  it("refuses an export past the server's cap with the server's wording, whoever asks", async () => {
+    const owners = [newOwner(), newOwner()];
+    const late = newOwner();
+    const jobs = await Promise.all(owners.map((o) => bigJob(t, o)));
+    const lateJob = await insertJob(t.db, { owner: late, status: 'completed', items: 2 });
+    try {
+      for (const [i, owner] of owners.entries()) await hold(owner, jobs[i]);
+      expect(service.exportsInProgress()).toBe(PER_SERVER);
+
+      const refused = await refusedExport(late, lateJob);
+      expectProblem(refused, 429, {
+        type: '/problems/too-many-exports',
+        detail:
+          'This server already has 2 results exports in progress, the most it serves at once. Retry in 5 seconds.',
+        max_exports: PER_SERVER,
+        per: 'server',
+      });
+      expect(refused.headers['retry-after']).toBe('5');
+
+      // One held export ends: there is room again.
+      held.shift()!.destroy();
+      await waitFor(
+        'a held export to give its slot back',
+        () => service.exportsInProgress() === PER_SERVER - 1,
+      );
+      const admitted = await exportOf(late, lateJob);
+      expect(admitted.status).toBe(200);
+      expect(ndjson(admitted).map((r) => r.target_id)).toEqual(['target-1', 'target-2']);
+    } finally {
+      await dropHeld();
+    }
+  });
+});
+
+describe('GET /api/actions/bulk/jobs/{id}/results: an export cut by BULK_JOBS_EXPORT_TIMEOUT_MS', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ BULK_JOBS_MAX_EXPORTS_PER_OWNER: '1', BULK_JOBS_EXPORT_TIMEOUT_MS: '5000' });
+    await t.app.listen(0, '127.0.0.1');
+  });
+  after(() => t.close());
+
+  it('gives the slot back when the timeout ends a held export', async () => {
+    const { port } = t.app.getHttpServer().address() as AddressInfo;
+    const service = t.app.get(BulkJobsService);
+    const owner = newOwner();
+    const id = await bigJob(t, owner);
+    const copies = () =>
+      t.db.query<{ pid: number }[]>(
+        `SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'COPY (SELECT%' AND query LIKE '%' || $1 || '%'`,
+        [id],
+      );
+    const first = await holdExport(port, owner, id);
+    try {
+      // The client reads nothing more, and the export holds its slot and its COPY...
+      expect(service.exportsInProgress(owner)).toBe(1);
+      expect(await copies()).toHaveLength(1);
+      // ...until BULK_JOBS_EXPORT_TIMEOUT_MS, which ends the export, its connection and its backend.
+      await waitFor('the timeout to end the held export', () => service.exportsInProgress(owner) === 0, {
+        timeoutMs: 20_000,
+      });
+      await waitFor('its backend to end', async () => (await copies()).length === 0, { timeoutMs: 5000 });
+      const next = await t
+        .http()
+        .get(`${JOBS}/${id}/results`)
+        .query({ status: 'failed' })
+        .set(bearer(tokenFor(owner)));
+      expect(next.status).toBe(200);
+    } finally {
+      first.destroy();
+    }
+  });
+});
+
+/** Items enough that an export does not fit the sockets' buffers when its client stops reading. */
+const BIG_JOB_ITEMS = 100_000;
+
+async function bigJob(t: TestApp, owner: string): Promise<string> {
+  const id = await insertJob(t.db, { owner, status: 'completed', items: 0 });
+  await t.db.query(
+    `INSERT INTO bulk_job_items (job_id, seq, target_id, status, attempts, data)
+     SELECT $1, g, 'target-' || g, 'succeeded', 1, jsonb_build_object('n', g, 'pad', repeat('x', 200))
+     FROM generate_series(0, $2::int - 1) g`,
+    [id, BIG_JOB_ITEMS],
+  );
+  return id;
+}
+
+interface HeldExport {
+  /** True once the connection closed (the server ended it, or destroy()). */
+  closed: () => boolean;
+  destroy: () => void;
+}
+
+/** Starts an export over a raw connection, reads its first 256 KiB and stops reading. */
+async function holdExport(port: number, owner: string, id: string): Promise<HeldExport> {
+  let closed = false;
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port,
+    path: `${JOBS}/${id}/results`,
+    headers: bearer(tokenFor(owner)),
+  });
+  req.on('close', () => (closed = true));
+  let received = 0;
+  const paused = new Promise<void>((resolve, reject) => {
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) reject(new Error(`the export to hold answered ${res.statusCode}`));
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > 256 * 1024) {
+          res.pause();
+          resolve();
+        }
+      });
+      res.on('error', () => undefined);
+      res.on('close', () => (closed = true));
+    });
+    req.on('error', (err) => (received > 256 * 1024 ? undefined : reject(err)));
+  });
+  req.end();
+  await paused;
+  return { closed: () => closed, destroy: () => req.destroy() };
+}
 
 /** superagent's parser for a body it does not know: the bytes as UTF-8 text. */
 function asText(res: Response, done: (err: Error | null, body: string) => void): void {

@@ -24,6 +24,7 @@ import {
   BulkJobNotFoundError,
   IdempotencyKeyReusedError,
   TooManyActiveJobsError,
+  TooManyExportsError,
   TooManyStreamsError,
   TooManyUploadsError,
 } from '../../bulk-jobs/bulk-jobs.errors';
@@ -144,6 +145,13 @@ const DOMAIN_ERRORS: Record<DomainErrorCode, ExpectedMapping> = {
     status: 429,
     type: '/problems/too-many-streams',
     extensions: { max_streams: 1000, per: 'server' },
+    headers: { 'retry-after': '5' },
+  },
+  TOO_MANY_EXPORTS: {
+    error: new TooManyExportsError(2, 'owner'),
+    status: 429,
+    type: '/problems/too-many-exports',
+    extensions: { max_exports: 2, per: 'owner' },
     headers: { 'retry-after': '5' },
   },
   REQUEST_TIMEOUT: {

@@ -155,6 +155,16 @@ export function mapDomainError(err: DomainError): ProblemMapping {
           'retry-after': String((err as DomainError & { retryAfterSeconds: number }).retryAfterSeconds),
         },
       };
+    case 'TOO_MANY_EXPORTS':
+      return {
+        ...base,
+        status: 429,
+        type: '/problems/too-many-exports',
+        title: 'Too many results exports in progress.',
+        headers: {
+          'retry-after': String((err as DomainError & { retryAfterSeconds: number }).retryAfterSeconds),
+        },
+      };
     case 'REQUEST_TIMEOUT':
       return {
         ...base,
