@@ -114,61 +114,66 @@ export class TooManyActiveJobsError extends DomainError {
 /** How long a client refused for a concurrency cap should wait: a slot frees when another request ends. */
 export const CONCURRENCY_RETRY_AFTER_SECONDS = 5;
 
-/** The owner, or this server, already has its cap of streamed creates in progress. */
-export class TooManyUploadsError extends DomainError {
-  readonly code = 'TOO_MANY_UPLOADS';
+/**
+ * The owner, or this server, already holds its cap of something in progress
+ * (`what`: "streamed creates in progress", which the server `takes` or
+ * `serves`); `extension` names the cap in the problem, beside `per`.
+ */
+abstract class ConcurrencyCapError extends DomainError {
   readonly retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
   constructor(
-    readonly maxUploads: number,
+    readonly limit: number,
     readonly per: ConcurrencyScope,
+    what: string,
+    serverVerb: 'takes' | 'serves',
+    ownerAdvice: string,
+    extension: string,
   ) {
     super(
       per === 'owner'
-        ? `You already have ${maxUploads} streamed creates in progress, the most allowed at once. ` +
-            'Retry once one has finished.'
-        : `This server already has ${maxUploads} streamed creates in progress, the most it takes at once. ` +
+        ? `You already have ${limit} ${what}, the most allowed at once. ${ownerAdvice}`
+        : `This server already has ${limit} ${what}, the most it ${serverVerb} at once. ` +
             `Retry in ${CONCURRENCY_RETRY_AFTER_SECONDS} seconds.`,
     );
-    this.extensions.max_uploads = maxUploads;
+    this.extensions[extension] = limit;
     this.extensions.per = per;
+  }
+}
+
+/** The owner, or this server, already has its cap of streamed creates in progress. */
+export class TooManyUploadsError extends ConcurrencyCapError {
+  readonly code = 'TOO_MANY_UPLOADS';
+  constructor(maxUploads: number, per: ConcurrencyScope) {
+    super(
+      maxUploads,
+      per,
+      'streamed creates in progress',
+      'takes',
+      'Retry once one has finished.',
+      'max_uploads',
+    );
   }
 }
 
 /** The owner, or this server, already has its cap of open event streams. */
-export class TooManyStreamsError extends DomainError {
+export class TooManyStreamsError extends ConcurrencyCapError {
   readonly code = 'TOO_MANY_STREAMS';
-  readonly retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
-  constructor(
-    readonly maxStreams: number,
-    readonly per: ConcurrencyScope,
-  ) {
-    super(
-      per === 'owner'
-        ? `You already have ${maxStreams} event streams open, the most allowed at once. Close one and retry.`
-        : `This server already has ${maxStreams} event streams open, the most it serves at once. ` +
-            `Retry in ${CONCURRENCY_RETRY_AFTER_SECONDS} seconds.`,
-    );
-    this.extensions.max_streams = maxStreams;
-    this.extensions.per = per;
+  constructor(maxStreams: number, per: ConcurrencyScope) {
+    super(maxStreams, per, 'event streams open', 'serves', 'Close one and retry.', 'max_streams');
   }
 }
 
 /** The owner, or this server, already has its cap of results exports in progress. */
-export class TooManyExportsError extends DomainError {
+export class TooManyExportsError extends ConcurrencyCapError {
   readonly code = 'TOO_MANY_EXPORTS';
-  readonly retryAfterSeconds = CONCURRENCY_RETRY_AFTER_SECONDS;
-  constructor(
-    readonly maxExports: number,
-    readonly per: ConcurrencyScope,
-  ) {
+  constructor(maxExports: number, per: ConcurrencyScope) {
     super(
-      per === 'owner'
-        ? `You already have ${maxExports} results exports in progress, the most allowed at once. ` +
-            'Retry once one has finished.'
-        : `This server already has ${maxExports} results exports in progress, the most it serves at once. ` +
-            `Retry in ${CONCURRENCY_RETRY_AFTER_SECONDS} seconds.`,
+      maxExports,
+      per,
+      'results exports in progress',
+      'serves',
+      'Retry once one has finished.',
+      'max_exports',
     );
-    this.extensions.max_exports = maxExports;
-    this.extensions.per = per;
   }
 }

@@ -282,35 +282,13 @@ describe('GET /api/actions/bulk/jobs/{id}/results', () => {
         `SELECT pid FROM pg_stat_activity
          WHERE datname = current_database() AND state = 'active' AND query LIKE 'COPY (SELECT%'`,
       );
-    let received = 0;
-    const req = httpRequest({
-      host: '127.0.0.1',
-      port,
-      path: `${JOBS}/${id}/results`,
-      headers: bearer(tokenFor(owner)),
-    });
-    const firstBytes = new Promise<void>((resolve, reject) => {
-      req.on('response', (res) => {
-        expect(res.statusCode).toBe(200);
-        res.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          // Reads a little, then stops reading: the server's writes back up into the COPY.
-          if (received > 256 * 1024) {
-            res.pause();
-            resolve();
-          }
-        });
-        res.on('error', () => undefined);
-      });
-      req.on('error', reject);
-    });
-    req.end();
-    await firstBytes;
+    // Reads a little, then stops reading: the server's writes back up into the COPY.
+    const held = await holdExport(port, owner, id);
     // Held by back-pressure: the COPY is still there while the client reads nothing.
     await new Promise((r) => setTimeout(r, 300));
     expect(await exports()).toHaveLength(1);
     const destroyedAt = Date.now();
-    req.destroy();
+    held.destroy();
     await waitFor('the export query to end', async () => (await exports()).length === 0, {
       timeoutMs: 2000,
       intervalMs: 50,
