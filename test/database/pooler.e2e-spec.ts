@@ -29,6 +29,23 @@ function pooled(url: string): string {
   return u.toString();
 }
 
+/**
+ * The same database on the server itself: behind the pooler step's PgBouncer
+ * (DIRECT_DATABASE_URL names the server), else `url` without a pooler mode.
+ */
+function direct(url: string): string {
+  const u = new URL(url);
+  u.searchParams.delete('pooler');
+  const server = process.env.DIRECT_DATABASE_URL;
+  if (server) {
+    const s = new URL(server);
+    u.host = s.host;
+    u.username = s.username;
+    u.password = s.password;
+  }
+  return u.toString();
+}
+
 async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: url });
   await client.connect();
@@ -166,7 +183,7 @@ describe('prepared statements', () => {
 
   it('are prepared once per connection on a direct URL, and not used behind a pooler in transaction mode', async () => {
     const pooledDatabase = new Database({ url: pooled(db.url), poolSize: 1 });
-    const database = new Database({ url: db.url, poolSize: 1 });
+    const database = new Database({ url: direct(db.url), poolSize: 1 });
     try {
       expect(pooledDatabase.prepares).toBe(false);
       expect(database.prepares).toBe(true);
