@@ -83,6 +83,29 @@ export type ClaimResult =
 /** An array literal (`{a,b}`) of integers or outcome names, which need no quoting. */
 const arrayLiteral = (values: (number | OutcomeKind)[]): string => `{${values.join(',')}}`;
 
+/**
+ * The keys of `items` as the engine's statements take them: each job once
+ * (:jobIds), and per item the job's 1-based index in it and the seq, as
+ * array literals (:jobIndexes, :seqs).
+ */
+function itemKeys(items: RunningItem[]): { jobIds: string[]; jobIndexes: string; seqs: string } {
+  const jobIndex = new Map<string, number>();
+  const jobIds: string[] = [];
+  const idx = new Array<number>(items.length);
+  const seqs = new Array<number>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const jobId = items[i].job.id;
+    let j = jobIndex.get(jobId);
+    if (j === undefined) {
+      j = jobIds.push(jobId);
+      jobIndex.set(jobId, j);
+    }
+    idx[i] = j;
+    seqs[i] = items[i].seq;
+  }
+  return { jobIds, jobIndexes: arrayLiteral(idx), seqs: arrayLiteral(seqs) };
+}
+
 const LEASE_EXPIRED_ERROR = JSON.stringify({
   code: 'LEASE_EXPIRED',
   message: 'the worker running this item stopped renewing its lease (it stopped or lost the database)',
@@ -228,12 +251,8 @@ export class EngineStore implements OnApplicationShutdown {
   async record(workerId: string, items: RunningItem[]): Promise<TouchedJob[]> {
     const n = items.length;
     if (n === 0) return [];
-    // Integer and outcome arrays go as array literals built here: much cheaper
+    // Integer and outcome arrays go as array literals built here (itemKeys): much cheaper
     // than the driver's per-element escaping, and the noop path writes nothing else.
-    const jobIndex = new Map<string, number>();
-    const jobIds: string[] = [];
-    const idx = new Array<number>(n);
-    const seqs = new Array<number>(n);
     const outcomes = new Array<OutcomeKind>(n);
     let results: (string | null)[] | null = null;
     let errors: (string | null)[] | null = null;
@@ -241,15 +260,6 @@ export class EngineStore implements OnApplicationShutdown {
     let returning = false;
     for (let i = 0; i < n; i++) {
       const item = items[i];
-      const jobId = item.job.id;
-      let j = jobIndex.get(jobId);
-      if (j === undefined) {
-        jobIds.push(jobId);
-        j = jobIds.length;
-        jobIndex.set(jobId, j);
-      }
-      idx[i] = j;
-      seqs[i] = item.seq;
       const outcome = item.outcome!;
       outcomes[i] = outcome;
       if (outcome === 'succeeded' && item.result !== null)
@@ -261,15 +271,13 @@ export class EngineStore implements OnApplicationShutdown {
     }
     const params: RecordParams = {
       worker: workerId,
-      jobIds,
-      jobIndexes: arrayLiteral(idx),
-      seqs: arrayLiteral(seqs),
+      ...itemKeys(items),
       outcomes: arrayLiteral(outcomes),
       results,
       errors,
       delays,
     };
-    if (jobIds.length === 1 && !returning) {
+    if (params.jobIds.length === 1 && !returning) {
       // The usual batch: one statement, one round trip.
       return RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
     }
@@ -314,27 +322,11 @@ export class EngineStore implements OnApplicationShutdown {
     leaseMs: number,
     items: RunningItem[],
   ): Promise<Map<string, Set<number>>> {
-    const jobIndex = new Map<string, number>();
-    const jobIds: string[] = [];
-    const idx = new Array<number>(items.length);
-    const seqs = new Array<number>(items.length);
-    for (let i = 0; i < items.length; i++) {
-      const jobId = items[i].job.id;
-      let j = jobIndex.get(jobId);
-      if (j === undefined) {
-        j = jobIds.push(jobId);
-        jobIndex.set(jobId, j);
-      }
-      idx[i] = j;
-      seqs[i] = items[i].seq;
-    }
     return groupBySeq(
       await EXTEND_LEASES.rows<{ job_id: string; seq: number }>(this.pool, {
         worker: workerId,
         leaseMs,
-        jobIds,
-        jobIndexes: arrayLiteral(idx),
-        seqs: arrayLiteral(seqs),
+        ...itemKeys(items),
       }),
     );
   }
