@@ -8,6 +8,7 @@ import { createTestApp, type TestApp } from '../support/app';
 import { JOBS, jobBody } from '../support/api';
 import { countJobs, itemRows } from '../support/factories';
 import { expectProblem } from '../support/problem-matcher';
+import { activeCopies } from '../support/sessions';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
 import { sleep, waitFor } from '../support/wait';
 
@@ -50,15 +51,6 @@ async function storedFor(
 }
 
 const NOTHING = { jobs: 0, items: 0, keys: 0 };
-
-/** Sessions of this database that are running the items COPY right now. */
-async function activeCopies(db: DataSource): Promise<number> {
-  const rows: { n: number }[] = await db.query(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-     WHERE datname = current_database() AND state = 'active' AND query ILIKE 'COPY bulk_job_items%'`,
-  );
-  return rows[0].n;
-}
 
 /**
  * Posts with node:http on a keep-alive connection and ends the body at once,

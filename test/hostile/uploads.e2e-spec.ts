@@ -19,6 +19,7 @@ import {
   type Timed,
 } from '../support/polite-client';
 import { expectProblem } from '../support/problem-matcher';
+import { activeCopies } from '../support/sessions';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
 import { sleep, waitFor, within } from '../support/wait';
 
@@ -171,16 +172,18 @@ describe('hostile clients: uploads and slow bodies', () => {
       const bound = latencyBound(p50);
 
       const uploads = owners.map((owner) => stall(owner));
-      // In place once every upload holds a connection or has been answered.
+      // In place once every upload holds a connection (its COPY runs) or has been answered. Counted on
+      // the server: the pool is shared with short statements, such as each new owner's rate-limit reservation.
+      const answered = () => uploads.filter((u) => u.answer()).length;
       await waitFor(
         'every upload to hold a connection or be answered',
-        () => connectionsInUse(pool) + uploads.filter((u) => u.answer()).length >= uploads.length,
+        async () => (await activeCopies(t.db)) + answered() >= uploads.length,
         { timeoutMs: 15_000, intervalMs: 20 },
       );
-      const held = connectionsInUse(pool);
+      const held = await activeCopies(t.db);
       const during = await polite.series(`${JOBS}?limit=10`, 10);
       const ready = await polite.get('/health/ready');
-      const stillHeld = connectionsInUse(pool);
+      const stillHeld = await activeCopies(t.db);
       const early = tally(uploads.map((u) => u.answer()?.status));
       tc.diagnostic(
         `polite GET /jobs: baseline p50 ${p50.toFixed(1)} ms (bound ${bound.toFixed(0)} ms); during the attack ` +
@@ -243,7 +246,7 @@ describe('hostile clients: uploads and slow bodies', () => {
     try {
       const first = stall(owner);
       const second = stall(owner);
-      await waitFor('both uploads to hold a connection', () => connectionsInUse(pool) >= 2, {
+      await waitFor('both uploads to hold a connection', async () => (await activeCopies(t.db)) >= 2, {
         intervalMs: 20,
       });
       const third = stall(owner);
@@ -418,7 +421,7 @@ describe('hostile clients: uploads and slow bodies', () => {
       const uploads = Array.from({ length: UPLOADS_PER_PROCESS }, () => stall(newOwner('holder')));
       await waitFor(
         'the uploads to hold their connections',
-        () => connectionsInUse(pool) >= UPLOADS_PER_PROCESS,
+        async () => (await activeCopies(t.db)) >= UPLOADS_PER_PROCESS,
         {
           intervalMs: 20,
         },
