@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Clock } from '../common/clock';
 import { RateLimitedError } from '../common/problem-details/domain-error';
 import { mapDomainError } from '../common/problem-details/problem-details';
@@ -19,8 +19,8 @@ const API_PREFIX = '/api/';
  * address is the connection's peer, or what X-Forwarded-For says when
  * TRUST_PROXY trusts the proxies in between (Fastify's request.ip).
  *
- * A Fastify hook rather than a guard: Swagger UI's routes are not Nest's,
- * and a path that matches nothing never reaches a guard.
+ * In the app's request hook rather than a guard: Swagger UI's routes are not
+ * Nest's, and a path that matches nothing never reaches a guard.
  */
 @Injectable()
 export class PublicRateLimit {
@@ -33,25 +33,29 @@ export class PublicRateLimit {
         : undefined;
   }
 
-  install(fastify: FastifyInstance): void {
+  /**
+   * True when the request may go on: an API route (the per-principal limit counts those), or
+   * within its address's limit. Otherwise the 429 problem is sent here and false returned.
+   * Called from the app's one request hook (configureApp), not a hook of its own: on Swagger UI's
+   * routes, which are not Nest's, an error passed to done() would reach Fastify's default handler,
+   * not the filter.
+   */
+  admit(request: FastifyRequest, reply: FastifyReply): boolean {
     const limiter = this.limiter;
-    if (!limiter) return;
-    fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-      // request.url and is404 rather than routeOptions, which builds an object on every read.
-      if (!request.is404 && request.url.startsWith(API_PREFIX)) return done();
-      const decision = limiter.hit(request.ip);
-      void reply
-        .header('x-ratelimit-limit', decision.limit)
-        .header('x-ratelimit-remaining', decision.remaining)
-        .header('x-ratelimit-reset', decision.resetSeconds);
-      if (decision.allowed) return done();
-      // Answered here, not passed to done(): on Swagger UI's routes an error would reach Fastify's
-      // default handler, not the filter.
-      sendProblem(
-        request,
-        reply,
-        mapDomainError(new RateLimitedError(decision.limit, decision.retryAfterSeconds)),
-      );
-    });
+    if (!limiter) return true;
+    // request.url and is404 rather than routeOptions, which builds an object on every read.
+    if (!request.is404 && request.url.startsWith(API_PREFIX)) return true;
+    const decision = limiter.hit(request.ip);
+    void reply
+      .header('x-ratelimit-limit', decision.limit)
+      .header('x-ratelimit-remaining', decision.remaining)
+      .header('x-ratelimit-reset', decision.resetSeconds);
+    if (decision.allowed) return true;
+    sendProblem(
+      request,
+      reply,
+      mapDomainError(new RateLimitedError(decision.limit, decision.retryAfterSeconds)),
+    );
+    return false;
   }
 }

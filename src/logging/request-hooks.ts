@@ -1,5 +1,5 @@
 import { UnsupportedMediaTypeException } from '@nestjs/common';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { PRINCIPAL_KEY } from '../auth/auth.decorators';
 import type { Principal } from '../auth/scopes';
@@ -63,24 +63,22 @@ export function observeRequests(
 /**
  * Bodies are read as sent: Fastify does not decode a Content-Encoding, so a
  * compressed body would be parsed as garbage. Anything but `identity` is a
- * 415 problem, with Accept-Encoding saying what is accepted (RFC 9110 15.5.16).
+ * 415 problem, with Accept-Encoding saying what is accepted (RFC 9110 15.5.16):
+ * sent here, and false returned; true when the request may go on. Called from
+ * the app's one request hook (configureApp): on Swagger UI's routes, which are
+ * not Nest's, an error passed to done() would reach Fastify's default handler
+ * and leave as application/json.
  */
-export function refuseContentEncodings(fastify: FastifyInstance): void {
-  fastify.addHook('onRequest', (request, reply, done) => {
-    const encoding = request.headers['content-encoding'];
-    if (encoding === undefined || /^\s*identity\s*$/i.test(encoding)) {
-      done();
-      return;
-    }
-    void reply.header('accept-encoding', 'identity');
-    // Answered here rather than passed to done(): on Swagger UI's routes, which are not Nest's,
-    // a hook's error would reach Fastify's default handler and leave as application/json.
-    replyWithProblem(
-      request,
-      reply,
-      new UnsupportedMediaTypeException(
-        'Content-Encoding is not supported: send the request body uncompressed (identity).',
-      ),
-    );
-  });
+export function acceptsContentEncoding(request: FastifyRequest, reply: FastifyReply): boolean {
+  const encoding = request.headers['content-encoding'];
+  if (encoding === undefined || /^\s*identity\s*$/i.test(encoding)) return true;
+  void reply.header('accept-encoding', 'identity');
+  replyWithProblem(
+    request,
+    reply,
+    new UnsupportedMediaTypeException(
+      'Content-Encoding is not supported: send the request body uncompressed (identity).',
+    ),
+  );
+  return false;
 }
