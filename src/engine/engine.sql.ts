@@ -356,6 +356,45 @@ export const RECORD_FINAL_RESULTS = sql<RecordParams>(
   ),
 );
 
+/**
+ * RECORD_FINAL_RESULTS for a batch of one job, :jobId, whose seqs lie
+ * between :lo and :hi: the items are read as one range of the running-items
+ * index by seq (job_id, seq), the way in of the SQL-only loop's completion,
+ * and joined to their outcomes by seq, instead of one primary-key lookup per
+ * item (bench/README.md, "Engine"). The range holds the batch's items and the
+ * dead entries of its neighbours only; the caller uses it when the batch's
+ * seqs are dense (RANGE_SPREAD in EngineStore), so that a batch with a stray
+ * low seq does not walk the dead entries of everything recorded in between.
+ */
+export const RECORD_FINAL_RANGE = sql<RecordParams & { jobId: string; lo: number; hi: number }>(
+  applyToJobs(
+    `
+    SELECT :jobId::uuid AS job_id, count(*)::int AS n,
+           count(*) FILTER (WHERE status = 'succeeded')::int AS s,
+           count(*) FILTER (WHERE status = 'failed')::int AS f,
+           0 AS k, NULL::timestamptz AS next_at
+    FROM upd HAVING count(*) > 0`,
+    `input AS (
+    SELECT u.seq, CASE u.outcome WHEN 'failed' THEN 'failed' ELSE 'succeeded' END AS status,
+           u.result, u.error
+    FROM unnest(:seqs::int[], :outcomes::text[], :results::jsonb[], :errors::jsonb[])
+      AS u(seq, outcome, result, error)
+  ), upd AS (
+    UPDATE bulk_job_items i SET
+      status = u.status,
+      result = u.result,
+      last_error = COALESCE(u.error, i.last_error),
+      lease_owner = NULL,
+      lease_expires_at = NULL,
+      finished_at = now()
+    FROM input u
+    WHERE i.job_id = :jobId AND i.status = 'running' AND i.seq BETWEEN :lo AND :hi
+      AND i.seq = u.seq AND i.lease_owner = :worker
+    RETURNING i.status
+  ), `,
+  ),
+);
+
 /** Items of job :jobId (:seqs) that this batch made pending, skipped instead because the job is being cancelled. */
 export const SKIP_RETURNED = sql<{ jobId: string; seqs: number[] }>(`
   UPDATE bulk_job_items SET status = 'skipped', finished_at = now()
