@@ -457,7 +457,12 @@ export const STILL_LEASED = sql<{ worker: string; jobIds: string[]; seqs: number
   JOIN bulk_job_items i ON i.job_id = u.job_id AND i.seq = u.seq
   WHERE i.status = 'running' AND i.lease_owner = :worker`);
 
-/** Jobs that have items whose lease expired. */
+/**
+ * Jobs that have items whose lease expired, read through the running items'
+ * index by (job_id, seq): its entries of items recorded since the last vacuum
+ * cost a look at the table row once each, and are marked dead in the index by
+ * that look, so that later sweeps step over them.
+ */
 export const JOBS_WITH_EXPIRED_LEASES = sql(`
   SELECT DISTINCT job_id FROM bulk_job_items
   WHERE status = 'running' AND lease_expires_at < now()
