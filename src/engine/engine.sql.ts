@@ -125,10 +125,14 @@ export interface ClaimFrom {
   fromSeq: number;
 }
 
-/** The claimed items as arrays in one row, so that a claim is one row to parse. */
+/**
+ * The claimed items as arrays in one row, so that a claim is one row to
+ * parse; as JSON arrays, which the driver reads with JSON.parse, several
+ * times cheaper than its parser of PostgreSQL's array literals.
+ */
 const CLAIMED_ARRAYS = `
-  SELECT array_agg(seq) AS seqs, array_agg(target_id) AS target_ids,
-         array_agg(data) AS datas, array_agg(attempts) AS attempts
+  SELECT json_agg(seq) AS seqs, json_agg(target_id) AS target_ids,
+         json_agg(data) AS datas, json_agg(attempts) AS attempts
   FROM claimed`;
 
 interface PickParams {
