@@ -21,7 +21,7 @@ const items = Number(process.argv[2] ?? 300_000);
 const done = Number(process.argv[3] ?? 150_000);
 const PART = 1000;
 const sqlModule = await import(pathToFileURL(join(ROOT, '.bench-build', 'engine', 'engine.sql.js')).href);
-const { CLAIM_NEXT, RECORD_FINAL_RESULTS, EXTEND_LEASES } = sqlModule;
+const { CLAIM_NEXT, RECORD_FINAL_RESULTS, RECORD_FINAL_RANGE, EXTEND_LEASES } = sqlModule;
 const worker = 'explain-worker';
 const leaseMs = 30_000;
 
@@ -96,6 +96,12 @@ await withClient(url, async (c) => {
     RECORD_FINAL_RESULTS,
     recordParams(jobId, held.seqs),
   );
+  await explain(c, `record of ${PART} by its seq range (RECORD_FINAL_RANGE)`, RECORD_FINAL_RANGE, {
+    ...recordParams(jobId, held.seqs),
+    jobId,
+    lo: Math.min(...held.seqs),
+    hi: Math.max(...held.seqs),
+  });
   await explain(c, `lease renewal of ${PART} (EXTEND_LEASES)`, EXTEND_LEASES, {
     worker,
     leaseMs,

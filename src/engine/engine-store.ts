@@ -21,6 +21,7 @@ import {
   PICK_NEXT,
   APPLY_RESULTS,
   CANCEL_SWEEP,
+  RECORD_FINAL_RANGE,
   RECORD_FINAL_RESULTS,
   RECORD_RESULTS,
   RETURN_EXPIRED,
@@ -105,6 +106,15 @@ function itemKeys(items: RunningItem[]): { jobIds: string[]; jobIndexes: string;
   }
   return { jobIds, jobIndexes: arrayLiteral(idx), seqs: arrayLiteral(seqs) };
 }
+
+/**
+ * A one-job batch whose seqs span at most this many times its size is
+ * written by its seq range (RECORD_FINAL_RANGE): a claim takes a job's
+ * pending items in seq order, so a batch is one or a few claims' worth of
+ * neighbouring seqs, interleaved with other workers' claims at most. A wider
+ * batch (a retry of an early item among late ones) is looked up by key.
+ */
+const RANGE_SPREAD = 16;
 
 const LEASE_EXPIRED_ERROR = JSON.stringify({
   code: 'LEASE_EXPIRED',
@@ -279,7 +289,16 @@ export class EngineStore implements OnApplicationShutdown {
     };
     if (params.jobIds.length === 1 && !returning) {
       // The usual batch: one statement, one round trip.
-      return RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
+      let lo = items[0].seq;
+      let hi = lo;
+      for (let i = 1; i < n; i++) {
+        const seq = items[i].seq;
+        if (seq < lo) lo = seq;
+        else if (seq > hi) hi = seq;
+      }
+      return hi - lo < RANGE_SPREAD * n
+        ? RECORD_FINAL_RANGE.rows<TouchedJob>(this.pool, { ...params, jobId: params.jobIds[0], lo, hi })
+        : RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
     }
     return transaction(this.pool, async (client) => {
       const totals = await RECORD_RESULTS.rows<RecordedTotals>(client, params);

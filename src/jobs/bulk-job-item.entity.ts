@@ -14,8 +14,6 @@ import type { JobError } from './job-types';
 @Check('bulk_job_items_status_check', `status IN (${sqlLiterals(ITEM_STATUSES)})`)
 /** Claims scan only pending items, in order, per job. */
 @Index('bulk_job_items_pending_idx', ['jobId', 'seq'], { where: `status = 'pending'` })
-/** Lease sweeps scan only running items. */
-@Index('bulk_job_items_running_idx', ['leaseExpiresAt'], { where: `status = 'running'` })
 /**
  * One index per item status on (job_id, seq): the items listing's status filter reads a page of
  * any status of a 10M-item job from its own index, first page or later (bench/README.md, "bigjob").
@@ -23,6 +21,7 @@ import type { JobError } from './job-types';
 @Index('bulk_job_items_failed_idx', ['jobId', 'seq'], { where: `status = 'failed'` })
 @Index('bulk_job_items_succeeded_idx', ['jobId', 'seq'], { where: `status = 'succeeded'` })
 @Index('bulk_job_items_skipped_idx', ['jobId', 'seq'], { where: `status = 'skipped'` })
+/** Running items also for the lease sweep, by job (migration LeaseSweepByJob). */
 @Index('bulk_job_items_running_seq_idx', ['jobId', 'seq'], { where: `status = 'running'` })
 export class BulkJobItem {
   @PrimaryColumn('uuid', { name: 'job_id', primaryKeyConstraintName: 'bulk_job_items_pkey' })
