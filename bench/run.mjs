@@ -8,6 +8,8 @@
 //   --workers=N        worker processes of the engine benchmark (default 1)
 //   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets, --api-runs)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
+//   --bullmq-concurrency=N[,M…]  BullMQ's worker concurrency (default 100); with several, each is run
+//                      and the fastest is the baseline (e.g. 50,100,200,500 to tune it on a machine)
 //   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
 //   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
 //   --soak             the 10M-item soak instead (bench/soak.mjs)
@@ -165,7 +167,10 @@ function table(r, checks) {
       `SQL-only ${n(e.sql_ceiling_items_per_s)} items/s`,
       `${e.ratio_vs_sql}`,
     ]);
-    rows.push(['', '', `BullMQ ${n(e.bullmq_jobs_per_s)} jobs/s`, `${e.ratio_vs_bullmq}×`]);
+    const tried = Object.keys(e.bullmq_jobs_per_s_by_concurrency ?? {});
+    const at =
+      tried.length > 1 ? ` (concurrency ${e.bullmq_concurrency}, fastest of ${tried.join(', ')})` : '';
+    rows.push(['', '', `BullMQ ${n(e.bullmq_jobs_per_s)} jobs/s${at}`, `${e.ratio_vs_bullmq}×`]);
     if (e.pooler_items_per_s !== undefined)
       rows.push([
         '  through PgBouncer (transaction mode)',
@@ -303,7 +308,7 @@ async function main() {
         items: SIZES.items,
         workers,
         sqlClients: Number(option('sql-clients') ?? 2),
-        bullmqConcurrency: Number(option('bullmq-concurrency') ?? 100),
+        bullmqConcurrency: (option('bullmq-concurrency') ?? '100').split(',').map(Number),
         baselines: option('engine-baselines')?.split(',') ?? ['sql', 'bullmq'],
         statements: flag('statements'),
         poolerUrl: poolerUrl && onDatabase(poolerUrl, db.url),
