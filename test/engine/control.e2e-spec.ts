@@ -138,8 +138,9 @@ describe('job priority with a worker', () => {
     expect(bigNow.status).toBe('running');
     // Round robin alone would have served the large job about as often as the urgent one (some 60
     // items); with priority it only finishes what the worker held already (its claimed batches in
-    // flight and buffered, and a claim that raced the urgent job's create).
-    expect(bigNow.succeeded_items - bigAtSubmit).toBeLessThanOrEqual(10);
+    // flight and buffered, a claim that raced the urgent job's create, and results run before
+    // bigAtSubmit was read but written after it, which a loaded machine delays: 11 seen at load 5).
+    expect(bigNow.succeeded_items - bigAtSubmit).toBeLessThanOrEqual(20);
     await waitForJob(t.db, big.id, ['completed']);
   });
 });
