@@ -53,34 +53,32 @@ describe('rate limit per principal, when the database cannot count it', () => {
         `principal:${sub}`,
       ])
     ).map((r) => r.used);
+  /** GET of the actions, as `sub`. */
+  const getActions = (sub: string) =>
+    t
+      .http()
+      .get(ACTIONS)
+      .set(bearer(tokenFor(sub)));
   const rateLimitLines = () => logs.lines.filter((l) => l.context === 'RateLimit').map((l) => String(l.msg));
 
   it('admits on its own window, still up to the limit, while the count fails; then counts in the database again', async () => {
     const before = newOwner('before');
-    expect(
-      (
-        await t
-          .http()
-          .get(ACTIONS)
-          .set(bearer(tokenFor(before)))
-      ).status,
-    ).toBe(200);
+    expect((await getActions(before)).status).toBe(200);
     expect(await counted(before)).toEqual([1]);
 
     await t.db.query('ALTER TABLE rate_limit_windows RENAME TO rate_limit_windows_away');
     const during = newOwner('during');
-    const auth = bearer(tokenFor(during));
     try {
       const statuses: number[] = [];
       for (let i = 0; i < LIMIT; i++) {
-        const res = await t.http().get(ACTIONS).set(auth);
+        const res = await getActions(during);
         statuses.push(res.status);
         expect(res.headers['x-ratelimit-limit']).toBe(String(LIMIT));
         expect(res.headers['x-ratelimit-remaining']).toBe(String(LIMIT - 1 - i));
       }
       expect(statuses).toEqual(new Array(LIMIT).fill(200));
       // The process's own window still holds the caller to the limit.
-      const refused = await t.http().get(ACTIONS).set(auth);
+      const refused = await getActions(during);
       expectProblem(refused, 429, { type: 'about:blank', title: 'Too Many Requests' });
       expect(rateLimitLines()).toEqual([
         expect.stringContaining('the shared rate limit could not be counted'),
@@ -94,14 +92,7 @@ describe('rate limit per principal, when the database cannot count it', () => {
     // Until SHARED_RETRY_MS has passed the process keeps deciding alone, then asks the database again.
     await sleep(SHARED_RETRY_MS + 200);
     const afterwards = newOwner('after');
-    expect(
-      (
-        await t
-          .http()
-          .get(ACTIONS)
-          .set(bearer(tokenFor(afterwards)))
-      ).status,
-    ).toBe(200);
+    expect((await getActions(afterwards)).status).toBe(200);
     expect(await counted(afterwards)).toEqual([1]);
     expect(rateLimitLines()).toEqual([
       expect.stringContaining('the shared rate limit could not be counted'),
