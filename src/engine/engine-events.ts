@@ -37,19 +37,29 @@ export class EngineEvents {
     readonly metrics: Metrics,
   ) {}
 
-  /** Counts a recorded batch, one increment per action and outcome rather than per item. */
+  /**
+   * Counts a recorded batch, one increment per run of items of the same
+   * action and outcome rather than per item (a batch is usually one job's
+   * items, most of them with the same outcome).
+   */
   recorded(items: readonly RunningItem[]): void {
-    const counts = new Map<string, number>();
+    let action: string | undefined;
+    let outcome: string | undefined;
+    let n = 0;
     for (const item of items) {
-      const outcome = item.outcome ? OUTCOME_LABEL[item.outcome] : undefined;
-      if (!outcome) continue;
-      const key = `${item.job.action}\u0000${outcome}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
+      const label = item.outcome ? OUTCOME_LABEL[item.outcome] : undefined;
+      if (!label) continue;
+      const itemAction = item.job.action;
+      if (label === outcome && itemAction === action) {
+        n++;
+        continue;
+      }
+      if (n > 0) this.metrics.itemsProcessed.inc({ action: action!, outcome: outcome! }, n);
+      action = itemAction;
+      outcome = label;
+      n = 1;
     }
-    for (const [key, n] of counts) {
-      const [action, outcome] = key.split('\u0000');
-      this.metrics.itemsProcessed.inc({ action, outcome }, n);
-    }
+    if (n > 0) this.metrics.itemsProcessed.inc({ action: action!, outcome: outcome! }, n);
   }
 
   /** This worker's claim moved the job from pending to running. */

@@ -29,7 +29,7 @@ import {
   STILL_LEASED,
   type RecordParams,
 } from './engine.sql';
-import type { OutcomeKind, RunningItem } from './types';
+import type { ClaimedJob, OutcomeKind, RunningItem } from './types';
 
 export interface PickedJob {
   id: string;
@@ -94,15 +94,24 @@ function itemKeys(items: RunningItem[]): { jobIds: string[]; jobIndexes: string;
   const jobIds: string[] = [];
   const idx = new Array<number>(items.length);
   const seqs = new Array<number>(items.length);
+  // A batch is usually one job's items: the map is asked only when the job changes.
+  let lastJob: ClaimedJob | undefined;
+  let j = 0;
   for (let i = 0; i < items.length; i++) {
-    const jobId = items[i].job.id;
-    let j = jobIndex.get(jobId);
-    if (j === undefined) {
-      j = jobIds.push(jobId);
-      jobIndex.set(jobId, j);
+    const item = items[i];
+    if (item.job !== lastJob) {
+      lastJob = item.job;
+      const jobId = lastJob.id;
+      const known = jobIndex.get(jobId);
+      if (known === undefined) {
+        j = jobIds.push(jobId);
+        jobIndex.set(jobId, j);
+      } else {
+        j = known;
+      }
     }
     idx[i] = j;
-    seqs[i] = items[i].seq;
+    seqs[i] = item.seq;
   }
   return { jobIds, jobIndexes: arrayLiteral(idx), seqs: arrayLiteral(seqs) };
 }
@@ -268,10 +277,12 @@ export class EngineStore implements OnApplicationShutdown {
     let errors: (string | null)[] | null = null;
     let delays: (number | null)[] | null = null;
     let returning = false;
+    let allSucceeded = true;
     for (let i = 0; i < n; i++) {
       const item = items[i];
       const outcome = item.outcome!;
       outcomes[i] = outcome;
+      if (outcome !== 'succeeded') allSucceeded = false;
       if (outcome === 'succeeded' && item.result !== null)
         (results ??= new Array<string | null>(n).fill(null))[i] = item.result as string;
       if (item.error) (errors ??= new Array<string | null>(n).fill(null))[i] = JSON.stringify(item.error);
@@ -279,15 +290,8 @@ export class EngineStore implements OnApplicationShutdown {
       // Back to pending: not for RECORD_FINAL_RESULTS, which takes final outcomes only.
       if (outcome === 'retry' || outcome === 'release') returning = true;
     }
-    const params: RecordParams = {
-      worker: workerId,
-      ...itemKeys(items),
-      outcomes: arrayLiteral(outcomes),
-      results,
-      errors,
-      delays,
-    };
-    if (params.jobIds.length === 1 && !returning) {
+    const keys = itemKeys(items);
+    if (keys.jobIds.length === 1 && !returning) {
       // The usual batch: one statement, one round trip.
       let lo = items[0].seq;
       let hi = lo;
@@ -296,9 +300,30 @@ export class EngineStore implements OnApplicationShutdown {
         if (seq < lo) lo = seq;
         else if (seq > hi) hi = seq;
       }
-      return hi - lo < RANGE_SPREAD * n
-        ? RECORD_FINAL_RANGE.rows<TouchedJob>(this.pool, { ...params, jobId: params.jobIds[0], lo, hi })
-        : RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
+      if (hi - lo < RANGE_SPREAD * n) {
+        return RECORD_FINAL_RANGE.rows<TouchedJob>(this.pool, {
+          worker: workerId,
+          jobId: keys.jobIds[0],
+          lo,
+          hi,
+          seqs: keys.seqs,
+          // Every item succeeded (the usual batch): no outcome array to build, send or parse.
+          outcomes: allSucceeded ? null : arrayLiteral(outcomes),
+          results,
+          errors,
+        });
+      }
+    }
+    const params: RecordParams = {
+      worker: workerId,
+      ...keys,
+      outcomes: arrayLiteral(outcomes),
+      results,
+      errors,
+      delays,
+    };
+    if (params.jobIds.length === 1 && !returning) {
+      return RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
     }
     return transaction(this.pool, async (client) => {
       const totals = await RECORD_RESULTS.rows<RecordedTotals>(client, params);

@@ -369,8 +369,17 @@ export const RECORD_FINAL_RESULTS = sql<RecordParams>(
  * dead entries of its neighbours only; the caller uses it when the batch's
  * seqs are dense (RANGE_SPREAD in EngineStore), so that a batch with a stray
  * low seq does not walk the dead entries of everything recorded in between.
+ * :outcomes is null when every item succeeded (the noop path's batch): unnest
+ * pads it with nulls, which read as succeeded.
  */
-export const RECORD_FINAL_RANGE = sql<RecordParams & { jobId: string; lo: number; hi: number }>(
+export const RECORD_FINAL_RANGE = sql<
+  Pick<RecordParams, 'worker' | 'seqs' | 'results' | 'errors'> & {
+    jobId: string;
+    lo: number;
+    hi: number;
+    outcomes: string | null;
+  }
+>(
   applyToJobs(
     `
     SELECT :jobId::uuid AS job_id, count(*)::int AS n,

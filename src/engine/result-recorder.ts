@@ -32,8 +32,8 @@ export class ResultRecorder {
   private writing: Promise<void> | undefined;
   private lastWriteFailed = false;
   private readonly failures = new FailureLog(this.logger, 'recording results');
-  /** Items in the write in flight (their rows are locked by it). */
-  readonly inFlight = new Set<RunningItem>();
+  /** How many items the write in flight carries (each marked `recording`: their rows are locked by it). */
+  private inFlight = 0;
 
   private readonly write: ResultRecorderOptions['write'];
   private readonly flushSize: number;
@@ -51,7 +51,12 @@ export class ResultRecorder {
 
   /** Outcomes not yet written. */
   get pending(): number {
-    return this.buffer.length + this.inFlight.size;
+    return this.buffer.length + this.inFlight;
+  }
+
+  /** The item is in the write in flight. */
+  isInFlight(item: RunningItem): boolean {
+    return item.recording;
   }
 
   add(item: RunningItem): void {
@@ -100,7 +105,8 @@ export class ResultRecorder {
     do {
       const batch = this.buffer.length <= this.flushSize ? this.buffer : this.buffer.slice(0, this.flushSize);
       this.buffer = batch === this.buffer ? [] : this.buffer.slice(this.flushSize);
-      for (const item of batch) this.inFlight.add(item);
+      for (const item of batch) item.recording = true;
+      this.inFlight = batch.length;
       try {
         await this.write(batch);
         this.lastWriteFailed = false;
@@ -112,7 +118,8 @@ export class ResultRecorder {
         this.failures.failed(err, RETRY_WRITE_MS);
         return;
       } finally {
-        for (const item of batch) this.inFlight.delete(item);
+        for (const item of batch) item.recording = false;
+        this.inFlight = 0;
       }
       this.onRecorded(batch);
     } while (this.buffer.length >= this.flushSize || (this.buffer.length > 0 && this.quiet()));

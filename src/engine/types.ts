@@ -40,6 +40,8 @@ export interface RunningItem {
   releasing: boolean;
   /** Set when the lease was lost: the item is no longer ours to record. */
   lost: boolean;
+  /** In the result write in flight (ResultRecorder). */
+  recording: boolean;
 }
 
 export function newRunningItem(
@@ -62,5 +64,6 @@ export function newRunningItem(
     delayMs: 0,
     releasing: false,
     lost: false,
+    recording: false,
   };
 }

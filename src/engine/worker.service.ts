@@ -110,7 +110,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       env,
       {
         heldItems: () => this.heldItems(),
-        isBeingRecorded: (item) => this.recorder.inFlight.has(item),
+        isBeingRecorded: (item) => this.recorder.isInFlight(item),
         isHeld: (item) => this.held.get(item.job.id)?.get(item.seq) === item,
         lost: (item) => this.lose(item),
       },
@@ -128,7 +128,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
    * written (another worker has them now) nor counted.
    */
   private async write(items: RunningItem[]): Promise<void> {
-    const live = items.filter((item) => !item.lost);
+    const live = items.some((item) => item.lost) ? items.filter((item) => !item.lost) : items;
     if (live.length === 0) return;
     const jobs = await this.store.record(this.workerId, live);
     this.events.recorded(live);
@@ -294,11 +294,17 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
 
   /** Items that left this worker (recorded, or dropped after a lost lease). */
   private forget(items: RunningItem[]): void {
+    // A batch is usually one job's items: its map is looked up when the job changes.
+    let jobId: string | undefined;
+    let seqs: Map<number, RunningItem> | undefined;
     for (const item of items) {
-      const seqs = this.held.get(item.job.id);
+      if (item.job.id !== jobId) {
+        jobId = item.job.id;
+        seqs = this.held.get(jobId);
+      }
       if (seqs?.get(item.seq) !== item) continue;
       seqs.delete(item.seq);
-      if (seqs.size === 0) this.held.delete(item.job.id);
+      if (seqs.size === 0) this.held.delete(jobId);
       this.heldCount--;
     }
     this.wake.notify();
