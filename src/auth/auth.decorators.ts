@@ -11,8 +11,11 @@ export const Public = () => SetMetadata(PUBLIC_METADATA, true);
 
 export const PRINCIPAL_KEY = 'principal';
 
-/** The verified caller, set by the AuthGuard. */
+/**
+ * The verified caller, set by the AuthGuard. The request by its index (ArgumentsHost): switchToHttp() adds
+ * three new closures to the context on every call.
+ */
 export const CurrentPrincipal = createParamDecorator(
   (_: unknown, ctx: ExecutionContext): Principal =>
-    ctx.switchToHttp().getRequest<Record<string, unknown>>()[PRINCIPAL_KEY] as Principal,
+    ctx.getArgByIndex<Record<string, unknown>>(0)[PRINCIPAL_KEY] as Principal,
 );

@@ -39,11 +39,12 @@ export class RateLimitGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     if (!this.limiter) return true;
-    const http = context.switchToHttp();
-    const principal = http.getRequest<FastifyRequest & Record<string, unknown>>()[PRINCIPAL_KEY] as
+    // The request and the reply by their index (ArgumentsHost): switchToHttp() adds three new closures to
+    // the context on every call.
+    const principal = context.getArgByIndex<FastifyRequest & Record<string, unknown>>(0)[PRINCIPAL_KEY] as
       Principal | undefined;
     if (!principal) return true;
-    const reply = http.getResponse<FastifyReply>();
+    const reply = context.getArgByIndex<FastifyReply>(1);
     const decision = this.limiter.hit(KEY_PREFIX + principal.sub);
     // Synchronous while the allowance lasts: no promise on most requests.
     return decision instanceof Promise ? decision.then((d) => admit(reply, d)) : admit(reply, decision);

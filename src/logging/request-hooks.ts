@@ -1,24 +1,35 @@
 import { UnsupportedMediaTypeException } from '@nestjs/common';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import { PRINCIPAL_KEY } from '../auth/auth.decorators';
 import type { Principal } from '../auth/scopes';
 import type { Metrics } from '../metrics/metrics';
 import { replyWithProblem } from '../common/problem-details/transport-errors';
 
-/** The route pattern a request matched (`/api/actions/bulk/jobs/:id`), never its URL: bounded label values. */
-export function routeOf(request: FastifyRequest): string {
-  return request.routeOptions?.url ?? 'unmatched';
-}
-
 function principalOf(request: FastifyRequest): Principal | undefined {
   return (request as unknown as Record<string, Principal | undefined>)[PRINCIPAL_KEY];
 }
+
+/** A histogram child: one method, route pattern and status. */
+type Child = { observe(seconds: number): void };
+
+/** How one route's requests are observed once answered. */
+type Observer = (request: FastifyRequest, reply: FastifyReply) => void;
+
+/** Marks the response hooks this module adds to a route, so that a route copied from another is not given two. */
+const OBSERVES = Symbol('observes requests');
 
 /**
  * One log line and one histogram observation per request, when its response
  * has been sent. The line has the request id, method, route, status, duration
  * and the caller's `sub`; never a header, so never a token.
+ *
+ * Each route gets a response hook of its own as it is added (`onRoute`), which
+ * knows the route's pattern and keeps the route's histogram children by
+ * method and status: no `request.routeOptions` (an object built on each read)
+ * and no string key per request. What no route matched (404s, URLs the router
+ * refuses) is observed by the one global hook, as route `unmatched`; it lets
+ * every matched request pass at the price of `request.is404`.
  */
 export function observeRequests(
   fastify: FastifyInstance,
@@ -26,18 +37,37 @@ export function observeRequests(
   metrics: Metrics | undefined,
 ): void {
   const log = logger.child({ context: 'HTTP' });
-  // One histogram child per method, route pattern and status, found by one string key.
-  const series = new Map<string, { observe(seconds: number): void }>();
+  fastify.addHook('onRoute', (route) => {
+    const observe = observer(log, metrics, route.url);
+    const hook: onResponseHookHandler & { [OBSERVES]?: true } = (request, reply, done) => {
+      observe(request, reply);
+      done();
+    };
+    hook[OBSERVES] = true;
+    const existing = route.onResponse === undefined ? [] : [route.onResponse].flat();
+    route.onResponse = [...existing.filter((h) => !(OBSERVES in h)), hook];
+  });
+  const unmatched = observer(log, metrics, 'unmatched');
   fastify.addHook('onResponse', (request, reply, done) => {
-    const route = routeOf(request);
+    if (request.is404) unmatched(request, reply);
+    done();
+  });
+}
+
+/** The observer of one route pattern (or of 'unmatched'), with its histogram children by method, then status. */
+function observer(log: Logger, metrics: Metrics | undefined, route: string): Observer {
+  const byMethod = new Map<string, Map<number, Child>>();
+  return (request, reply) => {
     const status = reply.statusCode;
     const durationMs = reply.elapsedTime;
+    const method = request.method;
     if (metrics) {
-      const key = `${request.method} ${status} ${route}`;
-      let child = series.get(key);
+      let byStatus = byMethod.get(method);
+      if (!byStatus) byMethod.set(method, (byStatus = new Map<number, Child>()));
+      let child = byStatus.get(status);
       if (!child) {
-        child = metrics.httpRequestDuration.labels(request.method, route, String(status));
-        series.set(key, child);
+        child = metrics.httpRequestDuration.labels(method, route, String(status));
+        byStatus.set(status, child);
       }
       child.observe(durationMs / 1000);
     }
@@ -45,7 +75,7 @@ export function observeRequests(
       log.info(
         {
           requestId: request.id,
-          method: request.method,
+          method,
           route,
           path: request.url.split('?', 1)[0],
           status,
@@ -53,11 +83,10 @@ export function observeRequests(
           sub: principalOf(request)?.sub,
           ip: request.ip,
         },
-        `${request.method} ${route} ${status} ${durationMs.toFixed(1)} ms`,
+        `${method} ${route} ${status} ${durationMs.toFixed(1)} ms`,
       );
     }
-    done();
-  });
+  };
 }
 
 /**
