@@ -16,9 +16,6 @@ type Child = { observe(seconds: number): void };
 /** How one route's requests are observed once answered. */
 type Observer = (request: FastifyRequest, reply: FastifyReply) => void;
 
-/** Marks the response hooks this module adds to a route, so that a route copied from another is not given two. */
-const OBSERVES = Symbol('observes requests');
-
 /**
  * One log line and one histogram observation per request, when its response
  * has been sent. The line has the request id, method, route, status, duration
@@ -39,13 +36,12 @@ export function observeRequests(
   const log = logger.child({ context: 'HTTP' });
   fastify.addHook('onRoute', (route) => {
     const observe = observer(log, metrics, route.url);
-    const hook: onResponseHookHandler & { [OBSERVES]?: true } = (request, reply, done) => {
+    const hook: onResponseHookHandler = (request, reply, done) => {
       observe(request, reply);
       done();
     };
-    hook[OBSERVES] = true;
-    const existing = route.onResponse === undefined ? [] : [route.onResponse].flat();
-    route.onResponse = [...existing.filter((h) => !(OBSERVES in h)), hook];
+    // Fastify's HEAD route for a GET is made from the GET's options as given, so it gets a hook of its own.
+    route.onResponse = route.onResponse === undefined ? hook : [route.onResponse, hook].flat();
   });
   const unmatched = observer(log, metrics, 'unmatched');
   fastify.addHook('onResponse', (request, reply, done) => {
