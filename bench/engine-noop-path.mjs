@@ -8,7 +8,9 @@
 //   node bench/engine-noop-path.mjs <compiled src dir> [items] [rounds]
 //
 // Prints, per round, CPU µs per item, the share of it in garbage collection, and the
-// allocation rate; compiled with `tsc -p tsconfig.build.json --outDir <dir>`.
+// wall time. The compiled src must lie inside the project (its modules resolve from
+// node_modules): `.bench-build`, which `npm run bench` makes, by default, or
+// `tsc -p tsconfig.build.json --outDir <dir>` with a dir in the project.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
@@ -103,7 +105,6 @@ async function round(jobId) {
   const worker = new WorkerService(store, registry, env, new Metrics());
   const gc0 = gcMs;
   const cpu0 = process.cpuUsage();
-  const mem0 = process.memoryUsage().heapUsed;
   const t0 = performance.now();
   worker.onApplicationBootstrap();
   await finished;
@@ -115,7 +116,6 @@ async function round(jobId) {
     cpuUsPerItem: cpuUs / total,
     gcShare: (gcMs - gc0) / (cpuUs / 1000),
     wallS: wall / 1000,
-    heapDeltaMb: (process.memoryUsage().heapUsed - mem0) / 1e6,
   };
 }
 
