@@ -80,9 +80,14 @@ export function prepared<P extends object = Record<string, never>>(
 /**
  * Runs `fn` in a transaction on a connection of `pool`: committed when `fn`
  * resolves, rolled back when it throws. A connection that failed (or whose
- * rollback failed) is closed instead of going back to the pool.
+ * rollback failed) is closed instead of going back to the pool. `begin` as
+ * for inTransaction.
  */
-export async function transaction<T>(pool: Pool, fn: (tx: PoolClient) => Promise<T>): Promise<T> {
+export async function transaction<T>(
+  pool: Pool,
+  fn: (tx: PoolClient) => Promise<T>,
+  begin = 'BEGIN',
+): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   // A connection that breaks while it is checked out (the server ended it, say
@@ -92,7 +97,7 @@ export async function transaction<T>(pool: Pool, fn: (tx: PoolClient) => Promise
   };
   client.on('error', lost);
   try {
-    return await inTransaction(client, fn, lost);
+    return await inTransaction(client, fn, lost, begin);
   } finally {
     if (!broken) client.removeListener('error', lost);
     client.release(broken);

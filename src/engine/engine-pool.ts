@@ -13,8 +13,23 @@ export const CLAIM_POOL = Symbol('CLAIM_POOL');
  */
 export const CLAIM_LOCK_TIMEOUT_MS = 200;
 
+/**
+ * How long a worker's transaction may sit idle between its statements. A
+ * healthy one waits only for the worker's next statement, milliseconds; one
+ * whose worker was cut off from the network mid-transaction (no FIN reaches
+ * the server, nor a pooler in between) would otherwise hold its item and job
+ * rows, and so every other worker's claims, writes and sweeps of the job,
+ * for the connection's idle_in_transaction_session_timeout (60 s). The server
+ * ends it after this long instead and the rows are free again; for the worker
+ * it is a failed statement like any other.
+ */
+export const ENGINE_IDLE_IN_TRANSACTION_MS = 5000;
+
+/** A worker's transaction: BEGIN with the idle limit above, in one round trip. */
+export const BEGIN_ENGINE = `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${ENGINE_IDLE_IN_TRANSACTION_MS}`;
+
 /** A claim's transaction behind a pooler in transaction mode, where the connection cannot carry lock_timeout. */
-export const BEGIN_WITH_CLAIM_LOCK_TIMEOUT = `BEGIN; SET LOCAL lock_timeout = ${CLAIM_LOCK_TIMEOUT_MS}`;
+export const BEGIN_WITH_CLAIM_LOCK_TIMEOUT = `${BEGIN_ENGINE}; SET LOCAL lock_timeout = ${CLAIM_LOCK_TIMEOUT_MS}`;
 
 /**
  * The planner's price of a random page read on the workers' connections.

@@ -6,7 +6,7 @@ import { behindTransactionPooler } from '../database/pooler';
 import { inTransaction, transaction } from '../database/sql';
 import { takesReturnedItems, type JobStatus } from '../jobs/job-status';
 import { maxAttemptsOf, planClaim } from './claim-plan';
-import { BEGIN_WITH_CLAIM_LOCK_TIMEOUT, CLAIM_POOL, ENGINE_POOL } from './engine-pool';
+import { BEGIN_ENGINE, BEGIN_WITH_CLAIM_LOCK_TIMEOUT, CLAIM_POOL, ENGINE_POOL } from './engine-pool';
 import type { SweptJob, TouchedJob } from './engine-events';
 import {
   CLAIM_LIMITED,
@@ -137,7 +137,7 @@ export class EngineStore implements OnApplicationShutdown {
     @Inject(ENGINE_POOL) private readonly pool: Pool,
     @Inject(CLAIM_POOL) private readonly claimPool: Pool,
   ) {
-    this.claimBegin = behindTransactionPooler(claimPool) ? BEGIN_WITH_CLAIM_LOCK_TIMEOUT : undefined;
+    this.claimLockBegin = behindTransactionPooler(claimPool) ? BEGIN_WITH_CLAIM_LOCK_TIMEOUT : undefined;
   }
 
   /**
@@ -145,14 +145,14 @@ export class EngineStore implements OnApplicationShutdown {
    * lock_timeout of its own (createEnginePool): each claim that locks then
    * runs in a transaction that sets it (two more round trips per claim).
    */
-  private readonly claimBegin: string | undefined;
+  private readonly claimLockBegin: string | undefined;
 
   private withClaimLockTimeout<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
-    return this.claimBegin ? inTransaction(client, fn, undefined, this.claimBegin) : fn();
+    return this.claimLockBegin ? inTransaction(client, fn, undefined, this.claimLockBegin) : fn();
   }
 
   private inClaimTransaction<T>(client: PoolClient, fn: (tx: PoolClient) => Promise<T>): Promise<T> {
-    return inTransaction(client, fn, undefined, this.claimBegin);
+    return inTransaction(client, fn, undefined, this.claimLockBegin ?? BEGIN_ENGINE);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -325,35 +325,39 @@ export class EngineStore implements OnApplicationShutdown {
     if (params.jobIds.length === 1 && !returning) {
       return RECORD_FINAL_RESULTS.rows<TouchedJob>(this.pool, params);
     }
-    return transaction(this.pool, async (client) => {
-      const totals = await RECORD_RESULTS.rows<RecordedTotals>(client, params);
-      if (totals.length === 0) return [];
-      const skipped = new Array<number>(totals.length).fill(0);
-      // One job and nothing made pending (the usual batch): APPLY_RESULTS locks the one row itself.
-      if (totals.length > 1 || totals.some((t) => t.pending_seqs)) {
-        const locked = await LOCK_JOBS.rows<{ id: string; status: JobStatus }>(client, {
-          jobIds: totals.map((t) => t.job_id),
-        });
-        const statusOf = new Map(locked.map((j) => [j.id, j.status]));
-        for (let i = 0; i < totals.length; i++) {
-          const t = totals[i];
-          const status = statusOf.get(t.job_id);
-          if (t.pending_seqs && !(status && takesReturnedItems(status))) {
-            const res = await SKIP_RETURNED.query(client, { jobId: t.job_id, seqs: t.pending_seqs });
-            skipped[i] = res.rowCount ?? 0;
-            t.next_at = null;
+    return transaction(
+      this.pool,
+      async (client) => {
+        const totals = await RECORD_RESULTS.rows<RecordedTotals>(client, params);
+        if (totals.length === 0) return [];
+        const skipped = new Array<number>(totals.length).fill(0);
+        // One job and nothing made pending (the usual batch): APPLY_RESULTS locks the one row itself.
+        if (totals.length > 1 || totals.some((t) => t.pending_seqs)) {
+          const locked = await LOCK_JOBS.rows<{ id: string; status: JobStatus }>(client, {
+            jobIds: totals.map((t) => t.job_id),
+          });
+          const statusOf = new Map(locked.map((j) => [j.id, j.status]));
+          for (let i = 0; i < totals.length; i++) {
+            const t = totals[i];
+            const status = statusOf.get(t.job_id);
+            if (t.pending_seqs && !(status && takesReturnedItems(status))) {
+              const res = await SKIP_RETURNED.query(client, { jobId: t.job_id, seqs: t.pending_seqs });
+              skipped[i] = res.rowCount ?? 0;
+              t.next_at = null;
+            }
           }
         }
-      }
-      return APPLY_RESULTS.rows<TouchedJob>(client, {
-        jobIds: totals.map((t) => t.job_id),
-        left: totals.map((t) => t.n),
-        succeeded: totals.map((t) => t.s),
-        failed: totals.map((t) => t.f),
-        skipped,
-        nextAt: totals.map((t) => t.next_at),
-      });
-    });
+        return APPLY_RESULTS.rows<TouchedJob>(client, {
+          jobIds: totals.map((t) => t.job_id),
+          left: totals.map((t) => t.n),
+          succeeded: totals.map((t) => t.s),
+          failed: totals.map((t) => t.f),
+          skipped,
+          nextAt: totals.map((t) => t.next_at),
+        });
+      },
+      BEGIN_ENGINE,
+    );
   }
 
   /**
@@ -415,30 +419,34 @@ export class EngineStore implements OnApplicationShutdown {
     const jobs = await JOBS_WITH_EXPIRED_LEASES.rows<{ job_id: string }>(this.pool, {});
     const swept: SweptJob[] = [];
     for (const { job_id: jobId } of jobs) {
-      const done = await transaction(this.pool, async (client): Promise<SweptJob | undefined> => {
-        const [job] = await LOCK_JOB.rows<{ status: JobStatus; options: JobOptions }>(client, { jobId });
-        if (!job) return undefined;
-        const cancelling = !takesReturnedItems(job.status);
-        const [t] = await RETURN_EXPIRED.rows<{ n: number; f: number; k: number; next_at: Date | null }>(
-          client,
-          {
-            jobId,
-            cancelling,
-            maxAttempts: maxAttemptsOf(job.options),
-            error: LEASE_EXPIRED_ERROR,
-          },
-        );
-        if (t.n === 0) return undefined;
-        const [applied] = await APPLY_RESULTS.rows<TouchedJob>(client, {
-          jobIds: [jobId],
-          left: [t.n],
-          succeeded: [0],
-          failed: [t.f],
-          skipped: [t.k],
-          nextAt: [t.next_at],
-        });
-        return { id: jobId, status: applied?.status ?? job.status, returned: t.n };
-      });
+      const done = await transaction(
+        this.pool,
+        async (client): Promise<SweptJob | undefined> => {
+          const [job] = await LOCK_JOB.rows<{ status: JobStatus; options: JobOptions }>(client, { jobId });
+          if (!job) return undefined;
+          const cancelling = !takesReturnedItems(job.status);
+          const [t] = await RETURN_EXPIRED.rows<{ n: number; f: number; k: number; next_at: Date | null }>(
+            client,
+            {
+              jobId,
+              cancelling,
+              maxAttempts: maxAttemptsOf(job.options),
+              error: LEASE_EXPIRED_ERROR,
+            },
+          );
+          if (t.n === 0) return undefined;
+          const [applied] = await APPLY_RESULTS.rows<TouchedJob>(client, {
+            jobIds: [jobId],
+            left: [t.n],
+            succeeded: [0],
+            failed: [t.f],
+            skipped: [t.k],
+            nextAt: [t.next_at],
+          });
+          return { id: jobId, status: applied?.status ?? job.status, returned: t.n };
+        },
+        BEGIN_ENGINE,
+      );
       if (done) swept.push(done);
     }
     return swept;
