@@ -1,6 +1,8 @@
 // api: GET /jobs/{id} and DELETE /jobs/{id} (on pre-made terminal jobs) under
 // autocannon at 64 connections, against the API process and against the raw
 // baseline (bench/baseline-api.mjs: node:http + pg, same token check and SQL).
+// With `floors`, also against the same logic served by a bare Fastify app and by
+// a bare NestJS app on Fastify (the frameworks' floors), all in one ABBA rotation.
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import process from 'node:process';
@@ -44,16 +46,26 @@ async function terminalJobs(c, n) {
   return rows.map((r) => [r.id, Number(r.owner.slice('bench-api-'.length))]);
 }
 
-async function startBaseline(url, profile) {
+/** The servers of bench/baseline-api.mjs, by name in the results: the raw one, then the floors. */
+const BASELINES = { baseline: 'http', fastify: 'fastify', nest: 'nest' };
+const PROFILE_NAMES = { baseline: 'api-baseline', fastify: 'api-fastify-floor', nest: 'api-nest-floor' };
+
+async function startBaseline(url, profile, name = 'baseline') {
   const port = await freePort();
   const child = fork(join(ROOT, 'bench', 'baseline-api.mjs'), [], {
-    execArgv: profileFlags(profile, 'api-baseline'),
-    env: { ...process.env, DATABASE_URL: url, AUTH_JWT_SECRET: JWT_SECRET, PORT: String(port) },
+    execArgv: profileFlags(profile, PROFILE_NAMES[name]),
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      AUTH_JWT_SECRET: JWT_SECRET,
+      PORT: String(port),
+      BASELINE_SERVER: BASELINES[name],
+    },
     stdio: 'inherit',
   });
   await new Promise((res, rej) => {
     child.once('message', res);
-    child.once('exit', (code) => rej(new Error(`the baseline server exited ${code}`)));
+    child.once('exit', (code) => rej(new Error(`the ${name} server exited ${code}`)));
   });
   return {
     base: `http://127.0.0.1:${port}`,
@@ -143,32 +155,58 @@ function summarize(runs) {
 }
 
 /**
- * Both sides in ROUNDS alternating runs (service, baseline, baseline,
- * service, …: ABBA order), so that a load that comes and goes on the machine
- * weighs on both alike; each side's figures are over all its runs.
+ * All servers in ROUNDS alternating runs, in their order and then in reverse
+ * (service, baseline, baseline, service, … with two: ABBA order; ABCD DCBA …
+ * with more), so that a load that comes and goes on the machine weighs on all
+ * alike; each server's figures are over all its runs. `ratio` is the service's
+ * req/s over the raw server's; each floor has its own ratio to the raw server
+ * (req/s) and its CPU per request over the raw server's (`cpu_ratio`).
  */
-async function compare(service, baseline, method, pickFor, seconds) {
-  const runs = { service: [], baseline: [] };
+async function compare(servers, method, pickFor, seconds) {
+  const names = Object.keys(servers);
+  const runs = Object.fromEntries(names.map((name) => [name, []]));
   const each = seconds / ROUNDS;
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ['service', 'baseline'] : ['baseline', 'service'];
-    for (const side of order) {
-      const target = side === 'service' ? service : baseline;
-      runs[side].push(await cannon(target, method, pickFor(side), each));
-    }
+    const order = round % 2 === 0 ? names : [...names].reverse();
+    for (const name of order) runs[name].push(await cannon(servers[name], method, pickFor(name), each));
   }
   const result = { service: summarize(runs.service), baseline: summarize(runs.baseline) };
-  return { ...result, ratio: round(result.service.req_per_s / result.baseline.req_per_s, 3) };
+  const raw = result.baseline;
+  const floors = names.filter((name) => name !== 'service' && name !== 'baseline');
+  return {
+    ...result,
+    ratio: round(result.service.req_per_s / raw.req_per_s, 3),
+    ...(floors.length > 0 && {
+      floors: Object.fromEntries(
+        floors.map((name) => {
+          const s = summarize(runs[name]);
+          return [
+            name,
+            {
+              ...s,
+              ratio: round(s.req_per_s / raw.req_per_s, 3),
+              cpu_ratio: round(s.cpu_us_per_req / raw.cpu_us_per_req, 3),
+            },
+          ];
+        }),
+      ),
+      service_cpu_ratio: round(result.service.cpu_us_per_req / raw.cpu_us_per_req, 3),
+    }),
+  };
 }
 
-export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
-  log(`api: ${CONNECTIONS} connections, ${seconds} s per side and method, in ${ROUNDS} alternating runs`);
-  const { readIds, serviceDeletes, baselineDeletes } = await withClient(url, async (c) => {
+export async function apiBench({ url, seconds, deletesPerSide, floors = false, profile, log }) {
+  const names = ['service', 'baseline', ...(floors ? ['fastify', 'nest'] : [])];
+  log(
+    `api: ${CONNECTIONS} connections, ${seconds} s per server and method, in ${ROUNDS} alternating runs` +
+      (floors ? ` (servers: ${names.join(', ')})` : ''),
+  );
+  const { readIds, deleteIds } = await withClient(url, async (c) => {
     const readIds = await terminalJobs(c, 10_000);
-    const serviceDeletes = await terminalJobs(c, deletesPerSide);
-    const baselineDeletes = await terminalJobs(c, deletesPerSide);
+    const deleteIds = {};
+    for (const name of names) deleteIds[name] = await terminalJobs(c, deletesPerSide);
     await c.query('VACUUM ANALYZE bulk_jobs');
-    return { readIds, serviceDeletes, baselineDeletes };
+    return { readIds, deleteIds };
   });
   const random = () => readIds[Math.floor(Math.random() * readIds.length)];
   const next = (ids) => {
@@ -180,20 +218,20 @@ export async function apiBench({ url, seconds, deletesPerSide, profile, log }) {
   };
 
   const reservedBefore = await reservations(url);
-  const api = await startApi(url, { profile });
-  const baseline = await startBaseline(url, profile);
+  const servers = { service: await startApi(url, { profile }) };
   let result;
   try {
+    for (const name of names.slice(1)) servers[name] = await startBaseline(url, profile, name);
     const warm = Math.max(1, Math.round(seconds / 5));
-    await cannon(api, 'GET', random, warm);
-    await cannon(baseline, 'GET', random, warm);
-    const get = await compare(api, baseline, 'GET', () => random, seconds);
-    const deletes = { service: next(serviceDeletes), baseline: next(baselineDeletes) };
-    const del = await compare(api, baseline, 'DELETE', (side) => deletes[side], seconds);
+    for (const name of names) await cannon(servers[name], 'GET', random, warm);
+    const get = await compare(servers, 'GET', () => random, seconds);
+    const deletes = Object.fromEntries(names.map((name) => [name, next(deleteIds[name])]));
+    const del = await compare(servers, 'DELETE', (name) => deletes[name], seconds);
     result = { connections: CONNECTIONS, seconds, rounds: ROUNDS, get, delete: del };
   } finally {
-    await Promise.all([api.stop(), baseline.stop()]);
+    await Promise.all(Object.values(servers).map((s) => s.stop()));
   }
+  const api = servers.service;
   // Read once the API process has exited: its connections' backends report their counts as they end.
   const reserved = (await reservations(url)) - reservedBefore;
   const requests = answered.get(api.pid) ?? 0;

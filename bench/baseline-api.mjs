@@ -1,13 +1,16 @@
-// The raw baseline of the api benchmark: node:http and a pg Pool, the same HS256
-// check (jsonwebtoken, exp required, scopes) and the same SQL as the service's
-// GET /jobs/{id} and DELETE /jobs/{id}, prepared (named) as the service's are on a
-// direct connection, the same responses: the same bodies (the same columns read, the
-// same fields in the same order, credential headers in params redacted by the service's
-// own function), and
-// the headers the HTTP contract puts on every response (the request id, the
-// security headers, the rate-limit headers of the same per-principal limiter).
-// No framework.
-//   DATABASE_URL=… AUTH_JWT_SECRET=… PORT=… node bench/baseline-api.mjs
+// The raw baseline of the api benchmark: the same HS256 check (jsonwebtoken, exp required,
+// scopes) and the same SQL as the service's GET /jobs/{id} and DELETE /jobs/{id}, prepared
+// (named) as the service's are on a direct connection, the same responses: the same bodies (the
+// same columns read, the same fields in the same order, credential headers in params redacted by
+// the service's own function), and the headers the HTTP contract puts on every response (the
+// request id, the security headers, the rate-limit headers of the same per-principal limiter).
+// That logic is one function (handleJobRequest), served one of three ways (BASELINE_SERVER):
+//   http     node:http and a pg Pool, no framework: the raw server (the default)
+//   fastify  a bare Fastify app, one route per method calling the same function
+//   nest     a bare NestJS app on @nestjs/platform-fastify, one controller calling it
+// The last two are the frameworks' floors: what Fastify, and Nest on Fastify, cost a request
+// before any guard, pipe, filter or hook of the service's.
+//   DATABASE_URL=… AUTH_JWT_SECRET=… PORT=… [BASELINE_SERVER=…] node bench/baseline-api.mjs
 import { createSecretKey, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
@@ -30,6 +33,8 @@ const JOB_COLUMNS = `id, owner, action, params, options, status, total_items, su
   failed_items, skipped_items, error, created_at, started_at, finished_at, updated_at, deleted_at, purge_at,
   retry_of, labels`;
 const TERMINAL = ['completed', 'failed', 'cancelled'];
+const JSON_TYPE = 'application/json; charset=utf-8';
+const PROBLEM_TYPE = 'application/problem+json';
 const RETENTION_DAYS = 30;
 
 // A KeyObject, as the service uses: with a string, jsonwebtoken tries to parse it as a PEM key on every verify.
@@ -73,10 +78,12 @@ function toJob(row) {
   };
 }
 
-function send(res, status, body, rate) {
-  const text = JSON.stringify(body);
-  const incoming = res.req.headers['x-request-id'];
-  res.writeHead(status, {
+/**
+ * The headers of every answer: the security headers, the request id (the incoming one when it
+ * is sane), the rate-limit headers once the limiter has counted the request, the media type.
+ */
+function headersFor(incoming, status, rate) {
+  return {
     ...API_SECURITY_HEADERS,
     'x-request-id': typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID(),
     ...(rate && {
@@ -84,15 +91,19 @@ function send(res, status, body, rate) {
       'x-ratelimit-remaining': rate.remaining,
       'x-ratelimit-reset': rate.resetSeconds,
     }),
-    'content-type': status < 400 ? 'application/json; charset=utf-8' : 'application/problem+json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
+    'content-type': status < 400 ? JSON_TYPE : PROBLEM_TYPE,
+  };
 }
 
+const answer = (headers, status, body, rate) => ({
+  status,
+  body,
+  headers: headersFor(headers['x-request-id'], status, rate),
+});
+
 /** The principal of a valid token with the scope, or an HTTP status. */
-function principal(req, scope) {
-  const m = BEARER.exec(req.headers.authorization ?? '');
+function principal(authorization, scope) {
+  const m = BEARER.exec(authorization ?? '');
   if (!m) return 401;
   let payload;
   try {
@@ -123,18 +134,20 @@ async function findVisible(p, id) {
   return rows[0];
 }
 
-async function handle(req, res) {
-  const id = req.url.startsWith(PREFIX) ? req.url.slice(PREFIX.length) : null;
-  if (id === null || (req.method !== 'GET' && req.method !== 'DELETE'))
-    return send(res, 404, { status: 404 });
-  const p = principal(req, req.method === 'GET' ? 'bulk-jobs:read' : 'bulk-jobs:write');
-  if (typeof p === 'number') return send(res, p, { status: p });
+/**
+ * The request logic that every server here shares: `GET` or `DELETE` of the job `id`, with the
+ * request's headers (lower-case names, as Node gives them). Resolves to the status, the body (an
+ * object, for the server to serialise) and the headers of the answer, `content-type` included.
+ */
+export async function handleJobRequest(method, id, headers) {
+  const p = principal(headers.authorization, method === 'GET' ? 'bulk-jobs:read' : 'bulk-jobs:write');
+  if (typeof p === 'number') return answer(headers, p, { status: p });
   const rate = limiter.hit(p.sub);
-  if (!rate.allowed) return send(res, 429, { status: 429 }, rate);
-  if (!UUID.test(id)) return send(res, 400, { status: 400 }, rate);
-  if (req.method === 'GET') {
+  if (!rate.allowed) return answer(headers, 429, { status: 429 }, rate);
+  if (!UUID.test(id)) return answer(headers, 400, { status: 400 }, rate);
+  if (method === 'GET') {
     const row = await findVisible(p, id);
-    return row ? send(res, 200, toJob(row), rate) : send(res, 404, { status: 404 }, rate);
+    return row ? answer(headers, 200, toJob(row), rate) : answer(headers, 404, { status: 404 }, rate);
   }
   const params = [id, TERMINAL, RETENTION_DAYS];
   let owner = '';
@@ -151,24 +164,112 @@ async function handle(req, res) {
     values: params,
   });
   if (rows.length === 1)
-    return send(res, 200, { job_id: rows[0].id, status: rows[0].status, success: true }, rate);
+    return answer(headers, 200, { job_id: rows[0].id, status: rows[0].status, success: true }, rate);
   const row = await findVisible(p, id);
   const status = row && !row.deleted_at ? 409 : 404;
-  return send(res, status, { status }, rate);
+  return answer(headers, status, { status }, rate);
 }
 
-const server = createServer((req, res) => {
-  req.resume();
-  req.on('end', () =>
-    handle(req, res).catch((err) => {
-      console.error(err);
-      send(res, 500, { status: 500 });
-    }),
-  );
-});
-server.keepAliveTimeout = 72_000;
-server.listen(Number(process.env.PORT), '127.0.0.1', () => process.send?.('ready'));
-process.on('SIGTERM', () => {
-  server.close(() => void pool.end().then(() => process.exit(0)));
-  server.closeAllConnections();
-});
+/** The answer to a request the logic never saw (no route, or the logic failed). */
+const bare = (headers, status) => answer(headers, status, { status });
+
+/** node:http alone: the raw server. */
+function serveHttp(port, ready) {
+  const send = (res, { status, body, headers }) => {
+    const text = JSON.stringify(body);
+    headers['content-length'] = Buffer.byteLength(text);
+    res.writeHead(status, headers);
+    res.end(text);
+  };
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const id = req.url.startsWith(PREFIX) ? req.url.slice(PREFIX.length) : null;
+      if (id === null || (req.method !== 'GET' && req.method !== 'DELETE'))
+        return send(res, bare(req.headers, 404));
+      handleJobRequest(req.method, id, req.headers).then(
+        (answered) => send(res, answered),
+        (err) => {
+          console.error(err);
+          send(res, bare(req.headers, 500));
+        },
+      );
+    });
+  });
+  server.keepAliveTimeout = 72_000;
+  server.listen(port, '127.0.0.1', ready);
+  return () => {
+    server.close(() => void pool.end().then(() => process.exit(0)));
+    server.closeAllConnections();
+  };
+}
+
+/** A bare Fastify app (its defaults), one route per method. */
+async function serveFastify(port, ready) {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  const route = async (request, reply) => {
+    const { status, body, headers } = await handleJobRequest(
+      request.method,
+      request.params.id,
+      request.headers,
+    );
+    void reply.code(status).headers(headers);
+    return body;
+  };
+  app.get(`${PREFIX}:id`, route);
+  app.delete(`${PREFIX}:id`, route);
+  await app.listen({ port, host: '127.0.0.1' });
+  ready();
+  return () => void app.close().then(() => pool.end().then(() => process.exit(0)));
+}
+
+/**
+ * A bare NestJS app on its Fastify adapter (its defaults): one controller, no guard, pipe,
+ * filter, interceptor or hook of the app's. A 2xx body is returned for Nest to send; anything
+ * else is thrown as an HttpException, which Nest's default filter answers.
+ */
+async function serveNest(port, ready) {
+  await import('reflect-metadata');
+  const { Controller, Delete, Get, HttpException, Module, Param, Req, Res } = await import('@nestjs/common');
+  const { NestFactory } = await import('@nestjs/core');
+  const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+  const respond = (reply, { status, body, headers }) => {
+    void reply.headers(headers);
+    if (status >= 300) throw new HttpException(body, status);
+    return body;
+  };
+  class JobsController {
+    async get(req, id, reply) {
+      return respond(reply, await handleJobRequest('GET', id, req.headers));
+    }
+    async remove(req, id, reply) {
+      return respond(reply, await handleJobRequest('DELETE', id, req.headers));
+    }
+  }
+  // The decorators, applied as TypeScript's compiled output applies them.
+  const proto = JobsController.prototype;
+  for (const [name, method] of [
+    ['get', Get],
+    ['remove', Delete],
+  ]) {
+    Req()(proto, name, 0);
+    Param('id')(proto, name, 1);
+    Res({ passthrough: true })(proto, name, 2);
+    Reflect.defineMetadata('design:paramtypes', [Object, String, Object], proto, name);
+    Reflect.decorate([method(':id')], proto, name, Object.getOwnPropertyDescriptor(proto, name));
+  }
+  Reflect.decorate([Controller(PREFIX.slice(1, -1))], JobsController);
+  class FloorModule {}
+  Reflect.decorate([Module({ controllers: [JobsController] })], FloorModule);
+  const app = await NestFactory.create(FloorModule, new FastifyAdapter(), { logger: ['error', 'warn'] });
+  await app.listen({ port, host: '127.0.0.1' });
+  ready();
+  return () => void app.close().then(() => pool.end().then(() => process.exit(0)));
+}
+
+const SERVERS = { http: serveHttp, fastify: serveFastify, nest: serveNest };
+const serve = SERVERS[process.env.BASELINE_SERVER || 'http'];
+if (!serve) throw new Error(`BASELINE_SERVER must be one of ${Object.keys(SERVERS).join(', ')}`);
+const stop = await serve(Number(process.env.PORT), () => process.send?.('ready'));
+process.on('SIGTERM', stop);

@@ -11,6 +11,8 @@
 //   --bullmq-concurrency=N[,M…]  BullMQ's worker concurrency (default 100); with several, each is run
 //                      and the fastest is the baseline (e.g. 50,100,200,500 to tune it on a machine)
 //   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
+//   --api-floors       the api benchmark also serves the raw baseline's logic through a bare Fastify
+//                      app and a bare NestJS app (the frameworks' floors) and prints each one's figures
 //   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
 //   --soak             the 10M-item soak instead (bench/soak.mjs)
 //   --pooler           the engine benchmark also runs its workers through PgBouncer in transaction
@@ -107,7 +109,76 @@ function medianApiRun(runs) {
       runs: each.map((r) => ({ ratio: r.ratio, p99_ratio: r.p99_ratio })),
     };
   }
+  if (runs[0].get.floors) result.floors = apiFloors(runs);
   return result;
+}
+
+const API_SERVERS = {
+  baseline: 'node:http (raw)',
+  fastify: 'bare Fastify',
+  nest: 'bare Nest',
+  service: 'service',
+};
+
+/**
+ * --api-floors: per method, each server's req/s and CPU per request in every
+ * run, its ratios to the raw server's in the same run, and their medians.
+ */
+function apiFloors(runs) {
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const floors = {};
+  for (const op of ['get', 'delete']) {
+    floors[op] = {};
+    for (const name of Object.keys(API_SERVERS)) {
+      const each = runs.map((r) => {
+        const raw = r[op].baseline;
+        const s = r[op].floors[name] ?? r[op][name];
+        return {
+          req_per_s: s.req_per_s,
+          cpu_us_per_req: s.cpu_us_per_req,
+          p99_ms: s.p99_ms,
+          ratio: round(s.req_per_s / raw.req_per_s, 3),
+          cpu_ratio: round(s.cpu_us_per_req / raw.cpu_us_per_req, 3),
+        };
+      });
+      floors[op][name] = {
+        ratio: median(each.map((r) => r.ratio)),
+        cpu_us_per_req: median(each.map((r) => r.cpu_us_per_req)),
+        cpu_ratio: median(each.map((r) => r.cpu_ratio)),
+        runs: each,
+      };
+    }
+  }
+  return floors;
+}
+
+function floorsTable(floors) {
+  const md = (cells) => `| ${cells.join(' | ')} |`;
+  const lines = [
+    md([
+      'api floors',
+      'req/s (runs)',
+      'ratio to raw: median (runs)',
+      'CPU µs/req: median (runs)',
+      'CPU ratio: median (runs)',
+    ]),
+    md(['---', '---', '---', '---', '---']),
+  ];
+  for (const [op, servers] of Object.entries(floors)) {
+    for (const [name, f] of Object.entries(servers)) {
+      const runs = (field) => f.runs.map((r) => r[field]).join(', ');
+      lines.push(
+        md([
+          `${op.toUpperCase()} ${API_SERVERS[name]}`,
+          runs('req_per_s'),
+          `${f.ratio} (${runs('ratio')})`,
+          `${f.cpu_us_per_req} (${runs('cpu_us_per_req')})`,
+          `${f.cpu_ratio} (${runs('cpu_ratio')})`,
+        ]),
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 /** The targets of the issue, as ratios and bounds read from one run. */
@@ -326,6 +397,7 @@ async function main() {
             url: db.url,
             seconds: SIZES.seconds,
             deletesPerSide: SIZES.deletes,
+            floors: flag('api-floors'),
             profile,
             log,
           }),
@@ -377,6 +449,7 @@ async function main() {
   const file = quick ? 'quick.json' : only.length === ALL.length ? 'latest.json' : 'partial.json';
   writeFileSync(join(dir, file), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${table(results, checks)}\n`);
+  if (results.api?.floors) console.log(`${floorsTable(results.api.floors)}\n`);
   console.log(
     `${report.machine.cores} cores, ${report.machine.ram_gib} GiB, Node ${report.machine.node}, PostgreSQL ${report.machine.postgresql} (${db.embedded ? 'embedded' : 'DATABASE_URL'}); load ${report.machine.load_average_before.join(' ')} → ${report.machine.load_average_after.join(' ')}`,
   );
