@@ -11,7 +11,10 @@ import { connect } from 'node:net';
 import { Queue } from 'bullmq';
 import { cpuMsOf, ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
 
-/** Items per claim of the SQL loop: as many as the engine claims and writes at a time with its default WORKER_BATCH_SIZE of 2000 (it claims whenever half its room is free, and writes in halves). */
+/**
+ * Items per claim of the SQL loop: as many as the engine claims and writes at a time with its defaults
+ * (WORKER_BATCH_SIZE 4000 in quarters: two claims in flight, one part running, one being written).
+ */
 const SQL_BATCH = 1000;
 
 /**

@@ -380,12 +380,22 @@ export class Env {
   @Max(10_000)
   WORKER_CONCURRENCY = 50;
 
-  /** A worker holds at most this many claimed, unrecorded items; it claims and writes a third of them per statement. */
+  /**
+   * A worker holds at most this many claimed, unrecorded items; it claims and writes
+   * WORKER_BATCH_SIZE / (WORKER_CLAIMS_IN_FLIGHT + 2) of them per statement.
+   */
   @Transform(toInt)
   @IsInt()
   @Min(1)
   @Max(10_000)
-  WORKER_BATCH_SIZE = 3000;
+  WORKER_BATCH_SIZE = 4000;
+
+  /** Claims a worker keeps in flight at once, each on a database connection of its own. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(8)
+  WORKER_CLAIMS_IN_FLIGHT = 2;
 
   /** How long a claim is valid unless the worker extends it; a dead worker's items return after it. */
   @Transform(toInt)

@@ -49,14 +49,16 @@ export const ENGINE_RANDOM_PAGE_COST = 1.1;
  * own they never queue behind API requests in an embedded process (or the
  * other way round), and each statement is one plain round trip without
  * TypeORM's query-runner bookkeeping. The main pool serves result writes,
- * lease renewal and the sweep (one each at a time); claims have a connection
- * of their own with a short lock_timeout.
+ * lease renewal and the sweep (one each at a time); claims have connections
+ * of their own (one per claim in flight, WORKER_CLAIMS_IN_FLIGHT) with a
+ * short lock_timeout.
  */
 export function createEnginePool(
   url: string,
   purpose: 'main' | 'claim',
   connectTimeoutMs: number,
   leaseMs?: number,
+  claimsInFlight = 1,
 ): Pool {
   const pool = new Pool({
     // A host cut off from the database (a partition, not a closed connection)
@@ -66,7 +68,7 @@ export function createEnginePool(
     // the connection is then closed (a statement without SQLSTATE breaks it)
     // and the next one is made anew once the network is back.
     ...(leaseMs ? { query_timeout: Math.max(5000, Math.floor(leaseMs / 2)) } : {}),
-    ...poolSettings({ url, poolSize: purpose === 'claim' ? 1 : 3, connectTimeoutMs }),
+    ...poolSettings({ url, poolSize: purpose === 'claim' ? claimsInFlight : 3, connectTimeoutMs }),
     connectionString: url,
     application_name: purpose === 'claim' ? 'bulk-jobs-worker-claim' : 'bulk-jobs-worker',
     // Behind a pooler in transaction mode no startup parameter gets through: the

@@ -196,7 +196,7 @@ export class EngineStore implements OnApplicationShutdown {
       }
       jobId = job.id;
       const claimed = job.limited
-        ? await this.claimLimited(client, job, wanted, actions, workerId, leaseMs)
+        ? await this.inTurn(job.id, () => this.claimLimited(client, job, wanted, actions, workerId, leaseMs))
         : job;
       return { kind: 'claimed', job, items: claimed };
     } catch (err) {
@@ -219,6 +219,28 @@ export class EngineStore implements OnApplicationShutdown {
       client.release(broken);
     }
   }
+
+  /**
+   * Runs fn after the worker's other claims of the same limited job. Each locks
+   * the job's row; waiting for the row's lock instead could outlast the claim's
+   * lock_timeout and have the worker leave its own job alone for a while.
+   */
+  private async inTurn<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.limitedClaims.get(jobId);
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    this.limitedClaims.set(jobId, mine);
+    try {
+      await before;
+      return await fn();
+    } finally {
+      done();
+      if (this.limitedClaims.get(jobId) === mine) this.limitedClaims.delete(jobId);
+    }
+  }
+
+  /** The last of this worker's claims of a limited job in flight, by job id (inTurn). */
+  private readonly limitedClaims = new Map<string, Promise<void>>();
 
   /** A job with a concurrency or rate limit: its row is locked first, so that the room read is the room claimed. */
   private async claimLimited(

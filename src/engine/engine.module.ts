@@ -23,7 +23,13 @@ export class EngineModule {
           provide: CLAIM_POOL,
           inject: [Env],
           useFactory: (env: Env) =>
-            createEnginePool(databaseUrl, 'claim', env.DATABASE_CONNECT_TIMEOUT_MS, env.WORKER_LEASE_MS),
+            createEnginePool(
+              databaseUrl,
+              'claim',
+              env.DATABASE_CONNECT_TIMEOUT_MS,
+              env.WORKER_LEASE_MS,
+              env.WORKER_CLAIMS_IN_FLIGHT,
+            ),
         },
         EngineStore,
         WorkerService,

@@ -13,7 +13,7 @@ import { retryDelayMs, type BackoffPolicy } from './backoff';
 import { maxAttemptsOf } from './claim-plan';
 import { CancelSweeper } from './cancel-sweeper';
 import { EngineEvents, FailureLog } from './engine-events';
-import { EngineStore, type ClaimedArrays, type PickedJob } from './engine-store';
+import { EngineStore, type ClaimedArrays, type ClaimResult, type PickedJob } from './engine-store';
 import { ItemRunner } from './item-runner';
 import { LeaseKeeper } from './lease-keeper';
 import { ResultRecorder } from './result-recorder';
@@ -33,12 +33,12 @@ const NONE: string[] = [];
 /** After the shutdown grace, aborted actions get this long to settle before they are released regardless. */
 const ABORT_SETTLE_MS = 1000;
 /**
- * A worker's room (WORKER_BATCH_SIZE) is taken in this many claims, and its
- * outcomes are written in batches of the same size: while one part is being
- * claimed, another runs and a third is being written, so that the next claim
- * never waits for the items of the last one to run.
+ * Parts of a worker's room (WORKER_BATCH_SIZE) besides one per claim in
+ * flight: one whose items run and one being written. Claims and writes are of
+ * one part each, so that no claim waits for the items of the last one to run
+ * or to be written.
  */
-const PARTS = 3;
+const PARTS_BESIDES_CLAIMS = 2;
 /**
  * Every this many claims of the same job in a row, a claim looks for pending
  * items from the job's start rather than from where the last one began (see
@@ -57,9 +57,13 @@ const FULL_CLAIM_EVERY = 8;
  *        └──────── ResultRecorder (batched writes) ──► PostgreSQL
  *
  * The worker holds at most WORKER_BATCH_SIZE claimed, unrecorded items, and
- * claims and writes them a third at a time (PARTS): it claims again as soon
- * as a third of that room is free, so that a claim and a write are in flight
- * together while the items of a third part run.
+ * claims and writes them a part at a time: its room is cut into one part per
+ * claim in flight (WORKER_CLAIMS_IN_FLIGHT, each claim loop on a connection of
+ * its own) and two more (PARTS_BESIDES_CLAIMS). A loop claims again as soon as
+ * a part of the room is free, counting the parts the other loops' claims may
+ * bring, so that while the items of one part run and another part is written,
+ * the next claims are already at the database: one claim at a time kept the
+ * database waiting for the worker between claims (bench/README.md, "Engine").
  */
 @Injectable()
 export class WorkerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -72,6 +76,8 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   /** Claimed, unrecorded items by job id and seq. */
   private readonly held = new Map<string, Map<number, RunningItem>>();
   private heldCount = 0;
+  /** Room the claims in flight hold for the items they may bring. */
+  private claimingCount = 0;
   private readonly wake = new Wake();
   private stopping = false;
   private loop: Promise<void> | undefined;
@@ -137,18 +143,23 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
 
   /** Items per claim and per write. */
   private get part(): number {
-    return Math.max(1, Math.ceil(this.env.WORKER_BATCH_SIZE / PARTS));
+    return Math.max(
+      1,
+      Math.ceil(this.env.WORKER_BATCH_SIZE / (this.env.WORKER_CLAIMS_IN_FLIGHT + PARTS_BESIDES_CLAIMS)),
+    );
   }
 
   onApplicationBootstrap(): void {
     this.actions = this.registry.list().map((a) => a.name);
     this.logger.log(
       `worker ${this.workerId} started: actions ${this.actions.join(', ')}; concurrency ${this.env.WORKER_CONCURRENCY}, ` +
-        `batch ${this.env.WORKER_BATCH_SIZE}, lease ${this.env.WORKER_LEASE_MS} ms`,
+        `batch ${this.env.WORKER_BATCH_SIZE} (claims of ${this.part}, ${this.env.WORKER_CLAIMS_IN_FLIGHT} in flight), ` +
+        `lease ${this.env.WORKER_LEASE_MS} ms`,
     );
     this.leases.start();
     this.cancels.start();
-    this.loop = this.claimLoop();
+    const loops = Array.from({ length: this.env.WORKER_CLAIMS_IN_FLIGHT }, () => this.claimLoop());
+    this.loop = Promise.all(loops).then(() => undefined);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -201,21 +212,28 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     const part = this.part;
     const poll = this.env.WORKER_POLL_INTERVAL_MS;
     while (!this.stopping) {
-      const room = Math.min(part, batch - this.heldCount);
+      const room = Math.min(part, batch - this.heldCount - this.claimingCount);
       if (room < part) {
         await this.wake.wait(poll);
         continue;
       }
       const started = performance.now();
+      this.claimingCount += room;
       try {
-        const res = await this.store.claim(
-          this.workerId,
-          room,
-          this.actions,
-          this.env.WORKER_LEASE_MS,
-          this.avoided(),
-          this.claimFrom,
-        );
+        let res: ClaimResult;
+        try {
+          res = await this.store.claim(
+            this.workerId,
+            room,
+            this.actions,
+            this.env.WORKER_LEASE_MS,
+            this.avoided(),
+            this.claimFrom,
+          );
+        } finally {
+          // Here, not later: accept() below counts the claimed items as held in the same turn.
+          this.claimingCount -= room;
+        }
         this.metrics.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
         this.claimFailures.succeeded();
         if (res.kind === 'claimed') {
