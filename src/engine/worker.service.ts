@@ -78,6 +78,12 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private heldCount = 0;
   /** Room the claims in flight hold for the items they may bring. */
   private claimingCount = 0;
+  /**
+   * The last claim came back full: there is more to claim than one claim at a
+   * time takes. Only then do the claim loops beyond the first claim too, so
+   * that an idle worker polls, and a short job is claimed, one claim at a time.
+   */
+  private backlog = false;
   private readonly wake = new Wake();
   private stopping = false;
   private loop: Promise<void> | undefined;
@@ -158,7 +164,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     );
     this.leases.start();
     this.cancels.start();
-    const loops = Array.from({ length: this.env.WORKER_CLAIMS_IN_FLIGHT }, () => this.claimLoop());
+    const loops = Array.from({ length: this.env.WORKER_CLAIMS_IN_FLIGHT }, (_, k) => this.claimLoop(k === 0));
     this.loop = Promise.all(loops).then(() => undefined);
   }
 
@@ -207,13 +213,14 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     );
   }
 
-  private async claimLoop(): Promise<void> {
+  /** One claim loop; only the first claims when there is no backlog. */
+  private async claimLoop(first: boolean): Promise<void> {
     const batch = this.env.WORKER_BATCH_SIZE;
     const part = this.part;
     const poll = this.env.WORKER_POLL_INTERVAL_MS;
     while (!this.stopping) {
       const room = Math.min(part, batch - this.heldCount - this.claimingCount);
-      if (room < part) {
+      if (room < part || (!first && !this.backlog)) {
         await this.wake.wait(poll);
         continue;
       }
@@ -236,6 +243,9 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         }
         this.metrics.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
         this.claimFailures.succeeded();
+        const full = res.kind === 'claimed' && (res.items?.seqs?.length ?? 0) >= room;
+        if (full && !this.backlog) this.wake.notify();
+        this.backlog = full;
         if (res.kind === 'claimed') {
           this.nextClaimFrom(res.job, res.items, room);
           this.accept(res.job, res.items);
@@ -246,6 +256,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         }
       } catch (err) {
         this.metrics.claimDuration.observe({ result: 'error' }, (performance.now() - started) / 1000);
+        this.backlog = false;
         // Jittered, so that the workers of a database that comes back do not all claim at once.
         const pause = retryDelayMs(this.claimFailures.consecutive + 1, CLAIM_ERROR_BACKOFF);
         this.claimFailures.failed(err, CLAIM_ERROR_BACKOFF.maxMs);
