@@ -159,8 +159,7 @@ function summarize(runs) {
  * (service, baseline, baseline, service, … with two: ABBA order; ABCD DCBA …
  * with more), so that a load that comes and goes on the machine weighs on all
  * alike; each server's figures are over all its runs. `ratio` is the service's
- * req/s over the raw server's; each floor has its own ratio to the raw server
- * (req/s) and its CPU per request over the raw server's (`cpu_ratio`).
+ * req/s over the raw server's; the floors' ratios are read in run.mjs (apiFloors).
  */
 async function compare(servers, method, pickFor, seconds) {
   const names = Object.keys(servers);
@@ -171,26 +170,12 @@ async function compare(servers, method, pickFor, seconds) {
     for (const name of order) runs[name].push(await cannon(servers[name], method, pickFor(name), each));
   }
   const result = { service: summarize(runs.service), baseline: summarize(runs.baseline) };
-  const raw = result.baseline;
   const floors = names.filter((name) => name !== 'service' && name !== 'baseline');
   return {
     ...result,
-    ratio: round(result.service.req_per_s / raw.req_per_s, 3),
+    ratio: round(result.service.req_per_s / result.baseline.req_per_s, 3),
     ...(floors.length > 0 && {
-      floors: Object.fromEntries(
-        floors.map((name) => {
-          const s = summarize(runs[name]);
-          return [
-            name,
-            {
-              ...s,
-              ratio: round(s.req_per_s / raw.req_per_s, 3),
-              cpu_ratio: round(s.cpu_us_per_req / raw.cpu_us_per_req, 3),
-            },
-          ];
-        }),
-      ),
-      service_cpu_ratio: round(result.service.cpu_us_per_req / raw.cpu_us_per_req, 3),
+      floors: Object.fromEntries(floors.map((name) => [name, summarize(runs[name])])),
     }),
   };
 }
