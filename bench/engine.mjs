@@ -93,18 +93,45 @@ async function sqlCeiling(url, jobId, clients) {
   return (performance.now() - t0) / 1000;
 }
 
-/** The engine: worker processes run the job; timed from its first claim to its end (the job's own timestamps). */
+/**
+ * Holds the job back until every worker process has started, so that no worker
+ * claims while another one still starts (a start costs about 2.5 s of CPU, which
+ * a worker already at work would otherwise share the cores with), then lets them in.
+ */
+async function releaseWhenStarted(c, jobId, procs) {
+  const deadline = Date.now() + 60_000;
+  while (!procs.every((p) => p.output.join('').includes('worker process ready'))) {
+    for (const p of procs) if (!p.alive()) throw p.fail('a worker process exited');
+    if (Date.now() > deadline) throw procs[0].fail('the worker processes did not start within 60 s');
+    await sleep(50);
+  }
+  await c.query('UPDATE bulk_jobs SET claimable_at = now() WHERE id = $1', [jobId]);
+}
+
+/**
+ * The engine: worker processes run the job; timed from its first claim to its
+ * end (the job's own timestamps), with every worker started before the first.
+ */
 async function engineRun(url, c, jobId, workers, profile) {
-  const procs = startWorkers(url, workers, { profile });
+  await c.query(`UPDATE bulk_jobs SET claimable_at = now() + interval '1 day' WHERE id = $1`, [jobId]);
+  // At level log, for the line that says a worker process is ready (a worker logs a handful of lines at that level).
+  const procs = startWorkers(url, workers, {
+    profile,
+    env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'log' },
+  });
   let cpuMs = 0;
+  let startCpuMs = 0;
   try {
+    await releaseWhenStarted(c, jobId, procs);
+    for (const p of procs) startCpuMs += cpuMsOf(p.child.pid);
     for (;;) {
       const { rows } = await c.query('SELECT status FROM bulk_jobs WHERE id = $1', [jobId]);
       if (rows[0].status === 'completed' || rows[0].status === 'failed') break;
       for (const p of procs) if (!p.alive()) throw p.fail('a worker process exited');
       await sleep(50);
     }
-    // Start-up included: the worker processes' CPU time, steadier than items/s on a busy machine.
+    // The worker processes' CPU time, steadier than items/s on a busy machine: start-up included
+    // (cpuMs), and from the job's release on (runCpuMs).
     for (const p of procs) cpuMs += cpuMsOf(p.child.pid);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
@@ -115,7 +142,7 @@ async function engineRun(url, c, jobId, workers, profile) {
      FROM bulk_jobs WHERE id = $1`,
     [jobId],
   );
-  return { ...rows[0], cpuMs };
+  return { ...rows[0], cpuMs, runCpuMs: cpuMs - startCpuMs };
 }
 
 /** Fails at once when nothing listens where Redis should be (BullMQ would wait for it for ever). */
@@ -300,6 +327,45 @@ export async function engineBench({
             ratio_pooler_vs_direct: round(eng.seconds / pooled.seconds, 3),
           }
         : {}),
+    };
+  });
+}
+
+/**
+ * One job's items/s with `counts[0]` worker processes against `counts[1]`
+ * (1 and 2 by default), in turns of half the items each, in ABBA order.
+ */
+export async function workersBench({ url, items, counts = [1, 2], statements = false, profile, log }) {
+  return withClient(url, async (c) => {
+    if (statements) {
+      await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      await c.query('SELECT pg_stat_statements_reset()');
+    }
+    const half = Math.ceil(items / 2);
+    // By side (A, B), not by count, so that --workers-ab=1,1 shows the run-to-run noise.
+    const sides = counts.map(() => ({ seconds: 0, items: 0, runCpuMs: 0 }));
+    for (const side of [0, 1, 1, 0]) {
+      const workers = counts[side];
+      log(`workers: ${workers} worker process(es), ${half} items`);
+      const job = await insertJob(c, half, 'bench', { fresh: true });
+      await topStatements(c, statements, 'the set-up', () => undefined);
+      const run = await engineRun(url, c, job, workers, profile);
+      await topStatements(c, statements, `${workers} worker process(es)`, log);
+      if (run.status !== 'completed' || run.succeeded_items !== half) {
+        throw new Error(`the engine's job ended ${run.status} with ${run.succeeded_items}/${half} succeeded`);
+      }
+      sides[side].seconds += run.seconds;
+      sides[side].items += half;
+      sides[side].runCpuMs += run.runCpuMs;
+    }
+    const rates = sides.map((t) => round(t.items / t.seconds));
+    return {
+      items: 2 * half,
+      counts,
+      items_per_s: rates,
+      // Start-up left out: the CPU the worker processes used while they ran the job.
+      worker_cpu_us_per_item: sides.map((t) => round((t.runCpuMs * 1000) / t.items, 1)),
+      ratio: round(rates[1] / rates[0], 3),
     };
   });
 }

@@ -4,13 +4,14 @@
 // benchmark beside its baseline, prints a table and writes bench/results/*.json.
 //
 //   --quick            small sizes (seconds), for CI: checks the benchmarks work; exits 0 on missed targets
-//   --only=a,b         run some of: engine, ingest, api, list, pages, bigjob, dashboard, export (bigjob: full runs only)
+//   --only=a,b         run some of: engine, workers, ingest, api, list, pages, bigjob, dashboard, export (bigjob: full runs only)
 //   --workers=N        worker processes of the engine benchmark (default 1)
+//   --workers-ab=A,B   the workers benchmark's two counts of worker processes on one job (default 1,2)
 //   --items=N …        override a size (also --targets, --seconds, --list-jobs, --bigjob-targets, --api-runs)
 //   --engine-baselines=sql,bullmq  which baselines the engine benchmark runs (profiling runs)
 //   --bullmq-concurrency=N[,M…]  BullMQ's worker concurrency (default 100); with several, each is run
 //                      and the fastest is the baseline (e.g. 50,100,200,500 to tune it on a machine)
-//   --statements       print the engine benchmark's costliest statements (pg_stat_statements, embedded server)
+//   --statements       print the engine and workers benchmarks' costliest statements (pg_stat_statements, embedded server)
 //   --api-floors       the api benchmark also serves the raw baseline's logic through a bare Fastify
 //                      app and a bare NestJS app (the frameworks' floors) and prints each one's figures
 //   --cpu-prof         write CPU profiles of the service processes (and the raw API server) to bench/results/
@@ -25,7 +26,7 @@ import process from 'node:process';
 import { apiBench } from './api.mjs';
 import { bigjobBench } from './bigjob.mjs';
 import { dashboardBench } from './dashboard.mjs';
-import { engineBench } from './engine.mjs';
+import { engineBench, workersBench } from './engine.mjs';
 import { exportBench } from './export.mjs';
 import { ingestBench } from './ingest.mjs';
 import { listBench } from './list.mjs';
@@ -33,7 +34,7 @@ import { pagesBench } from './pages.mjs';
 import { soak } from './soak.mjs';
 import { build, EMBEDDED_FLAGS, openDatabase, ROOT, round, startApi } from './support.mjs';
 
-const ALL = ['engine', 'ingest', 'api', 'list', 'pages', 'bigjob', 'dashboard', 'export'];
+const ALL = ['engine', 'workers', 'ingest', 'api', 'list', 'pages', 'bigjob', 'dashboard', 'export'];
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
 const option = (name) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -190,6 +191,8 @@ function targets(r) {
     add('engine / SQL-only ceiling', r.engine.ratio_vs_sql, '>=', 0.85);
     add('engine / BullMQ', r.engine.ratio_vs_bullmq, '>=', 2);
   }
+  if (r.workers)
+    add(`engine: ${r.workers.counts[1]} worker processes / ${r.workers.counts[0]}`, r.workers.ratio, '>=', 1);
   if (r.ingest) {
     add('ingest / raw COPY', r.ingest.ratio_vs_copy, '>=', 0.7);
     add('ingest: API peak RSS (MB)', r.ingest.api_peak_rss_mb, '<=', 300);
@@ -249,6 +252,15 @@ function table(r, checks) {
         `direct ${n(e.engine_items_per_s)} items/s`,
         `${e.ratio_pooler_vs_direct}`,
       ]);
+  }
+  if (r.workers) {
+    const w = r.workers;
+    rows.push([
+      `engine: ${n(w.items)} noop items, ${w.counts[1]} worker processes against ${w.counts[0]}`,
+      `${n(w.items_per_s[1])} items/s, worker CPU ${w.worker_cpu_us_per_item[1]} µs/item (start-up left out)`,
+      `${n(w.items_per_s[0])} items/s, worker CPU ${w.worker_cpu_us_per_item[0]} µs/item`,
+      `${w.ratio}`,
+    ]);
   }
   if (r.ingest) {
     const g = r.ingest;
@@ -387,6 +399,16 @@ async function main() {
         log,
       });
     }
+    // Two worker processes on one job against one (--workers-ab=1,2): more workers must not be slower.
+    if (only.includes('workers'))
+      results.workers = await workersBench({
+        url: db.url,
+        items: SIZES.items,
+        counts: (option('workers-ab') ?? '1,2').split(',').map(Number),
+        statements: flag('statements'),
+        profile,
+        log,
+      });
     if (only.includes('ingest'))
       results.ingest = await ingestBench({ url: db.url, targets: SIZES.targets, profile, log });
     if (only.includes('api')) {

@@ -40,6 +40,8 @@ export interface PickedJob {
   options: JobOptions;
   /** Has a concurrency or rate limit. */
   limited: boolean;
+  /** The job's last claim before this one was another worker's: this worker is not alone on it. */
+  shared: boolean;
 }
 
 interface LimitedJobRow {

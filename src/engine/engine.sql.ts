@@ -31,7 +31,7 @@ const CLAIMABLE = `status IN ('pending', 'running') AND deleted_at IS NULL
 const PRIORITY = `COALESCE((options->>'priority')::int, 0)`;
 
 const PICK = `
-  SELECT id, action, params, options, status, xmin AS version,
+  SELECT id, action, params, options, status, xmin AS version, last_claimed_by, claim_frontier,
          (options ? 'concurrency' OR options ? 'rate_limit_per_second') AS limited
   FROM bulk_jobs
   WHERE ${CLAIMABLE} AND claimable_at <= now() AND NOT (id = ANY(:avoid::uuid[]))
@@ -54,7 +54,7 @@ interface RateBucket {
 
 /**
  * The item claim and job update shared by both claim statements; the CTE
- * `target` (id, version) names the job. Claims up to :count items for worker
+ * `target` (id, version, claim_frontier) names the job. Claims up to :count items for worker
  * :worker, leased for :leaseMs ms.
  *
  * Pending items are taken in seq order from the job's first one, through the
@@ -62,8 +62,12 @@ interface RateBucket {
  * the last vacuum: a claim late in a large job read thousands of index pages
  * before its first live entry (27 ms of a 53 ms claim at 150,000 items done on
  * a server without autovacuum; bench/README.md, "Engine"). When the target is
- * job :fromJob, the claim starts at seq :fromSeq instead, a hint from the
- * worker (where its last claim of that job began). Items below it that are
+ * job :fromJob, the claim starts instead at seq :fromSeq, a hint from the
+ * worker (where its last claim of that job began), or at the job's
+ * claim_frontier (one past the highest seq any claim of it took), whichever
+ * is later: without the frontier, a worker's claims walked over every item
+ * other workers had claimed since its last one (bench/README.md, "Engine",
+ * item 47). The claim moves the frontier on. Items below it that are
  * pending again (a retry, a released item, a lease sweep, a claim that rolled
  * back) wait for the worker's next claim from the start, which it makes at
  * least every few claims (WorkerService). The two forms are separate CTEs
@@ -75,7 +79,7 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
   picked_from AS (
     SELECT seq FROM bulk_job_items
     WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
-      AND seq >= :fromSeq AND (SELECT id FROM target) = :fromJob::uuid
+      AND seq >= GREATEST(:fromSeq, (SELECT claim_frontier FROM target)) AND (SELECT id FROM target) = :fromJob::uuid
     ORDER BY seq
     LIMIT :count
     FOR UPDATE SKIP LOCKED
@@ -104,6 +108,8 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
       status = CASE WHEN j.status = 'pending' AND n.k > 0 THEN 'running' ELSE j.status END,
       started_at = CASE WHEN n.k > 0 THEN COALESCE(j.started_at, now()) ELSE j.started_at END,
       last_claimed_at = clock_timestamp(),
+      last_claimed_by = :worker,
+      claim_frontier = GREATEST(j.claim_frontier, COALESCE((SELECT max(seq) + 1 FROM claimed), 0)),
       rate_tokens = ${tokens} - n.k,
       rate_updated_at = CASE WHEN ${tokens} IS NULL THEN NULL ELSE now() END,
       claimable_at = CASE
@@ -151,20 +157,22 @@ interface PickParams {
  * concurrency or rate limit, claims up to :count of its pending items in seq
  * order (SKIP LOCKED), leases them to worker :worker for :leaseMs ms, and then updates
  * the job in the same statement: running_items, pending → running, the
- * round-robin stamp, and claimable_at - when fewer items were found than
+ * round-robin stamp and the claiming worker, and claimable_at - when fewer items were found than
  * asked for, the earliest pending item it did not take: in the future for a
  * retry's backoff, in the past for items another claim holds right now
  * (which may yet roll back); nothing pending: see RECHECK. That is computed
  * from this statement's snapshot, so it is stored only if no one changed the
  * job row since (same xmin); otherwise the next claim looks again.
- * A limited job is returned without items: see CLAIM_LIMITED.
+ * A limited job is returned without items: see CLAIM_LIMITED. `shared`: the
+ * job's last claim before this one was another worker's.
  */
 export const CLAIM_NEXT = sql<PickParams & ClaimFrom & { worker: string; leaseMs: number; count: number }>(`
   WITH job AS (${PICK}
   ), target AS (
-    SELECT id, version FROM job WHERE NOT limited
+    SELECT id, version, claim_frontier FROM job WHERE NOT limited
   ),${claimFrom({ tokens: 'NULL::float8', rate: 'NULL::float8' })}
-  SELECT job.id, job.action, job.params, job.options, job.status, job.limited, c.*
+  SELECT job.id, job.action, job.params, job.options, job.status, job.limited,
+         job.last_claimed_by IS DISTINCT FROM :worker AND job.last_claimed_by IS NOT NULL AS shared, c.*
   FROM job, (${CLAIMED_ARRAYS}) c`);
 
 /** The job CLAIM_NEXT would pick now. */
@@ -202,7 +210,7 @@ export const CLAIM_LIMITED = sql<
   }
 >(`
   WITH target AS (
-    SELECT id, xmin AS version FROM bulk_jobs WHERE id = :jobId
+    SELECT id, xmin AS version, claim_frontier FROM bulk_jobs WHERE id = :jobId
   ),${claimFrom({ tokens: ':tokens::float8', rate: ':rate::float8' })}
   ${CLAIMED_ARRAYS}`);
 

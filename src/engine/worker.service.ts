@@ -46,6 +46,13 @@ const PARTS_BESIDES_CLAIMS = 2;
  * that point (retries, released items, swept leases) are claimed soon.
  */
 const FULL_CLAIM_EVERY = 8;
+/**
+ * A claim that finds another worker's claim before its own on the job keeps
+ * this worker to one claim at a time for this long. Not just for that claim:
+ * two workers' claims in flight at once commit in either order, so a claim
+ * may find its own worker's last claim although another worker's is between.
+ */
+const SHARED_JOB_HOLD_MS = 1000;
 
 /**
  * One worker: claims batches of items, runs them, records their outcomes,
@@ -79,11 +86,18 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   /** Room the claims in flight hold for the items they may bring. */
   private claimingCount = 0;
   /**
-   * The last claim came back full: there is more to claim than one claim at a
-   * time takes. Only then do the claim loops beyond the first claim too, so
-   * that an idle worker polls, and a short job is claimed, one claim at a time.
+   * The last claim came back full, and no claim of another worker was seen
+   * for SHARED_JOB_HOLD_MS: there is more to claim than one claim at a time
+   * takes, and no other worker takes it. Only then do the claim loops beyond
+   * the first claim too, so that an idle worker polls, a short job is
+   * claimed, and a job that several workers claim from is claimed by each,
+   * one claim at a time (several workers of several claims each skip each
+   * other's locked items, and were slower together than one alone:
+   * bench/README.md, "Engine").
    */
   private backlog = false;
+  /** Until when this worker counts as sharing its jobs with other workers (see backlog). */
+  private sharedUntil = 0;
   private readonly wake = new Wake();
   private stopping = false;
   private loop: Promise<void> | undefined;
@@ -243,9 +257,11 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         }
         this.metrics.claimDuration.observe({ result: res.kind }, (performance.now() - started) / 1000);
         this.claimFailures.succeeded();
-        const full = res.kind === 'claimed' && (res.items?.seqs?.length ?? 0) >= room;
-        if (full && !this.backlog) this.wake.notify();
-        this.backlog = full;
+        if (res.kind === 'claimed' && res.job.shared) this.sharedUntil = Date.now() + SHARED_JOB_HOLD_MS;
+        const more =
+          res.kind === 'claimed' && Date.now() >= this.sharedUntil && (res.items?.seqs?.length ?? 0) >= room;
+        if (more && !this.backlog) this.wake.notify();
+        this.backlog = more;
         if (res.kind === 'claimed') {
           this.nextClaimFrom(res.job, res.items, room);
           this.accept(res.job, res.items);

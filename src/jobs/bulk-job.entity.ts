@@ -146,6 +146,14 @@ export class BulkJob {
   @Column('timestamp with time zone', { name: 'last_claimed_at', precision: 3, nullable: true })
   lastClaimedAt: Date | null;
 
+  /** The worker that made the last claim: a worker that finds another one's here is not alone on the job. */
+  @Column('text', { name: 'last_claimed_by', nullable: true })
+  lastClaimedBy: string | null;
+
+  /** One past the highest seq claimed so far: a claim that continues the job starts there. */
+  @Column('integer', { name: 'claim_frontier', default: 0 })
+  claimFrontier: number;
+
   /** When the job can next be claimed from (backoff, rate limit, nothing pending); null once finished. */
   @Column('timestamp with time zone', {
     name: 'claimable_at',
