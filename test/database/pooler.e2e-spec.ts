@@ -9,11 +9,16 @@ import { runMigrationsLocked } from '../../src/database/migrate';
 import { prepared } from '../../src/database/sql';
 import { poolerMode } from '../../src/database/pooler';
 import { CLAIM_LOCK_TIMEOUT_MS, createEnginePool } from '../../src/engine/engine-pool';
-import { EngineStore } from '../../src/engine/engine-store';
+import type { EngineStore } from '../../src/engine/engine-store';
 import { SCHEMA_ENTITIES } from '../../src/entities';
 import { createJob } from '../support/api';
 import type { TestApp } from '../support/app';
-import { createEngineDatabase, createEngineTestApp, type EngineDatabase } from '../support/engine';
+import {
+  createEngineDatabase,
+  createEngineTestApp,
+  type EngineDatabase,
+  handDrivenStore,
+} from '../support/engine';
 import { newOwner } from '../support/tokens';
 
 /**
@@ -119,7 +124,7 @@ describe('the claim behind a pooler in transaction mode', () => {
     db = await createEngineDatabase();
     t = await createEngineTestApp(db.url);
     const url = pooled(db.url);
-    store = new EngineStore(createEnginePool(url, 'main', 5000), createEnginePool(url, 'claim', 5000));
+    store = handDrivenStore(url);
   });
 
   after(async () => {

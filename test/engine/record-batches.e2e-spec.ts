@@ -1,8 +1,7 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { NoopAction } from '../../src/actions/noop.action';
-import { createEnginePool } from '../../src/engine/engine-pool';
-import { EngineStore } from '../../src/engine/engine-store';
+import type { EngineStore } from '../../src/engine/engine-store';
 import { newRunningItem, type RunningItem } from '../../src/engine/types';
 import { createJob } from '../support/api';
 import type { TestApp } from '../support/app';
@@ -12,6 +11,7 @@ import {
   itemStatusCounts,
   jobCounters,
   type EngineDatabase,
+  handDrivenStore,
 } from '../support/engine';
 import { newOwner } from '../support/tokens';
 
@@ -42,7 +42,7 @@ describe('final results written in batches', () => {
     db = await createEngineDatabase();
     // The API only (it also applies the migrations): the two workers are this spec's hands.
     t = await createEngineTestApp(db.url);
-    store = new EngineStore(createEnginePool(db.url, 'main', 5000), createEnginePool(db.url, 'claim', 5000));
+    store = handDrivenStore(db.url);
   });
 
   after(async () => {

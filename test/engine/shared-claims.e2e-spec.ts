@@ -1,12 +1,16 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { NoopAction } from '../../src/actions/noop.action';
-import { createEnginePool } from '../../src/engine/engine-pool';
-import { EngineStore } from '../../src/engine/engine-store';
+import type { EngineStore } from '../../src/engine/engine-store';
 import { newRunningItem } from '../../src/engine/types';
 import { createJob } from '../support/api';
 import type { TestApp } from '../support/app';
-import { createEngineDatabase, createEngineTestApp, type EngineDatabase } from '../support/engine';
+import {
+  createEngineDatabase,
+  createEngineTestApp,
+  type EngineDatabase,
+  handDrivenStore,
+} from '../support/engine';
 import { newOwner } from '../support/tokens';
 
 const WORKER_A = 'worker-a:1:shared';
@@ -34,7 +38,7 @@ describe('claims of one job by several workers', () => {
     db = await createEngineDatabase();
     // The API only (it also applies the migrations): the workers are this spec's hands.
     t = await createEngineTestApp(db.url);
-    store = new EngineStore(createEnginePool(db.url, 'main', 5000), createEnginePool(db.url, 'claim', 5000));
+    store = handDrivenStore(db.url);
   });
 
   after(async () => {

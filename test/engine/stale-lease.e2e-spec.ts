@@ -1,8 +1,6 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import { NoopAction } from '../../src/actions/noop.action';
-import { createEnginePool } from '../../src/engine/engine-pool';
-import { EngineStore } from '../../src/engine/engine-store';
 import { newRunningItem } from '../../src/engine/types';
 import { createJob, itemListBody, JOBS, jobBody } from '../support/api';
 import type { TestApp } from '../support/app';
@@ -11,6 +9,7 @@ import {
   createEngineTestApp,
   jobCounters,
   type EngineDatabase,
+  handDrivenStore,
 } from '../support/engine';
 import { bearer, newOwner, tokenFor } from '../support/tokens';
 
@@ -23,7 +22,7 @@ const WORKER_B = 'worker-b:1:fresh';
  * says. Everything this spec knows of the engine's internals is in here.
  */
 function handDrivenEngine(url: string) {
-  const store = new EngineStore(createEnginePool(url, 'main', 5000), createEnginePool(url, 'claim', 5000));
+  const store = handDrivenStore(url);
   const noop = new NoopAction();
   return {
     /** `worker` claims what it can of the noop jobs; returns the item seqs and their attempt numbers. */

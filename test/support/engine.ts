@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
+import { createEnginePool } from '../../src/engine/engine-pool';
+import { EngineStore } from '../../src/engine/engine-store';
 import { bootTestApp, type BootOptions, type TestApp } from './app';
 import { TEST_JWT_SECRET, testDatabaseUrl } from './test-env';
 import { waitFor } from './wait';
@@ -125,6 +127,15 @@ export async function killAll(workers: WorkerProcess[]): Promise<void> {
 }
 
 export { waitFor } from './wait';
+
+/**
+ * The engine's store on `url`, with no worker around it: for specs that drive
+ * claims and writes by hand, so that each happens exactly when they say.
+ * Closed by its onApplicationShutdown().
+ */
+export function handDrivenStore(url: string): EngineStore {
+  return new EngineStore(createEnginePool(url, 'main', 5000), createEnginePool(url, 'claim', 5000));
+}
 
 /**
  * The real AppModule on `databaseUrl`, set up like main.ts, optionally with
