@@ -101,7 +101,7 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
     WHERE i.job_id = (SELECT id FROM target) AND i.seq = p.seq
     RETURNING i.seq, i.target_id, i.data, i.attempts
   ), n AS (
-    SELECT count(*)::int AS k FROM claimed
+    SELECT count(*)::int AS k, max(seq) AS last_seq FROM claimed
   ), job_update AS (
     UPDATE bulk_jobs j SET
       running_items = j.running_items + n.k,
@@ -109,7 +109,7 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
       started_at = CASE WHEN n.k > 0 THEN COALESCE(j.started_at, now()) ELSE j.started_at END,
       last_claimed_at = clock_timestamp(),
       last_claimed_by = :worker,
-      claim_frontier = GREATEST(j.claim_frontier, COALESCE((SELECT max(seq) + 1 FROM claimed), 0)),
+      claim_frontier = GREATEST(j.claim_frontier, COALESCE(n.last_seq + 1, 0)),
       rate_tokens = ${tokens} - n.k,
       rate_updated_at = CASE WHEN ${tokens} IS NULL THEN NULL ELSE now() END,
       claimable_at = CASE
