@@ -178,6 +178,12 @@ export class EngineStore implements OnApplicationShutdown {
   ): Promise<ClaimResult> {
     const client = await this.claimPool.connect();
     let broken: Error | undefined;
+    // A connection that breaks while it is checked out but between statements (the
+    // server ended it) reports it as an 'error' event, which must not crash the worker.
+    const lost = (err: Error) => {
+      broken ??= err;
+    };
+    client.on('error', lost);
     let jobId: string | undefined;
     try {
       const [job] = await this.withClaimLockTimeout(client, () =>
@@ -218,6 +224,7 @@ export class EngineStore implements OnApplicationShutdown {
       )[0]?.id;
       return jobId ? { kind: 'busy', jobId } : { kind: 'idle', waitMs: 0 };
     } finally {
+      if (!broken) client.removeListener('error', lost);
       client.release(broken);
     }
   }
