@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import type { Readable } from 'node:stream';
+import { Transform, pipeline as connectStreams, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client, PoolClient } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -376,7 +376,9 @@ export class BulkJobsRepository {
    * the backend's query at once (it was writing to that socket); the
    * connection check covers a query that is still scanning and not writing.
    * `released` is called once the connection is back in the pool (or
-   * discarded), however the export ended, if it got a connection at all.
+   * discarded), however the export ended, if it got a connection at all; the
+   * returned stream ends only after that, so a client that starts its next
+   * export on reading the end of this one finds its slot free.
    */
   async exportItems(
     jobId: string,
@@ -386,20 +388,20 @@ export class BulkJobsRepository {
     released: () => void = () => undefined,
   ): Promise<Readable> {
     const client = await this.db.pool.connect();
-    let done = false;
+    let closing: Promise<void> | undefined;
     let deadline: NodeJS.Timeout | undefined;
-    const lost = (err: Error) => finish(err);
-    const finish = (broken?: Error) => {
-      if (done) return;
-      done = true;
+    const lost = (err: Error) => void finish(err);
+    const finish = (broken?: Error): Promise<void> => {
+      if (closing) return closing;
       clearTimeout(deadline);
       if (broken) {
         // The listener stays: the closed connection may still report errors, and it is discarded.
         (client as unknown as Client).connection.stream.destroy();
         client.release(broken);
         released();
+        closing = Promise.resolve();
       } else {
-        client.query('COMMIT').then(
+        closing = client.query('COMMIT').then(
           () => {
             client.removeListener('error', lost);
             client.release();
@@ -411,6 +413,7 @@ export class BulkJobsRepository {
           },
         );
       }
+      return closing;
     };
     // A connection that breaks mid-export reports an 'error' event, which must not crash the process.
     client.on('error', lost);
@@ -423,12 +426,18 @@ export class BulkJobsRepository {
       // here too, and closing the connection ends the backend.
       deadline = setTimeout(() => rows.destroy(new Error('export timed out')), timeoutMs);
       deadline.unref();
-      rows.once('end', () => finish());
-      rows.once('close', () => finish(new Error('export ended before its last row')));
-      rows.once('error', (err) => finish(err));
-      return rows;
+      rows.once('end', () => void finish());
+      rows.once('close', () => void finish(new Error('export ended before its last row')));
+      rows.once('error', (err) => void finish(err));
+      // The bytes as they come; the end waits for the connection's release. connectStreams() destroys
+      // the COPY's stream when this one is destroyed (a client that goes away), and the other way round.
+      const bytes = new Transform({
+        transform: (chunk: Buffer, _encoding, done) => done(null, chunk),
+        flush: (done) => void finish().then(() => done()),
+      });
+      return connectStreams(rows, bytes, () => undefined);
     } catch (err) {
-      finish(err as Error);
+      void finish(err as Error);
       throw err;
     }
   }

@@ -383,6 +383,22 @@ describe('GET /api/actions/bulk/jobs/{id}/results: caps on exports in progress',
     }
   });
 
+  it('gives the slot back before the response ends: an owner that exports again at once is served, CSV too', async () => {
+    const owner = newOwner();
+    const id = await insertJob(t.db, { owner, status: 'completed', items: 20 });
+    const inProgressAtEnd: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const csv = i % 2 === 1;
+      const { status, body } = await readExport(port, owner, id, csv ? 'text/csv' : undefined, () =>
+        inProgressAtEnd.push(service.exportsInProgress(owner)),
+      );
+      expect(status).toBe(200);
+      expect(body.split(csv ? '\r\n' : '\n').filter(Boolean)).toHaveLength(csv ? 21 : 20);
+    }
+    // Seen by the client's last byte, not waited for: the connection and the slot were back first.
+    expect(inProgressAtEnd).toEqual(new Array<number>(20).fill(0));
+  });
+
   it('gives the slot back when the lookup refuses the export (404)', async () => {
     const owner = newOwner();
     const id = await insertJob(t.db, { owner, status: 'completed', items: 1 });
@@ -518,6 +534,36 @@ async function holdExport(port: number, owner: string, id: string): Promise<Held
   req.end();
   await paused;
   return { closed: () => closed, destroy: () => req.destroy() };
+}
+
+/** One whole export read over a plain connection; `atEnd` runs as the client reads the last byte. */
+function readExport(
+  port: number,
+  owner: string,
+  id: string,
+  accept: string | undefined,
+  atEnd: () => void,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: '127.0.0.1',
+      port,
+      path: `${JOBS}/${id}/results`,
+      headers: { ...bearer(tokenFor(owner)), ...(accept ? { accept } : {}) },
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        atEnd();
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** superagent's parser for a body it does not know: the bytes as UTF-8 text. */
