@@ -9,9 +9,11 @@ import process from 'node:process';
 import autocannon from 'autocannon';
 import {
   cpuMsOf,
+  cpuSplitOf,
   freePort,
   JOBS_PATH,
   JWT_SECRET,
+  machineCpuMs,
   percentile,
   profileFlags,
   ROOT,
@@ -97,7 +99,8 @@ async function reservations(url) {
 
 /** One autocannon run; `pick` gives the job of each request; `pid` is the server's process. */
 async function cannon({ base, pid }, method, pick, seconds) {
-  const cpu0 = cpuMsOf(pid);
+  const server0 = cpuSplitOf(pid);
+  const machine0 = machineCpuMs();
   const client0 = cpuMsOf(process.pid);
   const latencies = [];
   const instance = autocannon({
@@ -131,8 +134,21 @@ async function cannon({ base, pid }, method, pick, seconds) {
     seconds: result.duration,
     bytes: result.throughput.total,
     latencies,
-    serverCpuMs: cpuMsOf(pid) - cpu0,
+    ...since(server0, cpuSplitOf(pid), machine0, machineCpuMs()),
     clientCpuMs: cpuMsOf(process.pid) - client0,
+  };
+}
+
+/** A run's CPU: the server's (user, system, both) and the whole machine's (busy, idle). */
+function since(server0, server1, machine0, machine1) {
+  const serverUserMs = server1.userMs - server0.userMs;
+  const serverSystemMs = server1.systemMs - server0.systemMs;
+  return {
+    serverCpuMs: serverUserMs + serverSystemMs,
+    serverUserMs,
+    serverSystemMs,
+    machineBusyMs: machine1.busyMs - machine0.busyMs,
+    machineIdleMs: machine1.idleMs - machine0.idleMs,
   };
 }
 
@@ -148,8 +164,15 @@ function summarize(runs) {
     p99_ms: round(percentile(latencies, 99), 1),
     // The server process's CPU per request: steadier than req/s on a shared machine.
     cpu_us_per_req: perRequest('serverCpuMs'),
+    cpu_user_us_per_req: perRequest('serverUserMs'),
+    cpu_system_us_per_req: perRequest('serverSystemMs'),
     // autocannon's own CPU per request (it shares the machine with both servers).
     client_cpu_us_per_req: perRequest('clientCpuMs'),
+    // Every process's CPU per request, summed over the cores (the database's, autocannon's, the
+    // server's, the kernel's), and the cores' idle time: at 64 connections the cores are nearly
+    // all busy, so req/s follows the machine's CPU per request more than the server's alone.
+    machine_busy_us_per_req: perRequest('machineBusyMs'),
+    machine_idle_us_per_req: perRequest('machineIdleMs'),
     response_bytes: round(runs.reduce((a, r) => a + r.bytes, 0) / requests),
   };
 }

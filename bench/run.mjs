@@ -153,6 +153,48 @@ function apiFloors(runs) {
   return floors;
 }
 
+/**
+ * Where a request's share of the machine went, per method and server (the run
+ * of median ratio): the server's CPU in user space and in the kernel,
+ * autocannon's, the rest of the busy time (the database's backends, the
+ * kernel's interrupts), and idle time, in µs summed over the cores. They add
+ * up to cores / req/s, so the req/s ratio is the ratio of their sums, and the
+ * service's row minus the raw server's says which part makes the difference.
+ */
+function apiCpuTable(api) {
+  const md = (cells) => `| ${cells.join(' | ')} |`;
+  const lines = [
+    md([
+      'api: µs per request',
+      'server, user',
+      'server, kernel',
+      'autocannon',
+      'database and the rest',
+      'idle',
+      'sum (cores / req/s)',
+    ]),
+    md(['---', '---', '---', '---', '---', '---', '---']),
+  ];
+  for (const op of ['get', 'delete']) {
+    const sides = { service: api[op].service, baseline: api[op].baseline, ...(api[op].floors ?? {}) };
+    for (const [name, s] of Object.entries(sides)) {
+      const rest = s.machine_busy_us_per_req - s.cpu_us_per_req - s.client_cpu_us_per_req;
+      lines.push(
+        md([
+          `${op.toUpperCase()} ${API_SERVERS[name]}`,
+          s.cpu_user_us_per_req,
+          s.cpu_system_us_per_req,
+          s.client_cpu_us_per_req,
+          round(rest),
+          s.machine_idle_us_per_req,
+          round(s.machine_busy_us_per_req + s.machine_idle_us_per_req),
+        ]),
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
 function floorsTable(floors) {
   const md = (cells) => `| ${cells.join(' | ')} |`;
   const lines = [
@@ -471,6 +513,7 @@ async function main() {
   const file = quick ? 'quick.json' : only.length === ALL.length ? 'latest.json' : 'partial.json';
   writeFileSync(join(dir, file), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\n${table(results, checks)}\n`);
+  if (results.api) console.log(`${apiCpuTable(results.api)}\n`);
   if (results.api?.floors) console.log(`${floorsTable(results.api.floors)}\n`);
   console.log(
     `${report.machine.cores} cores, ${report.machine.ram_gib} GiB, Node ${report.machine.node}, PostgreSQL ${report.machine.postgresql} (${db.embedded ? 'embedded' : 'DATABASE_URL'}); load ${report.machine.load_average_before.join(' ')} → ${report.machine.load_average_after.join(' ')}`,

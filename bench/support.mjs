@@ -242,8 +242,29 @@ export function memoryOf(pid) {
 
 /** CPU time (user + system) a process has used, in ms (Linux). */
 export function cpuMsOf(pid) {
+  const { userMs, systemMs } = cpuSplitOf(pid);
+  return userMs + systemMs;
+}
+
+/** CPU time a process has used in user space and in the kernel, in ms (Linux, 100 ticks a second). */
+export function cpuSplitOf(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return { userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
+}
+
+/**
+ * The whole machine's CPU time since boot, in ms summed over its cores (Linux): busy (every
+ * process, the kernel's interrupts included) and idle (waiting for I/O included).
+ */
+export function machineCpuMs() {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+    .slice(0, 200)
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return { busyMs: (user + nice + system + irq + softirq + steal) * 10, idleMs: (idle + iowait) * 10 };
 }
 
 export function percentile(sorted, p) {
