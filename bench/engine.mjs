@@ -9,7 +9,7 @@ import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { connect } from 'node:net';
 import { Queue } from 'bullmq';
-import { cpuMsOf, ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
+import { cpuMsOf, machineCpuMs, ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
 
 /**
  * Items per claim of the SQL loop: as many as the engine claims and writes at a time with its defaults
@@ -121,8 +121,11 @@ async function engineRun(url, c, jobId, workers, profile) {
   });
   let cpuMs = 0;
   let startCpuMs = 0;
+  let machine0;
+  let machine1;
   try {
     await releaseWhenStarted(c, jobId, procs);
+    machine0 = machineCpuMs();
     for (const p of procs) startCpuMs += cpuMsOf(p.child.pid);
     for (;;) {
       const { rows } = await c.query('SELECT status FROM bulk_jobs WHERE id = $1', [jobId]);
@@ -133,6 +136,8 @@ async function engineRun(url, c, jobId, workers, profile) {
     // The worker processes' CPU time, steadier than items/s on a busy machine: start-up included
     // (cpuMs), and from the job's release on (runCpuMs).
     for (const p of procs) cpuMs += cpuMsOf(p.child.pid);
+    // The whole machine's from the release until the end was seen (within a 50 ms poll).
+    machine1 = machineCpuMs();
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
   }
@@ -142,7 +147,13 @@ async function engineRun(url, c, jobId, workers, profile) {
      FROM bulk_jobs WHERE id = $1`,
     [jobId],
   );
-  return { ...rows[0], cpuMs, runCpuMs: cpuMs - startCpuMs };
+  return {
+    ...rows[0],
+    cpuMs,
+    runCpuMs: cpuMs - startCpuMs,
+    machineBusyMs: machine1.busyMs - machine0.busyMs,
+    machineIdleMs: machine1.idleMs - machine0.idleMs,
+  };
 }
 
 /** Fails at once when nothing listens where Redis should be (BullMQ would wait for it for ever). */
@@ -343,7 +354,7 @@ export async function workersBench({ url, items, counts = [1, 2], statements = f
     }
     const half = Math.ceil(items / 2);
     // By side (A, B), not by count, so that --workers-ab=1,1 shows the run-to-run noise.
-    const sides = counts.map(() => ({ seconds: 0, items: 0, runCpuMs: 0 }));
+    const sides = counts.map(() => ({ seconds: 0, items: 0, runCpuMs: 0, busyMs: 0, idleMs: 0 }));
     for (const side of [0, 1, 1, 0]) {
       const workers = counts[side];
       log(`workers: ${workers} worker process(es), ${half} items`);
@@ -357,6 +368,8 @@ export async function workersBench({ url, items, counts = [1, 2], statements = f
       sides[side].seconds += run.seconds;
       sides[side].items += half;
       sides[side].runCpuMs += run.runCpuMs;
+      sides[side].busyMs += run.machineBusyMs;
+      sides[side].idleMs += run.machineIdleMs;
     }
     const rates = sides.map((t) => round(t.items / t.seconds));
     return {
@@ -365,6 +378,11 @@ export async function workersBench({ url, items, counts = [1, 2], statements = f
       items_per_s: rates,
       // Start-up left out: the CPU the worker processes used while they ran the job.
       worker_cpu_us_per_item: sides.map((t) => round((t.runCpuMs * 1000) / t.items, 1)),
+      // The whole machine's time per item over the same spans, summed over the cores: busy (the
+      // workers, the database, the kernel) and idle. Idle that grows with more workers is time they
+      // spend waiting on each other (locks) rather than working.
+      machine_busy_us_per_item: sides.map((t) => round((t.busyMs * 1000) / t.items, 1)),
+      machine_idle_us_per_item: sides.map((t) => round((t.idleMs * 1000) / t.items, 1)),
       ratio: round(rates[1] / rates[0], 3),
     };
   });

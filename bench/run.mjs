@@ -299,8 +299,8 @@ function table(r, checks) {
     const w = r.workers;
     rows.push([
       `engine: ${n(w.items)} noop items, ${w.counts[1]} worker processes against ${w.counts[0]}`,
-      `${n(w.items_per_s[1])} items/s, worker CPU ${w.worker_cpu_us_per_item[1]} µs/item (start-up left out)`,
-      `${n(w.items_per_s[0])} items/s, worker CPU ${w.worker_cpu_us_per_item[0]} µs/item`,
+      `${n(w.items_per_s[1])} items/s, worker CPU ${w.worker_cpu_us_per_item[1]} µs/item (start-up left out); machine ${w.machine_busy_us_per_item[1]} busy, ${w.machine_idle_us_per_item[1]} idle µs/item`,
+      `${n(w.items_per_s[0])} items/s, worker CPU ${w.worker_cpu_us_per_item[0]} µs/item; machine ${w.machine_busy_us_per_item[0]} busy, ${w.machine_idle_us_per_item[0]} idle µs/item`,
       `${w.ratio}`,
     ]);
   }
