@@ -365,6 +365,7 @@ export async function workersBench({ url, items, counts = [1, 2], statements = f
       if (run.status !== 'completed' || run.succeeded_items !== half) {
         throw new Error(`the engine's job ended ${run.status} with ${run.succeeded_items}/${half} succeeded`);
       }
+      log(`workers: ${workers} worker process(es): ${round(half / run.seconds)} items/s`);
       sides[side].seconds += run.seconds;
       sides[side].items += half;
       sides[side].runCpuMs += run.runCpuMs;

@@ -77,11 +77,25 @@ export interface CancelSwept extends TouchedJob {
 
 export type ClaimResult =
   /** Items claimed from one job (possibly none: try again at once). */
-  | { kind: 'claimed'; job: PickedJob; items: ClaimedArrays | null }
+  | {
+      kind: 'claimed';
+      job: PickedJob;
+      items: ClaimedArrays | null;
+      /** Where the range this claim reserved for the worker's next one begins (null: none; see ClaimFrom). */
+      reservedFrom: number | null;
+    }
   /** The job's row was held too long (a cancel in progress): claim from other jobs for a moment. */
   | { kind: 'busy'; jobId: string }
   /** Nothing to claim; the next job is due in waitMs at the earliest (null: none is waiting for time). */
   | { kind: 'idle'; waitMs: number | null };
+
+/** Where a claim of one job starts (see ClaimFrom in engine.sql.ts). */
+export interface ClaimStart {
+  jobId: string;
+  seq: number;
+  /** seq begins a range that an earlier claim reserved for this worker. */
+  reserved?: boolean;
+}
 
 /** An array literal (`{a,b}`) of integers or outcome names, which need no quoting. */
 const arrayLiteral = (values: (number | OutcomeKind)[]): string => `{${values.join(',')}}`;
@@ -165,8 +179,9 @@ export class EngineStore implements OnApplicationShutdown {
    * Claims up to `wanted` items of one job for `workerId`: the job served
    * least recently among those whose actions this worker has (except
    * `avoid`), within the job's concurrency and rate limits. When that job is
-   * `from.jobId`, its pending items are looked for from seq `from.seq` on
-   * (ClaimFrom in engine.sql.ts).
+   * `from.jobId`, its pending items are looked for from seq `from.seq` on;
+   * with `reserve`, a full claim of an unlimited job reserves the next range
+   * for this worker (ClaimFrom in engine.sql.ts).
    */
   async claim(
     workerId: string,
@@ -174,7 +189,8 @@ export class EngineStore implements OnApplicationShutdown {
     actions: string[],
     leaseMs: number,
     avoid: string[],
-    from: { jobId: string; seq: number } | null = null,
+    from: ClaimStart | null = null,
+    reserve = false,
   ): Promise<ClaimResult> {
     const client = await this.claimPool.connect();
     let broken: Error | undefined;
@@ -187,7 +203,7 @@ export class EngineStore implements OnApplicationShutdown {
     let jobId: string | undefined;
     try {
       const [job] = await this.withClaimLockTimeout(client, () =>
-        CLAIM_NEXT.rows<PickedJob & ClaimedArrays>(client, {
+        CLAIM_NEXT.rows<PickedJob & ClaimedArrays & { reserved_from: number | null }>(client, {
           actions,
           avoid,
           worker: workerId,
@@ -195,6 +211,8 @@ export class EngineStore implements OnApplicationShutdown {
           count: wanted,
           fromJob: from?.jobId ?? null,
           fromSeq: from?.seq ?? 0,
+          fromReserved: from?.reserved ?? false,
+          reserve,
         }),
       );
       if (!job) {
@@ -203,10 +221,11 @@ export class EngineStore implements OnApplicationShutdown {
         return { kind: 'idle', waitMs: next === null ? null : Math.max(0, next) };
       }
       jobId = job.id;
-      const claimed = job.limited
-        ? await this.inTurn(job.id, () => this.claimLimited(client, job, wanted, actions, workerId, leaseMs))
-        : job;
-      return { kind: 'claimed', job, items: claimed };
+      if (!job.limited) return { kind: 'claimed', job, items: job, reservedFrom: job.reserved_from };
+      const claimed = await this.inTurn(job.id, () =>
+        this.claimLimited(client, job, wanted, actions, workerId, leaseMs),
+      );
+      return { kind: 'claimed', job, items: claimed, reservedFrom: null };
     } catch (err) {
       const code = (err as { code?: string }).code;
       // An error without a SQLSTATE is the connection's own: do not reuse it.
@@ -283,6 +302,8 @@ export class EngineStore implements OnApplicationShutdown {
         rate: job.options.rate_limit_per_second ?? null,
         fromJob: null,
         fromSeq: 0,
+        fromReserved: false,
+        reserve: false,
       });
       return claimed;
     });

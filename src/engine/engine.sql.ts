@@ -67,9 +67,22 @@ interface RateBucket {
  * claim_frontier (one past the highest seq any claim of it took), whichever
  * is later: without the frontier, a worker's claims walked over every item
  * other workers had claimed since its last one (bench/README.md, "Engine",
- * item 47). The claim moves the frontier on. Items below it that are
- * pending again (a retry, a released item, a lease sweep, a claim that rolled
- * back) wait for the worker's next claim from the start, which it makes at
+ * item 47). The claim moves the frontier on.
+ *
+ * Two claims of one job in flight at once (two workers, or a worker's two
+ * claim loops) read the same frontier, so without more they took the same
+ * items, one of them stepping over each row the other had locked. So a
+ * worker asks each full claim to reserve the next :count seqs past the
+ * frontier for a next claim of its own (:reserve): the job row's update
+ * moves the frontier on by that much more and returns where the range
+ * begins. The update reads the row's latest version, so concurrent claims
+ * reserve disjoint ranges, and a claim of a reserved range starts there
+ * (:fromReserved) rather than at the frontier, which others have moved past
+ * it since.
+ *
+ * Items below the frontier that are pending (a retry, a released item, a
+ * lease sweep, a claim that rolled back, a range reserved and not claimed)
+ * wait for the worker's next claim from the start, which it makes at
  * least every few claims (WorkerService). The two forms are separate CTEs
  * whose condition on the target is checked once, so that each keeps its own
  * plan: with the bound in the same scan the planner walked the primary key,
@@ -79,7 +92,8 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
   picked_from AS (
     SELECT seq FROM bulk_job_items
     WHERE job_id = (SELECT id FROM target) AND status = 'pending' AND available_at <= now()
-      AND seq >= GREATEST(:fromSeq, (SELECT claim_frontier FROM target)) AND (SELECT id FROM target) = :fromJob::uuid
+      AND seq >= CASE WHEN :fromReserved THEN :fromSeq ELSE GREATEST(:fromSeq, (SELECT claim_frontier FROM target)) END
+      AND (SELECT id FROM target) = :fromJob::uuid
     ORDER BY seq
     LIMIT :count
     FOR UPDATE SKIP LOCKED
@@ -109,7 +123,8 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
       started_at = CASE WHEN n.k > 0 THEN COALESCE(j.started_at, now()) ELSE j.started_at END,
       last_claimed_at = clock_timestamp(),
       last_claimed_by = :worker,
-      claim_frontier = GREATEST(j.claim_frontier, COALESCE(n.last_seq + 1, 0)),
+      claim_frontier = GREATEST(j.claim_frontier, COALESCE(n.last_seq + 1, 0))
+                       + CASE WHEN :reserve AND n.k = :count THEN :count ELSE 0 END,
       rate_tokens = ${tokens} - n.k,
       rate_updated_at = CASE WHEN ${tokens} IS NULL THEN NULL ELSE now() END,
       claimable_at = CASE
@@ -123,12 +138,21 @@ const claimFrom = ({ tokens, rate }: RateBucket) => `
       updated_at = now()
     FROM n, target t
     WHERE j.id = t.id AND (n.k > 0 OR j.status IN ('pending', 'running'))
+    RETURNING CASE WHEN :reserve AND n.k = :count THEN (j.claim_frontier - :count)::int END AS reserved_from
   )`;
 
-/** Where a claim of job :fromJob starts (see claimFrom); a null job: from the start. */
+/**
+ * Where a claim of job :fromJob starts (see claimFrom); a null job: from the
+ * start. :fromReserved: :fromSeq begins a range an earlier claim reserved
+ * for this worker, and the claim starts there exactly. :reserve: a full
+ * claim also reserves the next :count seqs past the frontier for this
+ * worker's next claim (`reserved_from`).
+ */
 export interface ClaimFrom {
   fromJob: string | null;
   fromSeq: number;
+  fromReserved: boolean;
+  reserve: boolean;
 }
 
 /**
@@ -172,7 +196,8 @@ export const CLAIM_NEXT = sql<PickParams & ClaimFrom & { worker: string; leaseMs
     SELECT id, version, claim_frontier FROM job WHERE NOT limited
   ),${claimFrom({ tokens: 'NULL::float8', rate: 'NULL::float8' })}
   SELECT job.id, job.action, job.params, job.options, job.status, job.limited,
-         job.last_claimed_by IS DISTINCT FROM :worker AND job.last_claimed_by IS NOT NULL AS shared, c.*
+         job.last_claimed_by IS DISTINCT FROM :worker AND job.last_claimed_by IS NOT NULL AS shared,
+         (SELECT reserved_from FROM job_update) AS reserved_from, c.*
   FROM job, (${CLAIMED_ARRAYS}) c`);
 
 /** The job CLAIM_NEXT would pick now. */

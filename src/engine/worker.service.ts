@@ -13,7 +13,13 @@ import { retryDelayMs, type BackoffPolicy } from './backoff';
 import { maxAttemptsOf } from './claim-plan';
 import { CancelSweeper } from './cancel-sweeper';
 import { EngineEvents, FailureLog } from './engine-events';
-import { EngineStore, type ClaimedArrays, type ClaimResult, type PickedJob } from './engine-store';
+import {
+  EngineStore,
+  type ClaimedArrays,
+  type ClaimResult,
+  type ClaimStart,
+  type PickedJob,
+} from './engine-store';
 import { ItemRunner } from './item-runner';
 import { LeaseKeeper } from './lease-keeper';
 import { ResultRecorder } from './result-recorder';
@@ -105,7 +111,12 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private actions: string[] = [];
   private readonly avoid = new Map<string, number>();
   /** Where the next claim of a job starts, and how many claims of it in a row began past its start. */
-  private claimFrom: { jobId: string; seq: number; streak: number } | null = null;
+  /**
+   * The job the last claim took from, where that claim began (the next
+   * one's hint), how many claims of it in a row began past its start, and
+   * the ranges of it reserved for this worker's next claims, oldest first.
+   */
+  private claimFrom: { jobId: string; seq: number; streak: number; reserved: number[] } | null = null;
   private readonly events: EngineEvents;
   private readonly claimFailures = new FailureLog(this.logger, 'claim');
 
@@ -242,6 +253,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       this.claimingCount += room;
       try {
         let res: ClaimResult;
+        const from = this.claimStart();
         try {
           res = await this.store.claim(
             this.workerId,
@@ -249,7 +261,8 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
             this.actions,
             this.env.WORKER_LEASE_MS,
             this.avoided(),
-            this.claimFrom,
+            from,
+            true,
           );
         } finally {
           // Here, not later: accept() below counts the claimed items as held in the same turn.
@@ -263,7 +276,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         if (more && !this.backlog) this.wake.notify();
         this.backlog = more;
         if (res.kind === 'claimed') {
-          this.nextClaimFrom(res.job, res.items, room);
+          this.nextClaimFrom(res.job, res.items, room, res.reservedFrom);
           this.accept(res.job, res.items);
         } else if (res.kind === 'busy') {
           this.avoid.set(res.jobId, Date.now() + BUSY_JOB_PAUSE_MS);
@@ -282,24 +295,47 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   /**
-   * After a full claim of an unlimited job, the next claim of it starts where
-   * this one began (its lowest seq); after a short one, or every
-   * FULL_CLAIM_EVERY claims, from the job's start.
+   * Where the next claim starts: at the oldest range reserved for this
+   * worker in the job it claims from, else at its hint (each range is
+   * claimed once, so that two claims of the worker in flight do not meet).
    */
-  private nextClaimFrom(job: PickedJob, claimed: ClaimedArrays | null, wanted: number): void {
+  private claimStart(): ClaimStart | null {
+    const from = this.claimFrom;
+    if (!from) return null;
+    const reserved = from.reserved.shift();
+    return reserved === undefined
+      ? { jobId: from.jobId, seq: from.seq }
+      : { jobId: from.jobId, seq: reserved, reserved: true };
+  }
+
+  /**
+   * After a full claim of an unlimited job, the next claims of it start at
+   * the ranges it reserved, or else where this one began (its lowest seq);
+   * after a short one, or every FULL_CLAIM_EVERY claims, from the job's
+   * start (and ranges reserved and not claimed wait for such a claim).
+   */
+  private nextClaimFrom(
+    job: PickedJob,
+    claimed: ClaimedArrays | null,
+    wanted: number,
+    reservedFrom: number | null,
+  ): void {
     const seqs = claimed?.seqs;
     if (job.limited || !seqs || seqs.length < wanted) {
       this.claimFrom = null;
       return;
     }
-    const streak = this.claimFrom?.jobId === job.id ? this.claimFrom.streak + 1 : 1;
+    const same = this.claimFrom?.jobId === job.id ? this.claimFrom : null;
+    const streak = (same?.streak ?? 0) + 1;
     if (streak >= FULL_CLAIM_EVERY) {
       this.claimFrom = null;
       return;
     }
     let first = seqs[0];
     for (let i = 1; i < seqs.length; i++) if (seqs[i] < first) first = seqs[i];
-    this.claimFrom = { jobId: job.id, seq: first, streak };
+    const reserved = same?.reserved ?? [];
+    if (reservedFrom !== null) reserved.push(reservedFrom);
+    this.claimFrom = { jobId: job.id, seq: first, streak, reserved };
   }
 
   /** Jobs to leave alone for now (their row was held by a cancel). */
