@@ -20,12 +20,19 @@ import {
   round,
   startApi,
   tokenFor,
+  tracked,
   withClient,
 } from './support.mjs';
 
 const CONNECTIONS = 64;
 /** Alternating runs per side and method; `seconds` is split among them. */
 const ROUNDS = 4;
+/**
+ * DELETEs a second that the jobs made for each side must outlast: several times
+ * what two cores serve. autocannon ends a run on a whole second (a run of 0.25 s
+ * lasts 1 s).
+ */
+const DELETES_PER_SECOND = 25_000;
 /**
  * The jobs belong to this many owners, and each request carries its job's
  * owner's token: many clients, as an API at this rate serves, each under the
@@ -54,17 +61,19 @@ const PROFILE_NAMES = { baseline: 'api-baseline', fastify: 'api-fastify-floor', 
 
 async function startBaseline(url, profile, name = 'baseline') {
   const port = await freePort();
-  const child = fork(join(ROOT, 'bench', 'baseline-api.mjs'), [], {
-    execArgv: profileFlags(profile, PROFILE_NAMES[name]),
-    env: {
-      ...process.env,
-      DATABASE_URL: url,
-      AUTH_JWT_SECRET: JWT_SECRET,
-      PORT: String(port),
-      BASELINE_SERVER: BASELINES[name],
-    },
-    stdio: 'inherit',
-  });
+  const child = tracked(
+    fork(join(ROOT, 'bench', 'baseline-api.mjs'), [], {
+      execArgv: profileFlags(profile, PROFILE_NAMES[name]),
+      env: {
+        ...process.env,
+        DATABASE_URL: url,
+        AUTH_JWT_SECRET: JWT_SECRET,
+        PORT: String(port),
+        BASELINE_SERVER: BASELINES[name],
+      },
+      stdio: 'inherit',
+    }),
+  );
   await new Promise((res, rej) => {
     child.once('message', res);
     child.once('exit', (code) => rej(new Error(`the ${name} server exited ${code}`)));
@@ -103,6 +112,9 @@ async function cannon({ base, pid }, method, pick, seconds) {
   const machine0 = machineCpuMs();
   const client0 = cpuMsOf(process.pid);
   const latencies = [];
+  // An error of `pick` (no job left) stops the run and is thrown once it has ended: thrown inside
+  // autocannon, it would end the process with the servers still running.
+  let failure;
   const instance = autocannon({
     url: base,
     connections: CONNECTIONS,
@@ -111,7 +123,15 @@ async function cannon({ base, pid }, method, pick, seconds) {
       {
         method,
         setupRequest: (req) => {
-          const [id, owner] = pick();
+          if (failure) return req;
+          let id, owner;
+          try {
+            [id, owner] = pick();
+          } catch (err) {
+            failure = err;
+            instance.stop();
+            return req;
+          }
           return {
             ...req,
             path: `${JOBS_PATH}/${id}`,
@@ -123,6 +143,7 @@ async function cannon({ base, pid }, method, pick, seconds) {
   });
   instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   const result = await instance;
+  if (failure) throw failure;
   answered.set(pid, (answered.get(pid) ?? 0) + result.requests.total);
   if (result.errors > 0 || result.non2xx > 0) {
     throw new Error(
@@ -212,7 +233,8 @@ export async function apiBench({ url, seconds, deletesPerSide, floors = false, p
   const { readIds, deleteIds } = await withClient(url, async (c) => {
     const readIds = await terminalJobs(c, 10_000);
     const deleteIds = {};
-    for (const name of names) deleteIds[name] = await terminalJobs(c, deletesPerSide);
+    const deletes = Math.max(deletesPerSide, ROUNDS * Math.ceil(seconds / ROUNDS) * DELETES_PER_SECOND);
+    for (const name of names) deleteIds[name] = await terminalJobs(c, deletes);
     await c.query('VACUUM ANALYZE bulk_jobs');
     return { readIds, deleteIds };
   });

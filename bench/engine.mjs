@@ -9,7 +9,7 @@ import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { connect } from 'node:net';
 import { Queue } from 'bullmq';
-import { cpuMsOf, machineCpuMs, ROOT, round, sleep, startWorkers, withClient } from './support.mjs';
+import { cpuMsOf, machineCpuMs, ROOT, round, sleep, startWorkers, tracked, withClient } from './support.mjs';
 
 /**
  * Items per claim of the SQL loop: as many as the engine claims and writes at a time with its defaults
@@ -204,7 +204,9 @@ async function bullmqRun(n, workers, concurrency) {
     const addSeconds = (performance.now() - t0) / 1000;
     for (let i = 0; i < workers; i++) {
       procs.push(
-        fork(join(ROOT, 'bench', 'bullmq-worker.mjs'), [name, String(concurrency)], { stdio: 'inherit' }),
+        tracked(
+          fork(join(ROOT, 'bench', 'bullmq-worker.mjs'), [name, String(concurrency)], { stdio: 'inherit' }),
+        ),
       );
     }
     await Promise.all(procs.map((p) => new Promise((r) => p.once('message', r))));

@@ -161,9 +161,26 @@ export const profileFlags = (profile, name) =>
       ]
     : [];
 
+/**
+ * The server and worker processes a benchmark started and has not seen exit:
+ * killed when the benchmark's process exits, however it ends, so that a
+ * benchmark that fails leaves nothing running behind it.
+ */
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** Tracks a child process until it exits (see children). */
+export function tracked(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 /** A child process whose output is kept (and shown if it fails). */
 function startProcess(args, env, label) {
-  const child = spawn(process.execPath, args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = tracked(spawn(process.execPath, args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   const output = [];
   const keep = (d) => {
     output.push(d.toString());
