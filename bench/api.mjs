@@ -27,11 +27,9 @@ import {
 const CONNECTIONS = 64;
 /** Alternating runs per side and method; `seconds` is split among them. */
 const ROUNDS = 4;
-/**
- * DELETEs a second that the jobs made for each side must outlast: several times
- * what two cores serve. autocannon ends a run on a whole second (a run of 0.25 s
- * lasts 1 s).
- */
+/** The seconds of one run: autocannon ends a run on a whole second (asked for 2.5 s, it runs 3). */
+const runSeconds = (seconds) => Math.max(1, Math.ceil(seconds / ROUNDS));
+/** DELETEs a second that the jobs made for each side must outlast: several times what two cores serve. */
 const DELETES_PER_SECOND = 25_000;
 /**
  * The jobs belong to this many owners, and each request carries its job's
@@ -208,7 +206,7 @@ function summarize(runs) {
 async function compare(servers, method, pickFor, seconds) {
   const names = Object.keys(servers);
   const runs = Object.fromEntries(names.map((name) => [name, []]));
-  const each = seconds / ROUNDS;
+  const each = runSeconds(seconds);
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? names : [...names].reverse();
     for (const name of order) runs[name].push(await cannon(servers[name], method, pickFor(name), each));
@@ -227,13 +225,13 @@ async function compare(servers, method, pickFor, seconds) {
 export async function apiBench({ url, seconds, deletesPerSide, floors = false, profile, log }) {
   const names = ['service', 'baseline', ...(floors ? ['fastify', 'nest'] : [])];
   log(
-    `api: ${CONNECTIONS} connections, ${seconds} s per server and method, in ${ROUNDS} alternating runs` +
+    `api: ${CONNECTIONS} connections, ${ROUNDS} alternating runs of ${runSeconds(seconds)} s per server and method` +
       (floors ? ` (servers: ${names.join(', ')})` : ''),
   );
   const { readIds, deleteIds } = await withClient(url, async (c) => {
     const readIds = await terminalJobs(c, 10_000);
     const deleteIds = {};
-    const deletes = Math.max(deletesPerSide, ROUNDS * Math.ceil(seconds / ROUNDS) * DELETES_PER_SECOND);
+    const deletes = Math.max(deletesPerSide, ROUNDS * runSeconds(seconds) * DELETES_PER_SECOND);
     for (const name of names) deleteIds[name] = await terminalJobs(c, deletes);
     await c.query('VACUUM ANALYZE bulk_jobs');
     return { readIds, deleteIds };
