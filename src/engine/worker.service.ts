@@ -110,7 +110,6 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private stopped: Promise<void> | undefined;
   private actions: string[] = [];
   private readonly avoid = new Map<string, number>();
-  /** Where the next claim of a job starts, and how many claims of it in a row began past its start. */
   /**
    * The job the last claim took from, where that claim began (the next
    * one's hint), how many claims of it in a row began past its start, and
@@ -262,6 +261,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
             this.env.WORKER_LEASE_MS,
             this.avoided(),
             from,
+            // Every full claim reserves the range of a next one (ClaimFrom in engine.sql.ts).
             true,
           );
         } finally {
