@@ -6,6 +6,7 @@ import type { Client, PoolClient } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { ObjectLiteral, Repository, SelectQueryBuilder, UpdateQueryBuilder } from 'typeorm';
 import { Database } from '../database/database';
+import { CoalescedLookups } from '../database/coalesced-lookups';
 import { prepared, selectList, sql, sqlLiterals, type Queryable, type Statement } from '../database/sql';
 import { BulkJobIdempotencyKey, BulkJobItem } from '../jobs/bulk-job-item.entity';
 import { BulkJob } from '../jobs/bulk-job.entity';
@@ -22,6 +23,7 @@ import {
 } from '../jobs/job-conditions';
 import { TERMINAL_JOB_STATUSES, type ItemStatus, type JobStatus } from '../jobs/job-status';
 import { skipPendingBatch } from '../jobs/cancel-batch.sql';
+import { isUuid } from '../common/uuid';
 import type { JobOptions } from '../jobs/job-types';
 import { ITEM_VIEW, JOB_VIEW, type ItemView, type JobView, type NotificationView } from './bulk-job.mapper';
 import type { ExportFormat } from './results-export';
@@ -113,6 +115,22 @@ export interface JobCountsByStatus {
   runningItems: string;
 }
 
+/** One lookup of a job by id, within an owner's jobs (or every owner's: null). */
+interface JobLookup {
+  owner: OwnerScope;
+  id: string;
+}
+
+/**
+ * Coalesced lookups of one job (findJob) keep at most this fraction of the
+ * pool busy at once (a quarter: 3 of the default 10 connections); the rest
+ * stay for every other statement. More would not make them faster: under
+ * load, each statement that comes back sends all that queued meanwhile.
+ */
+const LOOKUP_SHARE_OF_POOL = 4;
+/** The most lookups one statement carries: a few milliseconds of index probes at most. */
+const MAX_LOOKUPS_PER_STATEMENT = 100;
+
 /** One statement in two forms: for every owner's jobs (an admin) and for one owner's. */
 interface Scoped<P extends object> {
   all: Statement<P>;
@@ -141,7 +159,8 @@ export class BulkJobsRepository {
   private readonly jobPageView: string;
   private readonly itemPageView: string;
 
-  private readonly findVisible: Scoped<{ id: string }>;
+  private readonly findVisible: Statement<{ ids: string[]; owners: OwnerScope[] }>;
+  private readonly jobLookups: CoalescedLookups<JobLookup, JobView>;
   private readonly findVisibleMany: Statement<{ ids: string[] }>;
   private readonly softDelete: Scoped<{ id: string; retentionDays: number }>;
   private readonly lockVisible: Scoped<{ id: string }>;
@@ -192,9 +211,22 @@ export class BulkJobsRepository {
     // connection: parsed and planned at every run, the GET's cost PostgreSQL 3-4 times the CPU of a
     // prepared one's run (bench/README.md, "Toward 90% of the raw server", item 29).
     const preparedAs = (name: string) => (db.prepares ? name : undefined);
-    this.findVisible = scoped(
-      () => visibleJob().andWhere('job.id = :id'),
+    // GET /jobs/{id} (and every other lookup of one job) coalesced: the lookups that arrive while
+    // earlier ones are out go as one statement, one row per lookup found, each with its own owner
+    // condition (NULL for an admin's). Under load, one round trip and one run serve many requests
+    // (bench/README.md, "Coalesced lookups").
+    this.findVisible = prepared(
       preparedAs('bulk_jobs_find_visible'),
+      `SELECT lookup.ord::int AS "lookup", ${this.jobView}
+       FROM unnest(:ids::uuid[], :owners::text[]) WITH ORDINALITY AS lookup(job_id, job_owner, ord)
+       JOIN bulk_jobs ON bulk_jobs.id = lookup.job_id
+        AND (lookup.job_owner IS NULL OR bulk_jobs.owner = lookup.job_owner)
+       WHERE ${VISIBLE}`,
+    );
+    this.jobLookups = new CoalescedLookups<JobLookup, JobView>(
+      (lookups) => this.findVisibleJobs(lookups),
+      Math.ceil(db.maxConnections / LOOKUP_SHARE_OF_POOL),
+      MAX_LOOKUPS_PER_STATEMENT,
     );
     this.findVisibleMany = sql(visibleJob().andWhere('job.id = ANY(:ids::uuid[])').getQuery());
     this.lockVisible = scoped(() =>
@@ -311,11 +343,23 @@ export class BulkJobsRepository {
 
   /** The job if it is the owner's (or any owner's) and not past its purge time, deleted or not. */
   async findJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    return (
-      await this.withNotifications(
-        await this.scopedRows<JobView, { id: string }>(this.findVisible, owner, { id }),
-      )
-    )[0];
+    // A lookup shares its statement with others: what the statement would refuse (an id that is no
+    // UUID, text with a NUL byte) finds nothing here rather than failing the others with it.
+    if (!isUuid(id) || owner?.includes('\0')) return undefined;
+    return this.jobLookups.load({ owner, id });
+  }
+
+  /** The jobs of a batch of lookups, in the lookups' order (undefined where none is found). */
+  private async findVisibleJobs(lookups: JobLookup[]): Promise<(JobView | undefined)[]> {
+    const rows = await this.findVisible.rows<JobView & { lookup: number }>(this.db.pool, {
+      ids: lookups.map((l) => l.id),
+      owners: lookups.map((l) => l.owner),
+    });
+    await this.withNotifications(rows);
+    const found = new Array<JobView | undefined>(lookups.length);
+    // Each row keeps its `lookup` number, which the mapper does not read.
+    for (const row of rows) found[row.lookup - 1] = row;
+    return found;
   }
 
   /** The jobs of `ids` that are not past their purge time (the event streams' poll). */

@@ -23,10 +23,14 @@ export class Database implements OnApplicationShutdown {
    * not behind a pooler in transaction mode.
    */
   readonly prepares: boolean;
+  /** The most connections the pool opens (DATABASE_POOL_SIZE). */
+  readonly maxConnections: number;
 
   constructor(settings: DatabaseSettings) {
+    const pooled = poolSettings(settings);
+    this.maxConnections = pooled.max;
     this.pool = new Pool({
-      ...poolSettings(settings),
+      ...pooled,
       connectionString: settings.url,
       application_name: settings.applicationName ?? 'bulk-jobs',
     });

@@ -1,4 +1,5 @@
 import { expect } from 'expect';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../support/app';
 import { JOBS, jobBody, RFC3339_UTC } from '../support/api';
@@ -149,5 +150,51 @@ describe('GET /api/actions/bulk/jobs/{id}', () => {
       purgeAt: new Date(Date.now() - 1000),
     });
     expectProblem(await get(owner, id), 404, { type: '/problems/job-not-found' });
+  });
+
+  it('answers each of many GETs at once with its own job, within its own owner, as one at a time would', async () => {
+    // Lookups that arrive together share statements (the repository's coalesced findJob): each must
+    // still see only what its own token may, whichever others it goes with.
+    const admin = bearer(tokenFor(newOwner('admin'), { scope: 'bulk-jobs:read bulk-jobs:admin' }));
+    const owners = Array.from({ length: 20 }, () => newOwner());
+    const jobs: { id: string; owner: string }[] = [];
+    for (const owner of owners) {
+      for (let k = 0; k < 2; k++)
+        jobs.push({ id: await insertJob(t.db, { owner, status: 'completed', items: 0 }), owner });
+    }
+    const purged = await insertJob(t.db, {
+      owner: owners[0],
+      status: 'completed',
+      items: 0,
+      deletedAt: new Date(Date.now() - 3_600_000),
+      purgeAt: new Date(Date.now() - 1000),
+    });
+    type Case = { id: string; auth: Record<string, string>; owner: string | null };
+    const cases: Case[] = [];
+    for (const job of jobs) {
+      const stranger = owners[(owners.indexOf(job.owner) + 1) % owners.length];
+      cases.push({ id: job.id, auth: bearer(tokenFor(job.owner)), owner: job.owner });
+      cases.push({ id: job.id, auth: bearer(tokenFor(stranger)), owner: null });
+      cases.push({ id: job.id, auth: admin, owner: job.owner });
+      cases.push({ id: job.id.toUpperCase(), auth: bearer(tokenFor(job.owner)), owner: job.owner });
+    }
+    for (let k = 0; k < 20; k++)
+      cases.push({ id: randomUUID(), auth: bearer(tokenFor(owners[k])), owner: null });
+    cases.push({ id: purged, auth: bearer(tokenFor(owners[0])), owner: null });
+    cases.push({ id: purged, auth: admin, owner: null });
+    // Shuffled, so that each statement mixes owners, admins, strangers and unknown ids.
+    cases.sort(() => Math.random() - 0.5);
+    expect(cases.length).toBeGreaterThan(150);
+
+    const responses = await Promise.all(cases.map((c) => t.http().get(`${JOBS}/${c.id}`).set(c.auth)));
+    responses.forEach((res, n) => {
+      const c = cases[n];
+      if (c.owner === null) {
+        expectProblem(res, 404, { type: '/problems/job-not-found' });
+      } else {
+        expect(res.status).toBe(200);
+        expect(jobBody(res)).toMatchObject({ id: c.id.toLowerCase(), owner: c.owner, status: 'completed' });
+      }
+    });
   });
 });

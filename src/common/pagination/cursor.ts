@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isUuid } from '../uuid';
 
 /**
  * Opaque keyset cursors. A cursor carries the sort key of the last row of a
@@ -89,7 +90,6 @@ export class CursorCodec {
   }
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO_RE = /^(\d{4})-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** PostgreSQL's integer: the type of an item's seq. */
 const MAX_INT4 = 2_147_483_647;
@@ -101,13 +101,7 @@ const MAX_INT4 = 2_147_483_647;
  */
 export function decodeTimeIdPosition(p: unknown[]): { createdAt: string; id: string } {
   const [createdAt, id] = p;
-  if (
-    p.length !== 2 ||
-    typeof createdAt !== 'string' ||
-    !validTimestamp(createdAt) ||
-    typeof id !== 'string' ||
-    !UUID_RE.test(id)
-  ) {
+  if (p.length !== 2 || typeof createdAt !== 'string' || !validTimestamp(createdAt) || !isUuid(id)) {
     throw new InvalidCursorError('bad position');
   }
   return { createdAt, id };
