@@ -1,6 +1,7 @@
 import { expect } from 'expect';
 import { after, before, describe, it } from 'node:test';
 import type { Response } from 'supertest';
+import { BulkJobsRepository } from '../../src/bulk-jobs/bulk-jobs.repository';
 import { createTestApp, type TestApp } from '../support/app';
 import { itemListBody, JOBS, jobBody, jobListBody } from '../support/api';
 import { insertJob, itemRows, jobRow } from '../support/factories';
@@ -188,6 +189,87 @@ describe('DELETE /api/actions/bulk/jobs/{id}', () => {
     const rest = responses.filter((r) => r.status !== 200);
     expect(rest).toHaveLength(49);
     for (const r of rest) expectProblem(r, 404, { type: '/problems/job-not-found' });
+  });
+
+  it('answers many DELETEs at once, each as one at a time would, within its own owner', async () => {
+    // Deletions that arrive together share statements (the repository's coalesced soft delete).
+    const admin = newOwner('admin');
+    const owners = Array.from({ length: 20 }, () => newOwner());
+    const done: { id: string; owner: string }[] = [];
+    const running: { id: string; owner: string }[] = [];
+    for (const owner of owners) {
+      done.push({ id: await insertJob(t.db, { owner, status: 'completed', items: 0 }), owner });
+      running.push({ id: await insertJob(t.db, { owner, status: 'running', items: 0 }), owner });
+    }
+    const stranger = (owner: string) => owners[(owners.indexOf(owner) + 1) % owners.length];
+    type Case = {
+      send: () => Promise<Response>;
+      job: string;
+      kind: 'own' | 'admin' | 'stranger' | 'running';
+    };
+    const cases: Case[] = [];
+    done.forEach(({ id, owner }, n) => {
+      cases.push({ send: () => del(owner, id), job: id, kind: 'own' });
+      cases.push({ send: () => del(stranger(owner), id), job: id, kind: 'stranger' });
+      if (n % 2 === 0) {
+        cases.push({ send: () => del(admin, id, 'bulk-jobs:write bulk-jobs:admin'), job: id, kind: 'admin' });
+      }
+    });
+    for (const { id, owner } of running) cases.push({ send: () => del(owner, id), job: id, kind: 'running' });
+    cases.sort(() => Math.random() - 0.5);
+
+    const responses = await Promise.all(cases.map((c) => c.send()));
+    const oks = new Map<string, number>();
+    responses.forEach((res, n) => {
+      const c = cases[n];
+      if (c.kind === 'stranger') expectProblem(res, 404, { type: '/problems/job-not-found' });
+      else if (c.kind === 'running') {
+        expectProblem(res, 409, { type: '/problems/job-not-deletable', job_status: 'running' });
+      } else if (res.status === 200) {
+        expect(res.body).toEqual({ job_id: c.job, status: 'completed', success: true });
+        oks.set(c.job, (oks.get(c.job) ?? 0) + 1);
+      } else expectProblem(res, 404, { type: '/problems/job-not-found' });
+    });
+    // Each finished job deleted exactly once (its owner's or the admin's DELETE, whichever came first).
+    for (const { id } of done) {
+      expect(oks.get(id)).toBe(1);
+      expect((await jobRow(t.db, id))?.deleted_at).not.toBeNull();
+    }
+    for (const { id } of running) expect((await jobRow(t.db, id))?.deleted_at).toBeNull();
+  });
+
+  it('does not make the deletions sent with it wait for a job whose row another transaction holds', async () => {
+    const owner = newOwner();
+    const held = await insertJob(t.db, { owner, status: 'completed', items: 0 });
+    const others: string[] = [];
+    for (let k = 0; k < 30; k++) others.push(await insertJob(t.db, { owner, status: 'completed', items: 0 }));
+    const repository = t.app.get(BulkJobsRepository);
+    const runner = t.db.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.startTransaction();
+      await runner.query('SELECT 1 FROM bulk_jobs WHERE id = $1 FOR UPDATE', [held]);
+      // All in one tick: the first few go alone, the rest queue and go together, the held job among them.
+      const ids = [...others.slice(0, 10), held, ...others.slice(10)];
+      const deletions = Promise.all(ids.map((id) => repository.softDeleteJob(owner, id, 30)));
+      const answered = await Promise.race([
+        deletions,
+        new Promise<'waited'>((r) => setTimeout(() => r('waited'), 1500).unref()),
+      ]);
+      expect(answered).not.toBe('waited');
+      const results = answered as Awaited<typeof deletions>;
+      // The held job is skipped, not waited for: its DELETE's slow path (BulkJobsService.delete) takes it.
+      expect(results[10]).toBeUndefined();
+      ids.forEach((id, n) => {
+        if (n !== 10) expect(results[n]).toEqual({ id, status: 'completed' });
+      });
+      await runner.commitTransaction();
+      const res = await del(owner, held);
+      expect(res.body).toEqual({ job_id: held, status: 'completed', success: true });
+    } finally {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      await runner.release();
+    }
   });
 
   /**

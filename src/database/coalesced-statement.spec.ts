@@ -1,6 +1,6 @@
 import { expect } from 'expect';
 import { describe, it } from 'node:test';
-import { CoalescedLookups } from './coalesced-lookups';
+import { CoalescedStatement } from './coalesced-statement';
 
 /** A `run` whose statements the test answers by hand, in any order. */
 function manualRun() {
@@ -18,33 +18,33 @@ function manualRun() {
 
 const settle = () => new Promise((r) => setImmediate(r));
 
-describe('CoalescedLookups', () => {
-  it('sends a lookup at once, alone, while fewer statements than the cap are out', () => {
+describe('CoalescedStatement', () => {
+  it('sends a call at once, alone, while fewer runs than the cap are out', () => {
     const { sent, run } = manualRun();
-    const lookups = new CoalescedLookups(run, 2, 10);
-    void lookups.load(1);
-    void lookups.load(2);
+    const statement = new CoalescedStatement(run, 2, 10);
+    void statement.run(1);
+    void statement.run(2);
     expect(sent.map((s) => s.keys)).toEqual([[1], [2]]);
   });
 
-  it('queues lookups while the cap is out and sends them as one statement when one comes back', async () => {
+  it('queues calls while the cap is out and sends them as one run when one comes back', async () => {
     const { sent, run } = manualRun();
-    const lookups = new CoalescedLookups(run, 1, 10);
-    const first = lookups.load(1);
-    const queued = [2, 3, 4].map((k) => lookups.load(k));
+    const statement = new CoalescedStatement(run, 1, 10);
+    const first = statement.run(1);
+    const queued = [2, 3, 4].map((k) => statement.run(k));
     expect(sent.map((s) => s.keys)).toEqual([[1]]);
     sent[0].answer(['one']);
     expect(await first).toBe('one');
     expect(sent.map((s) => s.keys)).toEqual([[1], [2, 3, 4]]);
-    // Each lookup gets the result at its own position; undefined where none was found.
+    // Each call gets the result at its own position; undefined where none was found.
     sent[1].answer(['two', undefined, 'four']);
     expect(await Promise.all(queued)).toEqual(['two', undefined, 'four']);
   });
 
-  it('sends at most maxBatch keys in one statement, the oldest first', async () => {
+  it('sends at most maxBatch keys in one run, the oldest first', async () => {
     const { sent, run } = manualRun();
-    const lookups = new CoalescedLookups(run, 1, 2);
-    const all = [1, 2, 3, 4, 5].map((k) => lookups.load(k));
+    const statement = new CoalescedStatement(run, 1, 2);
+    const all = [1, 2, 3, 4, 5].map((k) => statement.run(k));
     sent[0].answer(['1']);
     await settle();
     sent[1].answer(['2', '3']);
@@ -54,12 +54,12 @@ describe('CoalescedLookups', () => {
     expect(sent.map((s) => s.keys)).toEqual([[1], [2, 3], [4, 5]]);
   });
 
-  it('fails every lookup of a statement that fails, and only those, and goes on with the next', async () => {
+  it('fails every call of a run that fails, and only those, and goes on with the next', async () => {
     const { sent, run } = manualRun();
-    const lookups = new CoalescedLookups(run, 2, 10);
-    const a = lookups.load(1);
-    const b = lookups.load(2);
-    const queued = [lookups.load(3), lookups.load(4)];
+    const statement = new CoalescedStatement(run, 2, 10);
+    const a = statement.run(1);
+    const b = statement.run(2);
+    const queued = [statement.run(3), statement.run(4)];
     sent[0].fail(new Error('connection lost'));
     await expect(a).rejects.toThrow('connection lost');
     expect(sent.map((s) => s.keys)).toEqual([[1], [2], [3, 4]]);
@@ -67,26 +67,26 @@ describe('CoalescedLookups', () => {
     sent[2].fail(new Error('statement timeout'));
     expect(await b).toBe('b');
     for (const q of queued) await expect(q).rejects.toThrow('statement timeout');
-    // Nothing is left counted as out: a new lookup is sent at once.
-    void lookups.load(5);
+    // Nothing is left counted as out: a new call is sent at once.
+    void statement.run(5);
     expect(sent.at(-1)?.keys).toEqual([5]);
   });
 
-  it('fails the lookups of a run that throws instead of answering', async () => {
-    const lookups = new CoalescedLookups<number, string>(
+  it('fails the calls of a send that throws instead of answering', async () => {
+    const statement = new CoalescedStatement<number, string>(
       () => {
         throw new Error('cannot send');
       },
       1,
       10,
     );
-    await expect(lookups.load(1)).rejects.toThrow('cannot send');
-    await expect(lookups.load(2)).rejects.toThrow('cannot send');
+    await expect(statement.run(1)).rejects.toThrow('cannot send');
+    await expect(statement.run(2)).rejects.toThrow('cannot send');
   });
 
   it('refuses a cap or a batch below one', () => {
     const { run } = manualRun();
-    expect(() => new CoalescedLookups(run, 0, 10)).toThrow();
-    expect(() => new CoalescedLookups(run, 1, 0)).toThrow();
+    expect(() => new CoalescedStatement(run, 0, 10)).toThrow();
+    expect(() => new CoalescedStatement(run, 1, 0)).toThrow();
   });
 });
