@@ -121,6 +121,26 @@ interface JobLookup {
   id: string;
 }
 
+/** The keys of a coalesced run: parallel arrays, and how many. */
+interface Keys {
+  ids: string[];
+  owners: OwnerScope[];
+  count: number;
+}
+
+/**
+ * The keys of a coalesced run as rows, numbered from 1 in their order. The
+ * LIMIT is their count, so it drops nothing: it is there for the plan. A
+ * prepared statement is planned once for all runs (a generic plan) only when
+ * that plan looks no costlier than one made for each run's values; with its
+ * arrays unknown, PostgreSQL puts ten keys in the generic plan, so a
+ * statement run on fewer keys would be planned again at every run (one key:
+ * 0.191 against 0.099 ms a run, pgbench). Under a LIMIT it does not know,
+ * the planner expects one row. The plan, an index probe of bulk_jobs per
+ * key, is the right one for any number of keys.
+ */
+const KEYS = `(SELECT * FROM unnest(:ids::uuid[], :owners::text[]) WITH ORDINALITY LIMIT :count)`;
+
 /** A soft delete of one job, within an owner's jobs (or every owner's: null). */
 interface JobDeletion extends JobLookup {
   retentionDays: number;
@@ -154,15 +174,17 @@ interface Scoped<P extends object> {
  *
  * TypeORM says the statements it can say, from the entities: reads (select
  * lists from their metadata, rows in the entity's shape; `withDeleted()` or
- * not, as @DeleteDateColumn has it), the soft delete and the restore (with
- * `updated_at` from @UpdateDateColumn), the inserts and deletes of whole
- * rows. They are built once, here (a page statement once per combination of
- * filters), and run on the service's pool (Database): building the DELETE's
- * statement for each request cost 33 µs of CPU more per call, about a third
- * of a DELETE's (bench/README.md, "Data access").
+ * not, as @DeleteDateColumn has it), the restore (with `updated_at` from
+ * @UpdateDateColumn), the inserts and deletes of whole rows. They are built
+ * once, here (a page statement once per combination of filters), and run on
+ * the service's pool (Database): building the DELETE's statement for each
+ * request cost 33 µs of CPU more per call, about a third of a DELETE's
+ * (bench/README.md, "Data access").
  * Written by hand: what TypeORM cannot say (unnest, COPY, ON CONFLICT … DO
  * UPDATE … WHERE, SKIP LOCKED, a CTE that updates two tables, advisory locks,
- * set_config) and aggregates, which it would only wrap.
+ * set_config), aggregates, which it would only wrap, and the statements that
+ * serve many GETs or DELETEs of /jobs/{id} at once (CoalescedStatement),
+ * which join the table to the requests' keys.
  */
 @Injectable()
 export class BulkJobsRepository {
@@ -171,10 +193,10 @@ export class BulkJobsRepository {
   private readonly jobPageView: string;
   private readonly itemPageView: string;
 
-  private readonly findVisible: Statement<{ ids: string[]; owners: OwnerScope[] }>;
+  private readonly findVisible: Statement<Keys>;
   private readonly jobLookups: CoalescedStatement<JobLookup, JobView>;
   private readonly findVisibleMany: Statement<{ ids: string[] }>;
-  private readonly softDelete: Statement<{ ids: string[]; owners: OwnerScope[]; retentionDays: number[] }>;
+  private readonly softDelete: Statement<Keys & { retentionDays: number[] }>;
   private readonly deletes: CoalescedStatement<JobDeletion, DeletedJob>;
   private readonly lockVisible: Scoped<{ id: string }>;
   private readonly restore: Scoped<{ id: string }>;
@@ -227,11 +249,11 @@ export class BulkJobsRepository {
     // GET /jobs/{id} (and every other lookup of one job) coalesced: the lookups that arrive while
     // earlier ones are out go as one statement, one row per lookup found, each with its own owner
     // condition (NULL for an admin's). Under load, one round trip and one run serve many requests
-    // (bench/README.md, "Coalesced lookups").
+    // (bench/README.md, "API", item 50: GET 0.81 of the raw server's req/s before, 1.4-1.6 after).
     this.findVisible = prepared(
       preparedAs('bulk_jobs_find_visible'),
       `SELECT lookup.ord::int AS "lookup", ${this.jobView}
-       FROM unnest(:ids::uuid[], :owners::text[]) WITH ORDINALITY AS lookup(job_id, job_owner, ord)
+       FROM ${KEYS} AS lookup(job_id, job_owner, ord)
        JOIN bulk_jobs ON bulk_jobs.id = lookup.job_id
         AND (lookup.job_owner IS NULL OR bulk_jobs.owner = lookup.job_owner)
        WHERE ${VISIBLE}`,
@@ -253,17 +275,19 @@ export class BulkJobsRepository {
     );
     // The seeded DELETE, coalesced as the lookups are: the status condition, the soft delete and
     // the purge time in one statement, for every deletion that arrives while earlier ones are out,
-    // committed once for them all. Written by hand: TypeORM's soft delete has no FROM (its own, one
-    // job a statement, cost the service 12% of the raw server's DELETEs a second: bench/README.md,
-    // "Coalesced statements"). A row another transaction holds is skipped, not waited for: it is
-    // that deletion's own slow path (BulkJobsService.delete), never the others'. Two deletions of
-    // one job in one run delete it once; the other finds it deleted, as it would after it.
+    // committed once for them all. Written by hand: TypeORM's UPDATE has no FROM, and its soft
+    // delete, one job a statement, held the DELETE at 0.88-0.89 of the raw server's req/s,
+    // coalesced 1.66-1.96 (bench/README.md, "API", item 50). A row another transaction holds is
+    // skipped, not waited for: it is that deletion's own slow path (BulkJobsService.delete), never
+    // the others', and never a slot of the coalesced runs held for as long as the lock; a lone
+    // deletion takes this statement too. Two deletions of one job in one run delete it once; the
+    // other finds it deleted, as it would after it.
     this.softDelete = prepared(
       preparedAs('bulk_jobs_soft_delete'),
       `WITH target AS (
          SELECT bulk_jobs.id, lookup.ord, lookup.retention_days
-         FROM unnest(:ids::uuid[], :owners::text[], :retentionDays::int[])
-           WITH ORDINALITY AS lookup(job_id, job_owner, retention_days, ord)
+         FROM (SELECT * FROM unnest(:ids::uuid[], :owners::text[], :retentionDays::int[]) WITH ORDINALITY
+               LIMIT :count) AS lookup(job_id, job_owner, retention_days, ord)
          JOIN bulk_jobs ON bulk_jobs.id = lookup.job_id
           AND (lookup.job_owner IS NULL OR bulk_jobs.owner = lookup.job_owner)
          WHERE ${DELETABLE}
@@ -386,6 +410,7 @@ export class BulkJobsRepository {
     const rows = await this.findVisible.rows<JobView & { lookup: number }>(this.db.pool, {
       ids: lookups.map((l) => l.id),
       owners: lookups.map((l) => l.owner),
+      count: lookups.length,
     });
     await this.withNotifications(rows);
     const found = new Array<JobView | undefined>(lookups.length);
@@ -532,9 +557,9 @@ export class BulkJobsRepository {
     tx?: Transaction,
   ): Promise<DeletedJob | undefined> {
     if (!isUuid(id) || owner?.includes('\0')) return undefined;
-    const deletion = { owner, id, retentionDays };
     // In a transaction (which holds the row's lock already), on its connection; else with the
     // deletions in flight beside it.
+    const deletion = { owner, id, retentionDays };
     return tx ? (await this.softDeleteJobs([deletion], tx))[0] : this.deletes.run(deletion);
   }
 
@@ -547,6 +572,7 @@ export class BulkJobsRepository {
       ids: deletions.map((d) => d.id),
       owners: deletions.map((d) => d.owner),
       retentionDays: deletions.map((d) => d.retentionDays),
+      count: deletions.length,
     });
     const deleted = new Array<DeletedJob | undefined>(deletions.length);
     for (const { lookup, id, status } of rows) deleted[lookup - 1] = { id, status };
