@@ -129,7 +129,8 @@ interface Keys {
 }
 
 /**
- * The keys of a coalesced run as rows, numbered from 1 in their order. The
+ * The keys of a coalesced run as rows (with `more` arrays of the same
+ * length beside them), numbered from 1 in their order. The
  * LIMIT is their count, so it drops nothing: it is there for the plan. A
  * prepared statement is planned once for all runs (a generic plan) only when
  * that plan looks no costlier than one made for each run's values; with its
@@ -139,7 +140,8 @@ interface Keys {
  * the planner expects one row. The plan, an index probe of bulk_jobs per
  * key, is the right one for any number of keys.
  */
-const KEYS = `(SELECT * FROM unnest(:ids::uuid[], :owners::text[]) WITH ORDINALITY LIMIT :count)`;
+const keyRows = (...more: string[]) =>
+  `(SELECT * FROM unnest(${[':ids::uuid[]', ':owners::text[]', ...more].join(', ')}) WITH ORDINALITY LIMIT :count)`;
 
 /** A soft delete of one job, within an owner's jobs (or every owner's: null). */
 interface JobDeletion extends JobLookup {
@@ -253,7 +255,7 @@ export class BulkJobsRepository {
     this.findVisible = prepared(
       preparedAs('bulk_jobs_find_visible'),
       `SELECT lookup.ord::int AS "lookup", ${this.jobView}
-       FROM ${KEYS} AS lookup(job_id, job_owner, ord)
+       FROM ${keyRows()} AS lookup(job_id, job_owner, ord)
        JOIN bulk_jobs ON bulk_jobs.id = lookup.job_id
         AND (lookup.job_owner IS NULL OR bulk_jobs.owner = lookup.job_owner)
        WHERE ${VISIBLE}`,
@@ -286,8 +288,7 @@ export class BulkJobsRepository {
       preparedAs('bulk_jobs_soft_delete'),
       `WITH target AS (
          SELECT bulk_jobs.id, lookup.ord, lookup.retention_days
-         FROM (SELECT * FROM unnest(:ids::uuid[], :owners::text[], :retentionDays::int[]) WITH ORDINALITY
-               LIMIT :count) AS lookup(job_id, job_owner, retention_days, ord)
+         FROM ${keyRows(':retentionDays::int[]')} AS lookup(job_id, job_owner, retention_days, ord)
          JOIN bulk_jobs ON bulk_jobs.id = lookup.job_id
           AND (lookup.job_owner IS NULL OR bulk_jobs.owner = lookup.job_owner)
          WHERE ${DELETABLE}
