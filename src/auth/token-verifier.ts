@@ -131,7 +131,13 @@ export class TokenVerifier {
       }
       throw new InvalidTokenError(describe(err));
     }
-    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
+    // A NUL is refused too: PostgreSQL's text cannot hold it, so no job could be that sub's.
+    if (
+      typeof payload.sub !== 'string' ||
+      payload.sub.length === 0 ||
+      payload.sub.length > 256 ||
+      payload.sub.includes('\0')
+    ) {
       throw new InvalidTokenError('The token has no valid "sub" claim.');
     }
     const scopes = parseScopes(payload.scope ?? payload.scp);

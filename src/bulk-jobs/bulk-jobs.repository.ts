@@ -400,9 +400,10 @@ export class BulkJobsRepository {
 
   /** The job if it is the owner's (or any owner's) and not past its purge time, deleted or not. */
   async findJob(owner: OwnerScope, id: string): Promise<JobView | undefined> {
-    // A lookup shares its statement with others: what the statement would refuse (an id that is no
-    // UUID, text with a NUL byte) finds nothing here rather than failing the others with it.
-    if (!isUuid(id) || owner?.includes('\0')) return undefined;
+    // A lookup shares its statement with others: an id the statement would refuse (no UUID) finds
+    // nothing here rather than failing the others with it. Owners are verified tokens' subs, which
+    // hold no NUL (TokenVerifier), the one thing a text parameter refuses.
+    if (!isUuid(id)) return undefined;
     return this.jobLookups.run({ owner, id });
   }
 
@@ -557,7 +558,7 @@ export class BulkJobsRepository {
     retentionDays: number,
     tx?: Transaction,
   ): Promise<DeletedJob | undefined> {
-    if (!isUuid(id) || owner?.includes('\0')) return undefined;
+    if (!isUuid(id)) return undefined;
     // In a transaction (which holds the row's lock already), on its connection; else with the
     // deletions in flight beside it.
     const deletion = { owner, id, retentionDays };

@@ -119,6 +119,8 @@ describe('bearer authentication with HS256', () => {
     ['a token with an empty sub', () => `Bearer ${hs256(claims(''))}`],
     ['a token with a numeric sub', () => `Bearer ${hmacToken({ ...claims('x'), sub: 42 }, TEST_JWT_SECRET)}`],
     ['a token with a 257-character sub', () => `Bearer ${hs256(claims('a'.repeat(257)))}`],
+    // PostgreSQL's text cannot hold a NUL: such a sub could never own, list or be counted.
+    ['a token whose sub holds a NUL character', () => `Bearer ${hs256(claims('al\u0000ice'))}`],
     ['a token whose payload is not an object', () => `Bearer ${jwt.sign('just a string', TEST_JWT_SECRET)}`],
   ];
   for (const [name, header] of rejected) {
