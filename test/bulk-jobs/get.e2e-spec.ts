@@ -1,6 +1,7 @@
 import { expect } from 'expect';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { BulkJobsRepository } from '../../src/bulk-jobs/bulk-jobs.repository';
 import { createTestApp, type TestApp } from '../support/app';
 import { JOBS, jobBody, RFC3339_UTC } from '../support/api';
 import { insertJob } from '../support/factories';
@@ -195,6 +196,20 @@ describe('GET /api/actions/bulk/jobs/{id}', () => {
         expect(res.status).toBe(200);
         expect(jobBody(res)).toMatchObject({ id: c.id.toLowerCase(), owner: c.owner, status: 'completed' });
       }
+    });
+  });
+
+  it('finds nothing for an id that is no UUID, without failing the lookups that go with it', async () => {
+    const owner = newOwner();
+    const ids: string[] = [];
+    for (let k = 0; k < 8; k++) ids.push(await insertJob(t.db, { owner, status: 'completed', items: 0 }));
+    const repository = t.app.get(BulkJobsRepository);
+    // All in one tick: the first few go alone, the rest queue and go together, the bad id among them.
+    const keys = [...ids.slice(0, 5), 'not-a-uuid', ...ids.slice(5)];
+    const found = await Promise.all(keys.map((id) => repository.findJob(owner, id)));
+    expect(found[5]).toBeUndefined();
+    keys.forEach((id, n) => {
+      if (n !== 5) expect(found[n]).toMatchObject({ id, owner });
     });
   });
 });
