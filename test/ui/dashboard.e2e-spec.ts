@@ -217,9 +217,32 @@ describe('The dashboard in a real browser', () => {
       expect(await page.locator('.fields').innerText()).toMatch(/simulate[\s\S]*fail_targets/);
 
       await page.locator('.items tbody tr').first().waitFor();
+      // The filtered page answers late, as on a busy machine: until it is in,
+      // no row of the unfiltered list may show under the new filter.
+      await page.route(/\/items\?(.*&)?status=failed/, async (route) => {
+        await new Promise((resolveLater) => setTimeout(resolveLater, 1000));
+        await route.continue();
+      });
+      // Every change of the table is checked as it is made, so that not even one
+      // frame shows a row that is not failed under the "failed" caption.
+      await page.evaluate(`(() => {
+        window.staleRows = 0;
+        new MutationObserver(() => {
+          if (!document.querySelector('.items caption')?.textContent?.includes('failed')) return;
+          const rows = [...document.querySelectorAll('.items tbody tr')];
+          if (rows.some((r) => !r.textContent.includes('failed'))) window.staleRows++;
+        }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      })()`);
       await page.locator('.items select').selectOption('failed');
       await page.locator('.items caption').filter({ hasText: 'failed' }).waitFor({ state: 'attached' });
-      await page.locator('.items tbody tr').nth(1).waitFor();
+      expect(await page.locator('.items tbody tr').count()).toBe(0);
+      expect(await page.locator('.items .list-end').innerText()).toBe('Loading…');
+      // The end line shows the count once the filtered page is in (it reads "Loading…" before).
+      await page
+        .locator('.items .list-end')
+        .filter({ hasText: /end of list/ })
+        .waitFor();
+      expect(await page.evaluate('window.staleRows')).toBe(0);
       const failed = await page.locator('.items tbody tr').allInnerTexts();
       expect(failed).toHaveLength(2);
       expect(failed[0]).toMatch(
@@ -504,7 +527,11 @@ describe('The dashboard in a real browser', () => {
           await row(page, finished.id).getByRole('link').click();
           await page.getByTestId('succeeded').waitFor();
           await page.locator('.items select').selectOption('failed');
-          await page.locator('.items tbody tr').nth(1).waitFor();
+          await page.locator('.items caption').filter({ hasText: 'failed' }).waitFor({ state: 'attached' });
+          await page
+            .locator('.items .list-end')
+            .filter({ hasText: /end of list/ })
+            .waitFor();
           await page.getByRole('heading', { name: 'Items' }).scrollIntoViewIfNeeded();
           await page.screenshot({ path: join(SCREENSHOTS, `dashboard-job-${width}.png`) });
           expect(await pageWidth(page)).toBeLessThanOrEqual(width);

@@ -20,19 +20,24 @@ export function usePaged<T>(
   key: string,
   load: (cursor: string | undefined, signal: AbortSignal) => Promise<Page<T>>,
 ): Paged<T> {
-  const [items, setItemsState] = useState<T[]>([]);
+  // The rows are kept with the key they were loaded for, so that a render
+  // after the key changed never shows the old filter's rows under the new one.
+  const [list, setList] = useState<{ key: string; items: T[] }>({ key, items: [] });
   const [loading, setLoading] = useState(false);
   const [problem, setProblem] = useState<Problem>();
   const cursor = useRef<string | null | undefined>(undefined);
   const inFlight = useRef<AbortController | undefined>(undefined);
   const loadRef = useRef(load);
   loadRef.current = load;
+  const keyRef = useRef(key);
+  keyRef.current = key;
 
   const fetchPage = useCallback((first: boolean) => {
     if (!first && (inFlight.current || cursor.current === null)) return;
     inFlight.current?.abort();
     const abort = new AbortController();
     inFlight.current = abort;
+    const forKey = keyRef.current;
     setLoading(true);
     setProblem(undefined);
     loadRef
@@ -40,7 +45,10 @@ export function usePaged<T>(
       .then((page) => {
         if (abort.signal.aborted) return;
         cursor.current = page.next_cursor;
-        setItemsState((prev) => (first ? page.items : [...prev, ...page.items]));
+        setList((prev) => ({
+          key: forKey,
+          items: first || prev.key !== forKey ? page.items : [...prev.items, ...page.items],
+        }));
       })
       .catch((err: unknown) => {
         if (!abort.signal.aborted) setProblem(asProblem(err));
@@ -55,18 +63,19 @@ export function usePaged<T>(
 
   useEffect(() => {
     cursor.current = undefined;
-    setItemsState([]);
+    setList({ key, items: [] });
     fetchPage(true);
     return () => inFlight.current?.abort();
   }, [key, fetchPage]);
 
+  const current = list.key === key;
   return {
-    items,
-    loading,
-    problem,
-    more: cursor.current !== null,
+    items: current ? list.items : [],
+    loading: loading || !current,
+    problem: current ? problem : undefined,
+    more: current && cursor.current !== null,
     loadMore: () => fetchPage(false),
-    setItems: setItemsState,
+    setItems: (update) => setList((prev) => ({ key: prev.key, items: update(prev.items) })),
   };
 }
 
